@@ -1,0 +1,52 @@
+"""Compile backends: one module per foreign library, each the only importer of it.
+
+A backend is found by the ``backend`` name in a target profile: first among the
+backends built into edgekit, then among entry points in the ``edgekit.backends``
+group, which third-party packages can register. Modules load lazily, so an
+uninstalled library only matters when its target is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import cast
+
+from edgekit.backends.base import Backend, Runner
+from edgekit.errors import BackendUnavailable
+
+__all__ = ["BUILTIN", "PLANNED", "Backend", "Runner", "get_backend"]
+
+BUILTIN = {
+    "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
+}
+
+# Backends a shipped profile names that this version does not contain yet.
+PLANNED = {
+    "hls4ml": "the hls4ml FPGA backend is not part of this edgekit version yet (issue #4)",
+    "tensorrt": "the TensorRT GPU backend is not part of this edgekit version yet (issue #6)",
+}
+
+
+def _load(spec: str) -> Backend:
+    module_name, _, attr = spec.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cast(Backend, cls())
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; BackendUnavailable with the reason if there is none."""
+    if name in BUILTIN:
+        return _load(BUILTIN[name])
+    for ep in entry_points(group="edgekit.backends"):
+        if ep.name == name:
+            return cast(Backend, ep.load()())
+    if name in PLANNED:
+        raise BackendUnavailable(
+            PLANNED[name],
+            hint="choose a target whose backend is available: edgekit targets",
+        )
+    raise BackendUnavailable(
+        f"no backend named {name!r}",
+        hint=f"built-in backends: {', '.join(BUILTIN)}; others register in the 'edgekit.backends' entry-point group",
+    )

@@ -1,0 +1,52 @@
+"""What every backend provides: a build step and a runner (Polygraphy's loader/runner split)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.targets import TargetProfile
+
+__all__ = ["Backend", "Runner"]
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Runs a compiled artifact on a batch. ``clock`` names how its latency is timed."""
+
+    clock: str
+    description: str
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+    def synchronize(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def unavailable_reason(self) -> str | None:
+        """None when the backend can build and run here, else why not and what to install."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the foreign libraries this backend uses, for the manifest."""
+
+    def check_target(self, target: TargetProfile) -> None:
+        """Reject backend options and settings this backend cannot honour (ConfigError)."""
+
+    def compile(
+        self,
+        graph: ExportedGraph,
+        graph_path: Path,
+        target: TargetProfile,
+        out_dir: Path,
+    ) -> CompiledArtifact:
+        """Build the artifact for ``target`` into ``out_dir`` (a fresh temporary directory)."""
+
+    def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> Runner:
+        """A runner for a built artifact."""

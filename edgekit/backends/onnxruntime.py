@@ -1,0 +1,168 @@
+"""ONNX Runtime backend: the only module that imports onnxruntime.
+
+"Compiling" runs ONNX Runtime's graph optimizer once and saves the optimized
+graph, so the artifact on disk is what the session executes, and the runner
+loads it with optimizations off (they were already applied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.errors import BackendUnavailable, ConfigError, InputError, ToolchainError
+from edgekit.schema import build
+from edgekit.targets import TargetProfile
+
+__all__ = ["OnnxRuntimeBackend", "OnnxRuntimeOptions"]
+
+ARTIFACT_NAME = "model.ort.onnx"
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    inter_op_threads: int = field(default=1, metadata={"min": 0})
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise BackendUnavailable(
+            "onnxruntime is not installed",
+            hint="pip install onnxruntime (it is a core dependency of edgekit: reinstall edgekit)",
+        ) from err
+    return onnxruntime
+
+
+def _options(target: TargetProfile) -> OnnxRuntimeOptions:
+    return build(OnnxRuntimeOptions, target.backend_options, target.source, "backend_options")
+
+
+class OnnxRuntimeRunner:
+    clock = "wall clock (time.perf_counter_ns), host CPU"
+
+    def __init__(self, session: Any, input_name: str, output_name: str, description: str) -> None:
+        self._session = session
+        self._input = input_name
+        self._output = output_name
+        self.description = description
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        result = self._session.run([self._output], {self._input: x})
+        return np.asarray(result[0])
+
+    def synchronize(self) -> None:
+        """ONNX Runtime's CPU run() returns when the work is done."""
+
+    def close(self) -> None:
+        self._session = None
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            _ort()
+        except BackendUnavailable as err:
+            return str(err)
+        return None
+
+    def versions(self) -> dict[str, str]:
+        return {"onnxruntime": str(_ort().__version__)}
+
+    def check_target(self, target: TargetProfile) -> None:
+        options = _options(target)
+        available = set(_ort().get_available_providers())
+        missing = [p for p in options.providers if p not in available]
+        if missing:
+            raise ConfigError(
+                f"{target.source}: execution provider(s) {', '.join(missing)} are not in this onnxruntime",
+                hint=f"available here: {', '.join(sorted(available))}",
+            )
+        if target.precision != "fp32":
+            raise ConfigError(
+                f"{target.source}: precision {target.precision!r} needs a quantized graph, which this "
+                'edgekit version cannot export yet (issue #3); use precision = "fp32"'
+            )
+
+    def _session_options(self, target: TargetProfile, level: str) -> Any:
+        ort = _ort()
+        options = _options(target)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[level]
+        so.intra_op_num_threads = target.cpu.threads if target.cpu else 0
+        so.inter_op_num_threads = options.inter_op_threads
+        so.log_severity_level = 3
+        return so
+
+    def compile(
+        self,
+        graph: ExportedGraph,
+        graph_path: Path,
+        target: TargetProfile,
+        out_dir: Path,
+    ) -> CompiledArtifact:
+        ort = _ort()
+        options = _options(target)
+        so = self._session_options(target, options.graph_optimization)
+        artifact_path = out_dir / ARTIFACT_NAME
+        so.optimized_model_filepath = str(artifact_path)
+        try:
+            session = ort.InferenceSession(str(graph_path), so, providers=list(options.providers))
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ToolchainError(
+                f"onnxruntime could not build a session from {graph_path}: {err}",
+                hint="check the exported ONNX with onnx.checker; re-run with a fresh --out directory",
+            ) from err
+        info = {
+            "providers": list(session.get_providers()),
+            "graph_optimization": options.graph_optimization,
+            "intra_op_threads": so.intra_op_num_threads,
+            "onnxruntime": ort.__version__,
+        }
+        return CompiledArtifact(
+            target=target.name,
+            backend=self.name,
+            path=ARTIFACT_NAME,
+            input_name=graph.input_name,
+            output_name=graph.output_name,
+            info=info,
+        )
+
+    def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> OnnxRuntimeRunner:
+        ort = _ort()
+        if not artifact_path.is_file():
+            raise InputError(
+                f"compiled artifact {artifact_path} is missing",
+                hint="re-run edgekit compile",
+            )
+        options = _options(target)
+        # The saved graph is already optimized; optimizing again would only cost load time.
+        so = self._session_options(target, "disable")
+        try:
+            session = ort.InferenceSession(str(artifact_path), so, providers=list(options.providers))
+        except Exception as err:
+            raise InputError(
+                f"compiled artifact {artifact_path} cannot be loaded by onnxruntime: {err}",
+                hint="the file is corrupt or from another onnxruntime version; re-run edgekit compile",
+            ) from err
+        providers = session.get_providers()
+        return OnnxRuntimeRunner(
+            session,
+            artifact.input_name,
+            artifact.output_name,
+            f"onnxruntime {ort.__version__} ({providers[0]}, {so.intra_op_num_threads or 'all'} threads)",
+        )

@@ -1,0 +1,1 @@
+"""The ``edgekit`` command: a thin layer over the library."""

@@ -1,0 +1,264 @@
+"""``edgekit`` subcommands. Each parses its flags, calls the library, and prints.
+
+Exit codes: 0 every gate passed, 1 a validation gate failed, 2 bad config or
+input, 3 a backend is unavailable, 4 an external toolchain failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+
+__all__ = ["main"]
+
+EPILOG = (
+    "exit codes: 0 all gates passed, 1 a validation gate failed, 2 bad config or input, "
+    "3 backend unavailable, 4 toolchain failed"
+)
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekit",
+        description="Quantize, prune, export, compile and validate small neural networks for CPUs, GPUs and FPGAs.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser(
+        "compile",
+        help="train/load, export, compile and validate a model for one or more targets",
+        description="Build MODEL for each --target and validate every artifact against the float reference.",
+        epilog=EPILOG,
+    )
+    c.add_argument("model", metavar="MODEL", help="zoo model name (edgekit models), a model folder, or module:factory")
+    c.add_argument(
+        "-t",
+        "--target",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="target profile name (edgekit targets) or profile TOML path; repeatable; default: the recipe's targets",
+    )
+    c.add_argument("-o", "--out", type=Path, help="build directory (default: build/MODEL)")
+    c.add_argument("--recipe", help="recipe for a module:factory model: a zoo model name or a recipe TOML path")
+    c.add_argument("--tiny", action="store_true", help="the recipe's tiny variant: seconds instead of minutes")
+    c.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a setting, e.g. --set train.epochs=5 --set gates.min_metric=0.9 (repeatable)",
+    )
+    c.add_argument("--force", action="store_true", help="rebuild every stage, ignoring cached outputs")
+    _add_output_flags(c)
+
+    v = sub.add_parser(
+        "validate",
+        help="re-validate an existing build directory",
+        description="Re-run every compiled artifact of BUILD_DIR on its golden vectors and check the gates.",
+        epilog=EPILOG,
+    )
+    v.add_argument("build_dir", type=Path, metavar="BUILD_DIR")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    _add_output_flags(v)
+
+    t = sub.add_parser("targets", help="list target profiles, or show one")
+    t.add_argument("name", nargs="?", help="a profile name or TOML path to show in full")
+    t.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("models", help="list the model zoo")
+    m.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("doctor", help="which toolchains are present and what each enables")
+    d.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    from edgekit.schema import to_plain
+
+    print(json.dumps(to_plain(data), indent=1, default=str))
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from edgekit.pipeline import CompileRequest, compile_model
+
+    request = CompileRequest(
+        model=args.model,
+        targets=tuple(args.target),
+        out=args.out,
+        recipe=args.recipe,
+        tiny=args.tiny,
+        overrides=tuple(args.overrides),
+        force=args.force,
+    )
+    result = compile_model(request)
+    return _show_result(result, args)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from edgekit.pipeline import validate_build
+
+    return _show_result(validate_build(args.build_dir, tuple(args.overrides)), args)
+
+
+def _show_result(result: Any, args: argparse.Namespace) -> int:
+    from edgekit.report import latency_table, problems, results_table
+
+    if args.json:
+        _print_json(
+            {
+                "build_dir": str(result.build_dir),
+                "exit_code": result.exit_code,
+                "passed": result.report.passed,
+                "manifest": str(result.build_dir / "manifest.json"),
+                "report": str(result.build_dir / "report.md"),
+                "validation": result.report,
+            }
+        )
+        return int(result.exit_code)
+    print()
+    print(results_table(result.report))
+    print()
+    print(latency_table(result.report))
+    print()
+    for line in problems(result.report):
+        print(line)
+    verdict = {0: "all gates passed", 1: "a validation gate failed", 3: "a backend is unavailable"}.get(
+        result.exit_code, "a toolchain failed"
+    )
+    print(f"{verdict} (exit code {result.exit_code}); report: {result.build_dir / 'report.md'}")
+    return int(result.exit_code)
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from edgekit.backends import get_backend
+    from edgekit.targets import list_targets, load_target
+
+    if args.name:
+        profile = load_target(args.name)
+        if args.json:
+            _print_json(profile)
+        else:
+            print(Path(profile.source).read_text(), end="")
+        return 0
+    rows = []
+    for profile in list_targets():
+        try:
+            reason = get_backend(profile.backend).unavailable_reason()
+        except EdgekitError as err:
+            reason = err.message
+        rows.append(
+            {
+                "name": profile.name,
+                "family": profile.family,
+                "backend": profile.backend,
+                "precision": profile.precision,
+                "available": reason is None,
+                "reason": reason or "",
+                "description": profile.description,
+            }
+        )
+    if args.json:
+        _print_json(rows)
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        state = "available" if r["available"] else "unavailable"
+        kind = f"{r['family']:<4}  {r['backend']:<11}  {r['precision']:<5}"
+        print(f"{r['name']:<{width}}  {kind}  {state:<11}  {r['description']}")
+        if not r["available"]:
+            print(f"{'':<{width}}  -> {r['reason']}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from edgekit.zoo import list_models
+
+    recipes = list_models()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": r.name,
+                    "description": r.description,
+                    "input_shape": r.input_shape,
+                    "metric": r.metric,
+                    "default_targets": r.default_targets,
+                    "folder": r.folder,
+                }
+                for r in recipes
+            ]
+        )
+        return 0
+    width = max(len(r.name) for r in recipes)
+    for r in recipes:
+        print(f"{r.name:<{width}}  input {tuple(r.input_shape)!s:<10}  {r.metric:<8}  {r.description}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from edgekit.toolchains import doctor
+
+    found = doctor()
+    if args.json:
+        _print_json(found)
+        return 0
+    width = max(len(t.name) for t in found)
+    for t in found:
+        state = f"{t.version}" if t.found else "missing"
+        print(f"{t.name:<{width}}  {state:<12}  {t.enables}")
+        if not t.found and t.hint:
+            print(f"{'':<{width}}  {'':<12}  -> {t.hint}")
+    return 0
+
+
+COMMANDS = {
+    "compile": _cmd_compile,
+    "validate": _cmd_validate,
+    "targets": _cmd_targets,
+    "models": _cmd_models,
+    "doctor": _cmd_doctor,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from edgekit import progress
+
+    quiet = getattr(args, "quiet", False) or args.json
+    progress.configure(bars=not quiet, messages=not quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except EdgekitError as err:
+        print(f"edgekit: error: {err.message}", file=sys.stderr)
+        if err.log_path is not None:
+            print(f"  log: {err.log_path}", file=sys.stderr)
+        if err.hint:
+            print(f"  hint: {err.hint}", file=sys.stderr)
+        return err.exit_code
+    except BrokenPipeError:  # output piped into head and the like
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("edgekit: interrupted; finished stages are kept, unfinished ones left nothing behind", file=sys.stderr)
+        return 130

@@ -1,0 +1,140 @@
+"""Resolved build settings and the one place they are merged.
+
+Layers, lowest first: code defaults < target profile < model recipe (< its
+``[tiny]`` table when asked for) < command-line ``--set`` flags. Each layer is
+checked on its own, so an error names the file it came from, and the merge
+result is built once into frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edgekit.errors import ConfigError
+from edgekit.schema import build, check_table, deep_merge
+
+__all__ = [
+    "ExportSettings",
+    "GateSettings",
+    "LatencySettings",
+    "Layer",
+    "Settings",
+    "TrainSettings",
+    "ValidationSettings",
+    "merge_settings",
+    "parse_set_flags",
+]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = field(default=20, metadata={"min": 0, "max": 10_000})
+    batch_size: int = field(default=256, metadata={"min": 1})
+    learning_rate: float = field(default=1e-3, metadata={"min": 0.0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0.0})
+    optimizer: Literal["adam", "sgd"] = "adam"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    # The TorchScript exporter (dynamo=False) is pinned: it needs no onnxscript and it is
+    # the path brevitas' QONNX/QCDQ exports take, so float and quantized graphs match in form.
+    opset: int = field(default=17, metadata={"min": 13, "max": 23})
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    batch_sizes: tuple[int, ...] = field(default=(1, 1024), metadata={"min": 1})
+    warmup_iters: int = field(default=20, metadata={"min": 0})
+    min_iters: int = field(default=50, metadata={"min": 1})
+    max_iters: int = field(default=20_000, metadata={"min": 1})
+    min_time_s: float = field(default=0.3, metadata={"min": 0.0})
+    max_time_s: float = field(default=3.0, metadata={"min": 0.0})
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    max_samples: int | None = field(default=None, metadata={"min": 1})
+    batch_size: int = field(default=1024, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Pass/fail thresholds; a gate set to nothing (absent in every layer) is not checked."""
+
+    min_metric: float | None = None
+    max_metric_drop_vs_float: float | None = 0.002
+    max_abs_diff_vs_float: float | None = 1e-4
+    min_top1_agreement: float | None = 0.999
+    max_latency_p50_us_batch1: float | None = field(default=None, metadata={"min": 0.0})
+
+
+@dataclass(frozen=True)
+class Settings:
+    train: TrainSettings = TrainSettings()
+    export: ExportSettings = ExportSettings()
+    latency: LatencySettings = LatencySettings()
+    validation: ValidationSettings = ValidationSettings()
+    gates: GateSettings = GateSettings()
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    data_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+SETTINGS_SECTIONS = (
+    "train",
+    "export",
+    "latency",
+    "validation",
+    "gates",
+    "model_options",
+    "data_options",
+)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: where it came from and its (nested) table."""
+
+    source: str
+    table: Mapping[str, Any]
+
+
+def merge_settings(layers: Sequence[Layer]) -> Settings:
+    """Check each layer, merge them in order (later wins) and build frozen settings."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        check_table(Settings, layer.table, layer.source)
+        merged = deep_merge(merged, layer.table)
+    return build(Settings, merged, "merged settings")
+
+
+def parse_set_flags(flags: Sequence[str]) -> Layer:
+    """``--set train.epochs=5 --set latency.batch_sizes=[1,64]`` as one settings layer.
+
+    Values are TOML values; a bare word that is not valid TOML is taken as a string.
+    """
+    table: dict[str, Any] = {}
+    for flag in flags:
+        key, sep, raw = flag.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"--set {flag!r} is not KEY=VALUE",
+                hint="for example --set train.epochs=5 or --set gates.min_metric=0.9",
+            )
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        *parents, leaf = key.split(".")
+        node = table
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {flag!r} conflicts with an earlier --set of {part!r}")
+        node[leaf] = value
+    return Layer("command line --set", table)

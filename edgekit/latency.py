@@ -1,0 +1,63 @@
+"""One latency protocol for every runner: warm-up, timed iterations, percentiles.
+
+Each measurement records its clock and sample count, so a number in a report
+always says where it came from.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgekit.backends.base import Runner
+from edgekit.config import LatencySettings
+
+__all__ = ["LatencyStat", "measure_latency"]
+
+
+@dataclass(frozen=True)
+class LatencyStat:
+    batch_size: int
+    p50_us: float
+    p99_us: float
+    mean_us: float
+    throughput_per_s: float  # samples (not batches) per second, from the mean
+    iterations: int
+    clock: str
+
+
+def measure_latency(runner: Runner, sample: np.ndarray, batch_size: int, cfg: LatencySettings) -> LatencyStat:
+    """Time ``runner.run`` on a batch made by repeating ``sample`` rows.
+
+    Runs ``warmup_iters`` untimed calls, then timed calls until both ``min_iters``
+    and ``min_time_s`` are reached, stopping at ``max_iters`` or ``max_time_s``.
+    """
+    reps = -(-batch_size // len(sample))
+    batch = np.ascontiguousarray(np.concatenate([sample] * reps)[:batch_size])
+    for _ in range(cfg.warmup_iters):
+        runner.run(batch)
+    runner.synchronize()
+    times_ns: list[int] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter_ns()
+        runner.run(batch)
+        runner.synchronize()
+        times_ns.append(time.perf_counter_ns() - t0)
+        elapsed = time.perf_counter() - start
+        enough = len(times_ns) >= cfg.min_iters and elapsed >= cfg.min_time_s
+        if enough or len(times_ns) >= cfg.max_iters or elapsed >= cfg.max_time_s:
+            break
+    us = np.asarray(times_ns, dtype=np.float64) / 1e3
+    mean = float(us.mean())
+    return LatencyStat(
+        batch_size=batch_size,
+        p50_us=float(np.percentile(us, 50)),
+        p99_us=float(np.percentile(us, 99)),
+        mean_us=mean,
+        throughput_per_s=batch_size / (mean / 1e6),
+        iterations=len(times_ns),
+        clock=runner.clock,
+    )

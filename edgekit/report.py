@@ -1,0 +1,142 @@
+"""Human-readable results: the terminal tables and ``report.md`` in the build directory."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from edgekit.builddir import atomic_write_text
+from edgekit.stages.validate import TargetResult, ValidationReport
+
+__all__ = ["latency_table", "results_table", "write_report"]
+
+
+def _us(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.1f} us" if value < 1000 else f"{value / 1000:.2f} ms"
+
+
+def _num(value: float, fmt: str) -> str:
+    return "-" if math.isnan(value) else format(value, fmt)
+
+
+def _status(result: TargetResult, is_reference: bool) -> str:
+    if is_reference:
+        return "reference"
+    if result.status != "ok":
+        return result.status.upper()
+    return "PASS" if result.passed else "FAIL"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def results_table(report: ValidationReport) -> str:
+    with_accuracy = report.metric_name != "accuracy"
+    header = ["target", "status", report.metric_name, "max|diff| vs float", "top-1 agree", "samples"]
+    if with_accuracy:
+        header.insert(3, "accuracy")
+    rows = []
+    for result, is_ref in [(report.reference, True), *((t, False) for t in report.targets)]:
+        if result.status != "ok":
+            rows.append([result.target, _status(result, is_ref)] + ["-"] * (len(header) - 2))
+            continue
+        row = [
+            result.target,
+            _status(result, is_ref),
+            _num(result.metric, ".4f"),
+            "-" if is_ref else _num(result.max_abs_diff_vs_float, ".2e"),
+            "-" if is_ref else f"{result.top1_agreement * 100:.2f}%",
+            str(result.n_samples),
+        ]
+        if with_accuracy:
+            row.insert(3, _num(result.accuracy, ".4f"))
+        rows.append(row)
+    return _table(header, rows, right=set(range(2, len(header))))
+
+
+def latency_table(report: ValidationReport) -> str:
+    header = ["target", "batch", "p50", "p99", "samples/s", "iterations", "clock"]
+    rows = []
+    for result in (report.reference, *report.targets):
+        for stat in result.latency:
+            rows.append(
+                [
+                    result.target,
+                    str(stat.batch_size),
+                    _us(stat.p50_us),
+                    _us(stat.p99_us),
+                    f"{stat.throughput_per_s:,.0f}",
+                    str(stat.iterations),
+                    stat.clock,
+                ]
+            )
+    return _table(header, rows, right={1, 2, 3, 4, 5})
+
+
+def problems(report: ValidationReport) -> list[str]:
+    lines = []
+    for t in report.targets:
+        if t.status != "ok":
+            lines.append(f"{t.target}: {t.status}: {t.reason.splitlines()[0] if t.reason else ''}")
+        lines.extend(f"{t.target}: gate failed: {g.describe()}" for g in t.failed_gates())
+    return lines
+
+
+def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport) -> Path:
+    env = manifest["environment"]
+    model = manifest["model"]
+    lines = [
+        f"# edgekit build: {model['name']}",
+        "",
+        f"- edgekit {manifest['edgekit_version']}, built {manifest['created_utc']}"
+        + (f", re-validated {manifest['revalidated_utc']}" if "revalidated_utc" in manifest else ""),
+        f"- machine: {env['platform']}, {env['cpu_count']} CPUs, Python {env['python']}",
+        f"- model: {model['n_parameters']:,} parameters, input {tuple(model['input_shape'])}, "
+        f"{len(model['classes'])} classes, recipe {model['recipe']}",
+        f"- validated on {report.reference.n_samples} held-out samples (golden vectors in float/)",
+        "",
+        "## Results",
+        "",
+        "```",
+        results_table(report),
+        "```",
+        "",
+        "## Latency",
+        "",
+        "Each row: warm-up, then timed calls of one batch; percentiles over the timed calls.",
+        "",
+        "```",
+        latency_table(report),
+        "```",
+        "",
+        "## Gates",
+        "",
+    ]
+    for t in report.targets:
+        lines.append(f"### {t.target} ({t.backend}): {_status(t, False)}")
+        lines.append("")
+        if t.status != "ok":
+            lines += [f"{t.reason}", ""]
+            continue
+        lines += [f"- runner: {t.runner}"]
+        lines += [f"- {'pass' if g.passed else 'FAIL'}: {g.describe()}" for g in t.gates]
+        lines.append("")
+    lines += ["## Stages", "", "| stage | folder | cached | wall time |", "|---|---|---|---|"]
+    lines += [
+        f"| {s['name']} | {s['directory']} | {'yes' if s['cached'] else 'no'} | {s['wall_s']:.2f} s |"
+        for s in manifest["stages"]
+    ]
+    path = root / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,163 @@
+"""Stage 4 (first cut): each compiled artifact against the float reference, and the gates.
+
+The result is plain data: a :class:`ValidationReport` is truthy when every gate
+of every validated target passed (Polygraphy's convention for comparisons).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from edgekit.backends.base import Runner
+from edgekit.config import GateSettings, Settings
+from edgekit.latency import LatencyStat, measure_latency
+from edgekit.metrics import accuracy, max_abs_diff, mean_abs_diff, task_metric, top1_agreement
+from edgekit.progress import bar
+
+__all__ = ["GateResult", "GoldenSet", "TargetResult", "ValidationReport", "evaluate_runner", "skipped_result"]
+
+Status = Literal["ok", "unavailable", "failed"]
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    inputs: np.ndarray
+    labels: np.ndarray
+    float_outputs: np.ndarray
+    metric: str
+
+    def limited(self, max_samples: int | None) -> GoldenSet:
+        if max_samples is None or max_samples >= len(self.labels):
+            return self
+        n = max_samples
+        return GoldenSet(self.inputs[:n], self.labels[:n], self.float_outputs[:n], self.metric)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    comparison: Literal["<=", ">="]
+    threshold: float
+    value: float
+    passed: bool
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.value:.6g} (must be {self.comparison} {self.threshold:.6g})"
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: str
+    backend: str
+    status: Status
+    reason: str = ""
+    runner: str = ""
+    n_samples: int = 0
+    metric_name: str = ""
+    metric: float = math.nan
+    accuracy: float = math.nan
+    max_abs_diff_vs_float: float = math.nan
+    mean_abs_diff_vs_float: float = math.nan
+    top1_agreement: float = math.nan
+    latency: tuple[LatencyStat, ...] = ()
+    gates: tuple[GateResult, ...] = ()
+    exit_code: int = 0  # for a target that was not validated: why (3 unavailable, 4 toolchain)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok" and all(g.passed for g in self.gates)
+
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    def latency_at(self, batch_size: int) -> LatencyStat | None:
+        return next((s for s in self.latency if s.batch_size == batch_size), None)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    model: str
+    metric_name: str
+    reference: TargetResult
+    targets: tuple[TargetResult, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.targets)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def _run_all(runner: Runner, inputs: np.ndarray, batch_size: int, desc: str) -> np.ndarray:
+    starts = range(0, len(inputs), batch_size)
+    parts = [runner.run(inputs[i : i + batch_size]) for i in bar(starts, desc=desc, total=len(starts), unit="batch")]
+    return np.concatenate(parts)
+
+
+def _gates(cfg: GateSettings, result: TargetResult, reference_metric: float) -> tuple[GateResult, ...]:
+    checks: list[tuple[str, Literal["<=", ">="], float | None, float]] = [
+        (f"min_metric ({result.metric_name})", ">=", cfg.min_metric, result.metric),
+        ("max_metric_drop_vs_float", "<=", cfg.max_metric_drop_vs_float, reference_metric - result.metric),
+        ("max_abs_diff_vs_float", "<=", cfg.max_abs_diff_vs_float, result.max_abs_diff_vs_float),
+        ("min_top1_agreement", ">=", cfg.min_top1_agreement, result.top1_agreement),
+    ]
+    batch1 = result.latency_at(1)
+    if cfg.max_latency_p50_us_batch1 is not None:
+        value = batch1.p50_us if batch1 else math.nan
+        checks.append(("max_latency_p50_us_batch1", "<=", cfg.max_latency_p50_us_batch1, value))
+    gates = []
+    for name, comparison, threshold, value in checks:
+        if threshold is None:
+            continue
+        ok = value >= threshold if comparison == ">=" else value <= threshold
+        gates.append(GateResult(name, comparison, float(threshold), float(value), bool(ok and not math.isnan(value))))
+    return tuple(gates)
+
+
+def evaluate_runner(
+    target: str,
+    backend: str,
+    runner: Runner,
+    golden: GoldenSet,
+    settings: Settings,
+    reference_metric: float | None,
+) -> TargetResult:
+    """Outputs, metrics, agreement with the float reference, latency, and (for targets) gates.
+
+    ``reference_metric`` is None for the float reference itself, which has no gates.
+    """
+    golden = golden.limited(settings.validation.max_samples)
+    outputs = _run_all(runner, golden.inputs, settings.validation.batch_size, f"validate {target}")
+    if outputs.shape != golden.float_outputs.shape:
+        raise ValueError(f"{target} returned outputs of shape {outputs.shape}, expected {golden.float_outputs.shape}")
+    sample = golden.inputs[: max(settings.latency.batch_sizes)]
+    latency = tuple(
+        measure_latency(runner, sample, b, settings.latency)
+        for b in bar(settings.latency.batch_sizes, desc=f"latency {target}", unit="batch size")
+    )
+    result = TargetResult(
+        target=target,
+        backend=backend,
+        status="ok",
+        runner=runner.description,
+        n_samples=len(golden.labels),
+        metric_name=golden.metric,
+        metric=task_metric(golden.metric, outputs, golden.labels),
+        accuracy=accuracy(outputs, golden.labels),
+        max_abs_diff_vs_float=max_abs_diff(outputs, golden.float_outputs),
+        mean_abs_diff_vs_float=mean_abs_diff(outputs, golden.float_outputs),
+        top1_agreement=top1_agreement(outputs, golden.float_outputs),
+        latency=latency,
+    )
+    if reference_metric is None:
+        return result
+    return replace(result, gates=_gates(settings.gates, result, reference_metric))
+
+
+def skipped_result(target: str, backend: str, status: Status, reason: str, exit_code: int) -> TargetResult:
+    return TargetResult(target=target, backend=backend, status=status, reason=reason, exit_code=exit_code)

@@ -1,0 +1,152 @@
+"""Target profiles: one TOML file per piece of hardware, with a strict schema.
+
+Profiles ship inside the wheel (``edgekit/_targets``, a link to the checkout's
+top-level ``targets/``) and any TOML path can be given instead of a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from edgekit.config import SETTINGS_SECTIONS, Layer, Settings
+from edgekit.errors import ConfigError, InputError, UnknownNameError
+from edgekit.schema import build, check_table
+
+__all__ = [
+    "TARGET_SCHEMA_VERSION",
+    "TargetProfile",
+    "list_targets",
+    "load_target",
+    "targets_dir",
+]
+
+TARGET_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CpuSpec:
+    threads: int = field(default=0, metadata={"min": 0})  # 0: every core the runtime sees
+    isa: str = "x86_64"
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    arch: str = "any"  # e.g. sm_90, or "orin" for Jetson
+    workspace_mib: int = field(default=1024, metadata={"min": 1})
+    sparsity_2_4: bool = False
+    builder_optimization_level: int = field(default=3, metadata={"min": 0, "max": 5})
+    dla_core: int | None = field(default=None, metadata={"min": 0})
+    gpu_fallback: bool = True
+
+
+@dataclass(frozen=True)
+class FpgaResources:
+    """Capacities of the part, for utilization figures."""
+
+    lut: int = field(metadata={"min": 1})
+    ff: int = field(metadata={"min": 1})
+    dsp: int = field(metadata={"min": 0})
+    bram_18k: int = field(metadata={"min": 0})
+    uram: int = field(default=0, metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class FpgaSpec:
+    part: str
+    clock_period_ns: float = field(metadata={"min": 0.5, "max": 100.0})
+    resources: FpgaResources
+    board: str = ""
+    hls_backend: Literal["Vitis", "Vivado"] = "Vitis"
+    io_type: Literal["io_parallel", "io_stream"] = "io_parallel"
+    strategy: Literal["latency", "resource", "distributed_arithmetic"] = "latency"
+    reuse_factor: int = field(default=1, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    schema_version: int
+    name: str
+    description: str
+    family: Literal["cpu", "gpu", "fpga"]
+    backend: str
+    precision: Literal["fp32", "fp16", "bf16", "int8", "fixed"]
+    cpu: CpuSpec | None = None
+    gpu: GpuSpec | None = None
+    fpga: FpgaSpec | None = None
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    # Settings sections (latency, validation, gates) this hardware changes; checked as a layer.
+    latency: Mapping[str, Any] = field(default_factory=dict)
+    validation: Mapping[str, Any] = field(default_factory=dict)
+    gates: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+    content_sha256: str = ""
+
+    def settings_layer(self) -> Layer:
+        table = {k: dict(getattr(self, k)) for k in ("latency", "validation", "gates") if getattr(self, k)}
+        return Layer(self.source, table)
+
+
+def targets_dir() -> Path:
+    """The shipped profiles: inside the installed package, else the checkout's ``targets/``."""
+    packaged = Path(str(resources.files("edgekit") / "_targets"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "targets"
+
+
+def _shipped() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(targets_dir().glob("*.toml"))}
+
+
+def list_targets() -> list[TargetProfile]:
+    return [load_target(str(path)) for path in _shipped().values()]
+
+
+def load_target(name_or_path: str) -> TargetProfile:
+    """A shipped profile by name, or a profile TOML by path."""
+    looks_like_path = name_or_path.endswith(".toml") or "/" in name_or_path
+    if looks_like_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise InputError(f"target profile file {path} does not exist")
+    else:
+        shipped = _shipped()
+        if name_or_path not in shipped:
+            raise UnknownNameError(
+                f"unknown target {name_or_path!r}",
+                hint=f"shipped targets: {', '.join(shipped)} (see edgekit targets), or a path to a profile TOML",
+            )
+        path = shipped[name_or_path]
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"target profile {path} is not valid TOML: {err}") from err
+    source = str(path)
+    version = data.get("schema_version")
+    if version != TARGET_SCHEMA_VERSION:
+        raise ConfigError(
+            f"{source}: schema_version is {version!r}; this edgekit reads version {TARGET_SCHEMA_VERSION}",
+            hint="set schema_version = 1, or upgrade edgekit for newer profiles",
+        )
+    for reserved in ("source", "content_sha256"):
+        if reserved in data:
+            raise ConfigError(f"{source}: {reserved!r} is set by edgekit, remove it from the profile")
+    profile = build(TargetProfile, data, source)
+    family_section = {"cpu": profile.cpu, "gpu": profile.gpu, "fpga": profile.fpga}
+    if family_section[profile.family] is None:
+        raise ConfigError(f"{source}: a {profile.family} target needs a [{profile.family}] table")
+    extra = [f for f, spec in family_section.items() if spec is not None and f != profile.family]
+    if extra:
+        raise ConfigError(f"{source}: a {profile.family} target cannot have a [{extra[0]}] table")
+    layer = profile.settings_layer()
+    check_table(Settings, layer.table, source)
+    assert set(layer.table) <= set(SETTINGS_SECTIONS)
+    digest = hashlib.sha256(raw).hexdigest()
+    return replace(profile, source=source, content_sha256=digest)

@@ -1,0 +1,58 @@
+"""The one way edgekit runs an external program: explicit cwd, timeout, a log file, a checked exit code."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.errors import ToolchainError
+
+__all__ = ["ToolRun", "run_tool"]
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+    log_path: Path | None
+
+
+def run_tool(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    timeout_s: float,
+    log_path: Path | None = None,
+    check: bool = True,
+) -> ToolRun:
+    """Run ``args`` in ``cwd``; stdout and stderr go to ``log_path`` (if given) and the result.
+
+    A missing program, a timeout or (with ``check``) a non-zero exit raise ToolchainError
+    naming the program and the log.
+    """
+    name = Path(args[0]).name
+    try:
+        proc = subprocess.run(
+            list(args),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError as err:
+        raise ToolchainError(f"{name} is not installed or not on PATH", hint="edgekit doctor lists toolchains") from err
+    except subprocess.TimeoutExpired as err:
+        raise ToolchainError(f"{name} did not finish within {timeout_s:g} s", log_path=log_path) from err
+    output = proc.stdout + proc.stderr
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(f"$ {' '.join(args)}\n(cwd {cwd})\n{output}\nexit code {proc.returncode}\n")
+    if check and proc.returncode != 0:
+        tail = "\n".join(output.strip().splitlines()[-5:])
+        raise ToolchainError(f"{name} failed with exit code {proc.returncode}:\n{tail}", log_path=log_path)
+    return ToolRun(tuple(args), proc.returncode, output, log_path)

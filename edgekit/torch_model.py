@@ -1,0 +1,64 @@
+"""Rebuilding a float model from its source and weights, and the torch reference runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.artifacts import FloatModel, ModelSource
+from edgekit.errors import ConfigError, InputError
+from edgekit.zoo import call_with_options, load_callable
+
+__all__ = ["TorchRunner", "instantiate", "load_float_model"]
+
+
+def instantiate(source: ModelSource) -> nn.Module:
+    factory = load_callable(source.kind, source.location, source.factory)
+    model = call_with_options(factory, source.options, f"model factory {source.factory!r}")
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"model factory {source.factory!r} in {source.location} returned {type(model).__name__}, "
+            "not a torch.nn.Module"
+        )
+    return model
+
+
+def load_float_model(model: FloatModel, build_root: Path) -> nn.Module:
+    module = instantiate(model.source)
+    path = build_root / model.weights
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+    except FileNotFoundError as err:
+        raise InputError(f"float weights {path} are missing", hint="re-run edgekit compile") from err
+    except (RuntimeError, EOFError, ValueError) as err:
+        raise InputError(
+            f"float weights {path} do not load into the model: {err}",
+            hint="the file is corrupt or the model definition changed; re-run edgekit compile",
+        ) from err
+    return module.eval()
+
+
+class TorchRunner:
+    """The float reference in torch eager mode, on the CPU."""
+
+    clock = "wall clock (time.perf_counter_ns), host CPU"
+
+    def __init__(self, module: nn.Module) -> None:
+        self._module = module.eval()
+        self.description = f"torch {torch.__version__} eager, fp32, {torch.get_num_threads()} threads"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out: Any = self._module(torch.from_numpy(x))
+        return np.asarray(out.numpy())
+
+    def synchronize(self) -> None:
+        """CPU eager calls return when the work is done."""
+
+    def close(self) -> None:
+        """Nothing to release."""
