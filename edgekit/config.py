@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from edgekit.errors import ConfigError
@@ -80,8 +81,8 @@ class Settings:
     latency: LatencySettings = LatencySettings()
     validation: ValidationSettings = ValidationSettings()
     gates: GateSettings = GateSettings()
-    model_options: Mapping[str, Any] = field(default_factory=dict)
-    data_options: Mapping[str, Any] = field(default_factory=dict)
+    model_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    data_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 SETTINGS_SECTIONS = (

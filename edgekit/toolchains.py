@@ -63,7 +63,11 @@ def _program(name: str, command: str, flag: str, enables: str, hint: str) -> Too
 
 
 def _package(name: str, module: str, enables: str, hint: str) -> Toolchain:
-    if importlib.util.find_spec(module) is None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as err:  # a broken or half-removed install
+        return Toolchain(name, False, "", enables, f"{hint} ({err})")
+    if spec is None:
         return Toolchain(name, False, "", enables, hint)
     try:
         found = version(name)

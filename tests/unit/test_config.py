@@ -1,0 +1,101 @@
+"""The one settings merge: defaults < target < recipe < tiny < --set, and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekit.config import Layer, Settings, merge_settings, parse_set_flags
+from edgekit.errors import ConfigError
+from edgekit.targets import load_target
+from edgekit.zoo import resolve_model
+
+
+def test_defaults_when_no_layer_sets_anything() -> None:
+    assert merge_settings([]) == Settings()
+
+
+def test_later_layers_win_and_tables_merge_key_by_key() -> None:
+    settings = merge_settings(
+        [
+            Layer("target", {"latency": {"batch_sizes": [1, 8], "warmup_iters": 3}}),
+            Layer("recipe", {"latency": {"batch_sizes": [2]}, "train": {"epochs": 4}}),
+            parse_set_flags(["train.epochs=9"]),
+        ]
+    )
+    assert settings.latency.batch_sizes == (2,)  # recipe over target
+    assert settings.latency.warmup_iters == 3  # untouched key from the target survives
+    assert settings.train.epochs == 9  # command line over recipe
+
+
+def test_full_order_with_a_real_target_and_recipe() -> None:
+    spec = resolve_model("jet_tagger")
+    target = load_target("gpu-tensorrt-fp16")  # sets gates.max_abs_diff_vs_float = 0.05
+    cli = parse_set_flags(["train.epochs=3"])
+    layers = [target.settings_layer(), *spec.recipe.settings_layers(tiny=True), cli]
+    settings = merge_settings(layers)
+    assert settings.gates.max_abs_diff_vs_float == 0.05  # from the target
+    assert settings.gates.min_metric == 0.6  # the recipe's [tiny] over the recipe's 0.85
+    assert settings.model_options["hidden"] == [16, 8]  # tiny
+    assert settings.train.epochs == 3  # --set over tiny's 2
+    assert settings.train.batch_size == 512  # the recipe over the code default
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"train": {"epoch": 3}}, "unknown key 'epoch' in [train]"),
+        ({"trian": {}}, "unknown key 'trian' in the top level"),
+        ({"train": {"epochs": "many"}}, "train.epochs: expected an integer"),
+        ({"train": {"epochs": -1}}, "train.epochs: -1 is out of range"),
+        ({"train": {"optimizer": "lbfgs"}}, "'lbfgs' is not allowed"),
+        ({"latency": {"batch_sizes": [1, 0]}}, "latency.batch_sizes: 0 is out of range"),
+        ({"latency": {"batch_sizes": 4}}, "expected list of int"),
+        ({"gates": {"min_metric": True}}, "gates.min_metric: expected a number"),
+    ],
+)
+def test_bad_layers_name_source_key_and_problem(table: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as err:
+        merge_settings([Layer("my_recipe.toml", table)])
+    assert "my_recipe.toml" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_unknown_key_hint_lists_allowed_keys() -> None:
+    with pytest.raises(ConfigError) as err:
+        merge_settings([Layer("x", {"train": {"epoch": 1}})])
+    assert err.value.hint == "allowed keys there: batch_size, epochs, learning_rate, optimizer, seed, weight_decay"
+    assert err.value.exit_code == 2
+
+
+def test_set_flags_parse_toml_values_and_bare_strings() -> None:
+    layer = parse_set_flags(["latency.batch_sizes=[1, 64]", "gates.min_metric=0.5", "train.optimizer=sgd"])
+    assert layer.table == {
+        "latency": {"batch_sizes": [1, 64]},
+        "gates": {"min_metric": 0.5},
+        "train": {"optimizer": "sgd"},
+    }
+
+
+@pytest.mark.parametrize("flag", ["train.epochs", "=3", "train.epochs=1\ntrain"])
+def test_malformed_set_flags(flag: str) -> None:
+    with pytest.raises(ConfigError):
+        merge_settings([parse_set_flags([flag])])
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.train.epochs = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        settings.model_options["x"] = 1  # type: ignore[index]
+
+
+def test_recipe_with_bad_tiny_table_is_rejected(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    text = Path(resolve_model("jet_tagger").recipe.source).read_text().replace("train = { epochs = 2 }", "train = { epoks = 2 }")
+    (folder / "recipe.toml").write_text(text)
+    with pytest.raises(ConfigError, match=r"unknown key 'epoks' in \[tiny.train\]"):
+        resolve_model(str(folder))
