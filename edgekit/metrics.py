@@ -14,7 +14,8 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
+    probs: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return probs
 
 
 def roc_auc_ovr(logits: np.ndarray, labels: np.ndarray) -> float:

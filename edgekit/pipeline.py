@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,8 @@ def _said_cached(record: StageRecord) -> None:
 def _golden(model: FloatModel, root: Path, metric: str) -> GoldenSet:
     def load(rel: str) -> np.ndarray:
         try:
-            return np.load(root / rel, allow_pickle=False)
+            array: np.ndarray = np.load(root / rel, allow_pickle=False)
+            return array
         except (OSError, ValueError) as err:
             raise InputError(f"golden vectors {root / rel} are missing or corrupt: {err}") from err
 
@@ -183,10 +185,10 @@ def compile_model(request: CompileRequest) -> BuildResult:
         )
         say(f"[compile] {name} ({plan.profile.backend})")
         try:
+            produce = partial(backend.compile, graph, graph_path, plan.profile)
             artifact, target_record = build_dir.run_stage(
-                "compile", f"targets/{name}", key, CompiledArtifact,
-                lambda out, b=backend, p=plan.profile: b.compile(graph, graph_path, p, out), force=request.force,
-            )  # fmt: skip
+                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=request.force
+            )
         except ToolchainError as err:
             say(f"  {name}: toolchain failed: {err.message}")
             results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)

@@ -45,6 +45,8 @@ def _convert(tp: Any, value: Any, key: str, source: str, *, partial: bool) -> An
     where = _at(source, key)
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
         options = [a for a in get_args(tp) if a is not type(None)]
         errors: list[ConfigError] = []
         for option in options:

@@ -37,8 +37,8 @@ class CliRun:
 def cli() -> Callable[..., CliRun]:
     """Run ``edgekit ARGS`` as a user would: a new process, its exit code, stdout and stderr."""
 
-    def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> CliRun:
-        env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    def run(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> CliRun:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "edgekit", *args],
             cwd=cwd or REPO,

@@ -157,7 +157,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
         else:
             print(Path(profile.source).read_text(), end="")
         return 0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for profile in list_targets():
         try:
             reason = get_backend(profile.backend).unavailable_reason()

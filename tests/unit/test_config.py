@@ -95,7 +95,11 @@ def test_settings_are_frozen() -> None:
 def test_recipe_with_bad_tiny_table_is_rejected(tmp_path: Path) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
-    text = Path(resolve_model("jet_tagger").recipe.source).read_text().replace("train = { epochs = 2 }", "train = { epoks = 2 }")
+    text = (
+        Path(resolve_model("jet_tagger").recipe.source)
+        .read_text()
+        .replace("train = { epochs = 2 }", "train = { epoks = 2 }")
+    )
     (folder / "recipe.toml").write_text(text)
     with pytest.raises(ConfigError, match=r"unknown key 'epoks' in \[tiny.train\]"):
         resolve_model(str(folder))

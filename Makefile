@@ -1,0 +1,32 @@
+# The README's two commands: `make demo` (set up + main job) and `make test` (the test suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgekit-installed
+
+.PHONY: demo test lint pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edgekit compile jet_tagger
+
+test: lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check edgekit models tests bench
+	$(BIN)/ruff format --check edgekit models tests bench
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_onnxruntime.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,182 @@
+"""The ``edgekit`` command as a user runs it: real subprocesses, exit codes, output, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edgekit.pipeline import BuildResult
+
+Cli = Callable[..., "object"]
+
+
+def _no_traceback(run) -> None:  # type: ignore[no-untyped-def]
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "edgekit: error:" in run.stderr
+
+
+def test_help_lists_every_subcommand(cli) -> None:  # type: ignore[no-untyped-def]
+    run = cli("--help")
+    assert run.returncode == 0
+    for command in ("compile", "validate", "targets", "models", "doctor"):
+        assert command in run.stdout
+    assert "exit codes" in run.stdout
+
+
+def test_compile_tiny_prints_table_and_writes_report(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "lenet"
+    run = cli("compile", "lenet_digits", "--target", "cpu-onnxruntime", "--tiny", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "float reference" in run.stdout and "cpu-onnxruntime" in run.stdout and "PASS" in run.stdout
+    assert "p50" in run.stdout and "all gates passed (exit code 0)" in run.stdout
+    assert "[train]" in run.stderr and "[compile] cpu-onnxruntime" in run.stderr  # progress on stderr
+    assert (out / "manifest.json").is_file() and (out / "report.md").is_file()
+
+    again = cli("compile", "lenet_digits", "--tiny", "--out", str(out))  # the recipe's default target
+    assert again.returncode == 0
+    assert again.stderr.count("reused cached") == 3
+
+
+def test_compile_json_is_machine_readable(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = cli("compile", "jet_tagger", "--tiny", "--out", str(tmp_path / "b"), "--json")
+    assert run.returncode == 0, run.stderr
+    data = run.json()
+    assert data["exit_code"] == 0 and data["passed"] is True
+    (target,) = data["validation"]["targets"]
+    assert target["target"] == "cpu-onnxruntime" and target["status"] == "ok"
+    assert Path(data["manifest"]).is_file()
+    assert run.stderr == "", "--json keeps stderr free of progress"
+
+
+def test_validate_existing_build(cli, tiny_jet_build: BuildResult, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_jet_build.build_dir, root)
+    ok = cli("validate", str(root))
+    assert ok.returncode == 0, ok.stderr
+    assert "cpu-onnxruntime" in ok.stdout
+    failing = cli("validate", str(root), "--set", "gates.max_abs_diff_vs_float=0", "--json")
+    assert failing.returncode == 1
+    gates = failing.json()["validation"]["targets"][0]["gates"]
+    assert [g["name"] for g in gates if not g["passed"]] == ["max_abs_diff_vs_float"]
+
+
+def test_module_factory_model_with_a_zoo_recipe(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "mynets.py").write_text(
+        "from torch import nn\n"
+        "def wide(hidden=(16, 8)):\n"
+        "    return nn.Sequential(nn.Linear(16, 24), nn.ReLU(), nn.Linear(24, 5))\n"
+    )
+    run = cli(
+        "compile", "mynets:wide", "--recipe", "jet_tagger", "--tiny", "--out", str(tmp_path / "b"), "--json",
+        env={"PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.json()["validation"]["model"] == "mynets_wide"
+
+
+def test_model_folder_path(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from edgekit.zoo import models_dir
+
+    folder = tmp_path / "my_lenet"
+    shutil.copytree(models_dir() / "lenet_digits", folder)
+    run = cli("compile", str(folder), "--tiny", "--out", str(tmp_path / "b"), "-q")
+    assert run.returncode == 0, run.stderr
+
+
+def test_targets_models_doctor(cli) -> None:  # type: ignore[no-untyped-def]
+    targets = cli("targets", "--json")
+    assert targets.returncode == 0
+    rows = {r["name"]: r for r in json.loads(targets.stdout)}
+    assert rows["cpu-onnxruntime"]["available"] is True
+    assert rows["gpu-tensorrt-int8"]["available"] is False and "TensorRT" in rows["gpu-tensorrt-int8"]["reason"]
+    show = cli("targets", "fpga-xcvu13p")
+    assert show.returncode == 0 and "xcvu13p-flga2577-2-e" in show.stdout
+    models = cli("models")
+    assert models.returncode == 0 and "jet_tagger" in models.stdout and "lenet_digits" in models.stdout
+    doctor = cli("doctor", "--json")
+    assert doctor.returncode == 0
+    names = {t["name"] for t in json.loads(doctor.stdout)}
+    assert {"g++", "tensorrt", "CUDA (torch)", "vitis_hls", "vivado", "verilator", "yosys"} <= names
+
+
+BAD_PROFILE = """\
+schema_version = 1
+name = "typo"
+description = "a profile with a typo"
+family = "cpu"
+backend = "onnxruntime"
+precision = "fp32"
+[cpu]
+thread = 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["compile", "jet_tager"], 2, "unknown model 'jet_tager'"),
+        (["compile", "jet_tagger", "--target", "cpu-onnx"], 2, "unknown target 'cpu-onnx'"),
+        (["compile", "jet_tagger", "--target", "BAD_PROFILE"], 2, "unknown key 'thread' in [cpu]"),
+        (["compile", "jet_tagger", "--target", "missing/profile.toml"], 2, "does not exist"),
+        (["compile", "jet_tagger", "--tiny", "--set", "model_options.n_inputs=17"], 2, "does not accept input"),
+        (["compile", "jet_tagger", "--tiny", "--set", "train.epochz=1"], 2, "unknown key 'epochz' in [train]"),
+        (["compile", "jet_tagger", "--tiny", "--set", "model_options.depth=3"], 2, "does not take option(s) depth"),
+        (["compile", "mynets:wide"], 2, "comes with no recipe"),
+        (["compile", "jet_tagger", "--tiny", "--target", "gpu-tensorrt-fp16"], 3, "TensorRT"),
+        (["validate", "NO_BUILD"], 2, "does not exist"),
+    ],
+)
+def test_bad_input_exit_codes(cli, tmp_path: Path, args: list[str], code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    profile = tmp_path / "typo.toml"
+    profile.write_text(BAD_PROFILE)
+    args = [str(profile) if a == "BAD_PROFILE" else str(tmp_path / "nope") if a == "NO_BUILD" else a for a in args]
+    run = cli(*args, "--out", str(tmp_path / "out")) if args[0] == "compile" else cli(*args)
+    assert run.returncode == code, (run.stdout, run.stderr)
+    assert message in run.stderr + run.stdout
+    if code == 2:
+        _no_traceback(run)
+
+
+def test_shape_mismatch_between_recipe_and_data(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from edgekit.zoo import models_dir
+
+    folder = tmp_path / "jet"
+    shutil.copytree(models_dir() / "jet_tagger", folder)
+    recipe = folder / "recipe.toml"
+    recipe.write_text(recipe.read_text().replace("input_shape = [16]", "input_shape = [17]"))
+    run = cli("compile", str(folder), "--tiny", "--out", str(tmp_path / "b"))
+    assert run.returncode == 2
+    assert "expects samples of shape (17,)" in run.stderr and "(16,)" in run.stderr
+    _no_traceback(run)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda m: m.write_text("{not json"), "is corrupt"),
+        (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "schema_version": 99})), "schema 99"),
+        (lambda m: m.write_text(json.dumps({"hello": 1})), "not an edgekit manifest"),
+        (lambda m: m.unlink(), "not an edgekit build directory"),
+    ],
+)
+def test_corrupt_or_foreign_build_dirs(cli, tiny_jet_build: BuildResult, tmp_path: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_jet_build.build_dir, root)
+    damage(root / "manifest.json")
+    run = cli("validate", str(root))
+    assert run.returncode == 2 and message in run.stderr
+    _no_traceback(run)
+
+
+def test_failed_compile_leaves_earlier_artifacts(cli, tiny_jet_build: BuildResult, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_jet_build.build_dir, root)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    run = cli("compile", "jet_tagger", "--tiny", "--out", str(root), "--set", "model_options.n_inputs=17")
+    assert run.returncode == 2
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert after == before

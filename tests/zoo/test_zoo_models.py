@@ -1,0 +1,47 @@
+"""Every zoo model: trains at tiny size, exports, compiles and runs; full size meets its recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekit.pipeline import CompileRequest, compile_model
+from edgekit.zoo import list_models, load_recipe, models_dir
+
+ZOO = [r.name for r in list_models()]
+
+
+def test_zoo_has_the_reference_models() -> None:
+    assert {"jet_tagger", "lenet_digits"} <= set(ZOO)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_model_folder_is_complete(name: str) -> None:
+    folder = models_dir() / name
+    recipe = load_recipe(folder / "recipe.toml")
+    assert recipe.name == name
+    for rel in (recipe.model.partition(":")[0], recipe.data.partition(":")[0], "README.md"):
+        assert (folder / rel).is_file(), rel
+    assert recipe.tiny, "every zoo model needs a [tiny] variant for tests"
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_tiny_variant_trains_exports_and_runs(name: str, tmp_path: Path) -> None:
+    result = compile_model(CompileRequest(name, out=tmp_path / name, tiny=True))
+    assert result.exit_code == 0, [g.describe() for t in result.report.targets for g in t.failed_gates()]
+    (target,) = result.report.targets
+    assert target.status == "ok" and target.top1_agreement == 1.0
+    assert target.n_samples > 0
+
+
+@pytest.mark.parametrize(("name", "floor", "ceiling"), [("jet_tagger", 0.93, 0.99), ("lenet_digits", 0.95, 1.0)])
+def test_full_size_training_is_fast_and_good(name: str, floor: float, ceiling: float, tmp_path: Path) -> None:
+    result = compile_model(CompileRequest(name, ("cpu-onnxruntime",), out=tmp_path / name))
+    train = next(s for s in result.manifest["stages"] if s["name"] == "train")
+    assert train["wall_s"] < 60, "float training must take under a minute on 2 cores"
+    assert floor <= result.report.reference.metric <= ceiling
+    assert result.exit_code == 0
+    if name == "jet_tagger":
+        # hard enough: the tagger is far from perfect, as on the real hls4ml jet data (about 75%)
+        assert 0.65 < result.report.reference.accuracy < 0.85
