@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgekit.backends.base import Runner
 from edgekit.config import LatencySettings
+from edgekit.runner import Runner
 
 __all__ = ["LatencyStat", "measure_latency"]
 

@@ -27,7 +27,7 @@ from edgekit.progress import say
 from edgekit.report import write_report
 from edgekit.schema import build, to_plain
 from edgekit.stages.export import EXPORTER, export_float_onnx
-from edgekit.stages.train import train_float_model
+from edgekit.stages.train import TRAINER, train_float_model
 from edgekit.stages.validate import GoldenSet, TargetResult, ValidationReport, evaluate_runner, skipped_result
 from edgekit.targets import TargetProfile, load_target
 from edgekit.torch_model import TorchRunner, load_float_model
@@ -122,23 +122,58 @@ def _validate_target(
         runner.close()
 
 
+def _compile_targets(
+    plans: list[_TargetPlan],
+    build_dir: BuildDir,
+    graph: ExportedGraph,
+    graph_sha256: str,
+    force: bool,
+) -> tuple[dict[str, CompiledArtifact], dict[str, TargetResult], list[StageRecord]]:
+    """Compile every available target; unavailable and failed ones become results, not exceptions."""
+    graph_path = build_dir.root / "export" / graph.path
+    compiled: dict[str, CompiledArtifact] = {}
+    skipped: dict[str, TargetResult] = {}
+    records: list[StageRecord] = []
+    for plan in plans:
+        name = plan.profile.name
+        if plan.backend is None:
+            say(f"[compile] {name}: unavailable: {plan.unavailable}")
+            skipped[name] = skipped_result(name, plan.profile.backend, "unavailable", plan.unavailable, 3)
+            continue
+        key = cache_key(
+            {"graph": graph_sha256, "profile": plan.profile.content_sha256, "versions": plan.backend.versions()}
+        )
+        say(f"[compile] {name} ({plan.profile.backend})")
+        produce = partial(plan.backend.compile, graph, graph_path, plan.profile)
+        try:
+            artifact, record = build_dir.run_stage(
+                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=force
+            )
+        except ToolchainError as err:
+            say(f"  {name}: toolchain failed: {err.message}")
+            skipped[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
+            continue
+        _said_cached(record)
+        records.append(record)
+        compiled[name] = artifact
+    return compiled, skipped, records
+
+
 def compile_model(request: CompileRequest) -> BuildResult:
     """Build and validate ``request.model`` for each requested target."""
     started = time.perf_counter()
     spec: ModelSpec = resolve_model(request.model, request.recipe)
-    cli_layer = parse_set_flags(request.overrides)
-    model_layers = [*spec.recipe.settings_layers(request.tiny), cli_layer]
+    model_layers = [*spec.recipe.settings_layers(request.tiny), parse_set_flags(request.overrides)]
     settings = merge_settings(model_layers)
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
     plans = [_plan_target(name, model_layers) for name in dict.fromkeys(target_names)]
     root = request.out or Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--out {root} is a file, not a directory")
     root.mkdir(parents=True, exist_ok=True)
     build_dir = BuildDir(root)
-    records: list[StageRecord] = []
     say(f"edgekit {__version__}: {spec.name} -> {', '.join(p.profile.name for p in plans)} in {root}")
-
-    import torch  # the train key depends on torch's version
 
     train_key = cache_key(
         {
@@ -146,63 +181,38 @@ def compile_model(request: CompileRequest) -> BuildResult:
             "input_shape": spec.recipe.input_shape,
             "data": spec.recipe.data,
             "metric": spec.recipe.metric,
-            "source": to_plain(source),
+            "source": source,
             "train": settings.train,
             "data_options": settings.data_options,
-            "torch": torch.__version__,
+            "trainer": TRAINER,
         }
     )
     say("[train] float model")
-    float_model, record = build_dir.run_stage(
+    float_model, train_record = build_dir.run_stage(
         "train", "float", train_key, FloatModel,
-        lambda out: train_float_model(spec, source, settings, out), force=request.force,
+        partial(train_float_model, spec, source, settings), force=request.force,
     )  # fmt: skip
-    records.append(record)
-    _said_cached(record)
-    weights_sha = record.files[float_model.weights]
+    _said_cached(train_record)
 
-    export_key = cache_key({"weights": weights_sha, "export": settings.export, "exporter": EXPORTER})
+    export_key = cache_key(
+        {"weights": train_record.files[float_model.weights], "export": settings.export, "exporter": EXPORTER}
+    )
     say("[export] ONNX (float, dynamic batch)")
-    graph, record = build_dir.run_stage(
+    graph, export_record = build_dir.run_stage(
         "export", "export", export_key, ExportedGraph,
-        lambda out: export_float_onnx(float_model, root / "float", settings.export, out), force=request.force,
+        partial(export_float_onnx, float_model, root / "float", settings.export), force=request.force,
     )  # fmt: skip
-    records.append(record)
-    _said_cached(record)
-    graph_path = root / "export" / graph.path
+    _said_cached(export_record)
 
-    compiled: dict[str, CompiledArtifact] = {}
-    results: dict[str, TargetResult] = {}
-    for plan in plans:
-        name = plan.profile.name
-        if plan.backend is None:
-            say(f"[compile] {name}: unavailable: {plan.unavailable}")
-            results[name] = skipped_result(name, plan.profile.backend, "unavailable", plan.unavailable, 3)
-            continue
-        backend = plan.backend
-        key = cache_key(
-            {"graph": record.files[graph.path], "profile": plan.profile.content_sha256, "versions": backend.versions()}
-        )
-        say(f"[compile] {name} ({plan.profile.backend})")
-        try:
-            produce = partial(backend.compile, graph, graph_path, plan.profile)
-            artifact, target_record = build_dir.run_stage(
-                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=request.force
-            )
-        except ToolchainError as err:
-            say(f"  {name}: toolchain failed: {err.message}")
-            results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
-            continue
-        records.append(target_record)
-        _said_cached(target_record)
-        compiled[name] = artifact
+    compiled, results, compile_records = _compile_targets(
+        plans, build_dir, graph, export_record.files[graph.path], request.force
+    )
 
     say("[validate] against the float reference")
     validate_started = time.perf_counter()
     golden = _golden(float_model, root / "float", spec.recipe.metric)
-    reference = evaluate_runner(
-        "float reference", "torch", TorchRunner(load_float_model(float_model, root / "float")), golden, settings, None
-    )
+    torch_runner = TorchRunner(load_float_model(float_model, root / "float"))
+    reference = evaluate_runner("float reference", "torch", torch_runner, golden, settings, None)
     for plan in plans:
         name = plan.profile.name
         if name in compiled:
@@ -211,7 +221,8 @@ def compile_model(request: CompileRequest) -> BuildResult:
             except EdgekitError as err:
                 results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
     report = ValidationReport(spec.name, spec.recipe.metric, reference, tuple(results[p.profile.name] for p in plans))
-    records.append(StageRecord("validate", ".", "", False, time.perf_counter() - validate_started, {}))
+    validate_record = StageRecord("validate", ".", "", False, time.perf_counter() - validate_started, {})
+
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "edgekit_version": __version__,
@@ -236,7 +247,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
         "targets": {
             p.profile.name: {"profile": to_plain(p.profile), "unavailable": p.unavailable or None} for p in plans
         },
-        "stages": [to_plain(r) for r in records],
+        "stages": [to_plain(r) for r in (train_record, export_record, *compile_records, validate_record)],
         "artifacts": {
             "float_model": to_plain(float_model),
             "exported": to_plain(graph),

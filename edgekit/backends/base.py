@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import Protocol
 
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.runner import Runner
 from edgekit.targets import TargetProfile
 
 __all__ = ["Backend", "Runner"]
-
-
-@runtime_checkable
-class Runner(Protocol):
-    """Runs a compiled artifact on a batch. ``clock`` names how its latency is timed."""
-
-    clock: str
-    description: str
-
-    def run(self, x: np.ndarray) -> np.ndarray: ...
-
-    def synchronize(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class Backend(Protocol):

@@ -20,7 +20,9 @@ from edgekit.progress import bar, say
 from edgekit.torch_model import instantiate
 from edgekit.zoo import ModelSpec, call_with_options, data_loader
 
-__all__ = ["load_data", "train_float_model"]
+__all__ = ["TRAINER", "load_data", "train_float_model"]
+
+TRAINER = f"edgekit float trainer, torch {torch.__version__}"
 
 _REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 

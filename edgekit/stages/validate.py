@@ -12,11 +12,11 @@ from typing import Literal
 
 import numpy as np
 
-from edgekit.backends.base import Runner
 from edgekit.config import GateSettings, Settings
 from edgekit.latency import LatencyStat, measure_latency
 from edgekit.metrics import accuracy, max_abs_diff, mean_abs_diff, task_metric, top1_agreement
 from edgekit.progress import bar
+from edgekit.runner import Runner
 
 __all__ = ["GateResult", "GoldenSet", "TargetResult", "ValidationReport", "evaluate_runner", "skipped_result"]
 
