@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -85,15 +85,7 @@ class Settings:
     data_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-SETTINGS_SECTIONS = (
-    "train",
-    "export",
-    "latency",
-    "validation",
-    "gates",
-    "model_options",
-    "data_options",
-)
+SETTINGS_SECTIONS = tuple(f.name for f in fields(Settings))
 
 
 @dataclass(frozen=True)

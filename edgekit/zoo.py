@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from edgekit.artifacts import ModelSource
-from edgekit.config import Layer, Settings
+from edgekit.config import SETTINGS_SECTIONS, Layer, Settings
 from edgekit.errors import ConfigError, InputError, UnknownNameError
 from edgekit.schema import build, check_table
 
@@ -38,15 +38,6 @@ __all__ = [
 ]
 
 RECIPE_SCHEMA_VERSION = 1
-_SETTINGS_KEYS = (
-    "train",
-    "export",
-    "latency",
-    "validation",
-    "gates",
-    "model_options",
-    "data_options",
-)
 
 
 @dataclass(frozen=True)
@@ -73,7 +64,7 @@ class Recipe:
     content_sha256: str = ""
 
     def settings_layers(self, tiny: bool) -> list[Layer]:
-        table = {k: _plain(getattr(self, k)) for k in _SETTINGS_KEYS if getattr(self, k)}
+        table = {k: _plain(getattr(self, k)) for k in SETTINGS_SECTIONS if getattr(self, k)}
         layers = [Layer(self.source, table)]
         if tiny:
             layers.append(Layer(f"{self.source} [tiny]", _plain(self.tiny)))
