@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.precision import QuantPlan
+
 __all__ = [
     "CompiledArtifact",
     "ExportedGraph",
     "FloatModel",
     "ModelSource",
+    "QuantExport",
+    "QuantizedModel",
     "file_sha256",
 ]
 
@@ -67,6 +71,32 @@ class ExportedGraph:
     opset: int
     exporter: str
     files: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuantizedModel:
+    """A brevitas model (its state dict and the plan that rebuilds it) and its outputs on the golden inputs."""
+
+    family: str
+    plan: QuantPlan
+    method: str  # "qat" or "ptq"
+    weights: str
+    golden_quant_outputs: str
+    held_out_metric: float
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class QuantExport:
+    """The exported graphs of one quantized model and how each compared with brevitas' forward."""
+
+    family: str
+    graphs: tuple[ExportedGraph, ...]  # formats "qcdq", "qonnx", "qonnx-clean"
+    max_abs_diff_vs_brevitas: Mapping[str, float]  # per format, on the golden inputs
+    n_check_samples: int
+
+    def graph(self, fmt: str) -> ExportedGraph:
+        return next(g for g in self.graphs if g.format == fmt)
 
 
 @dataclass(frozen=True)

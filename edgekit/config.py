@@ -8,6 +8,7 @@ result is built once into frozen dataclasses.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -22,11 +23,14 @@ __all__ = [
     "GateSettings",
     "LatencySettings",
     "Layer",
+    "LayerQuantSettings",
+    "QuantSettings",
     "Settings",
     "TrainSettings",
     "ValidationSettings",
     "merge_settings",
     "parse_set_flags",
+    "quant_shorthand",
 ]
 
 
@@ -69,9 +73,52 @@ class GateSettings:
 
     min_metric: float | None = None
     max_metric_drop_vs_float: float | None = 0.002
-    max_abs_diff_vs_float: float | None = 1e-4
-    min_top1_agreement: float | None = 0.999
+    # Agreement with the float reference: set by each target profile for its number format.
+    max_abs_diff_vs_float: float | None = None
+    min_top1_agreement: float | None = None
+    # Agreement with the quantized (brevitas) reference, for targets that run a quantized graph.
+    max_abs_diff_vs_quantized: float | None = None
     max_latency_p50_us_batch1: float | None = field(default=None, metadata={"min": 0.0})
+
+
+@dataclass(frozen=True)
+class LayerQuantSettings:
+    """Per-layer overrides in ``[quant.layers.NAME]``; anything absent comes from ``[quant]``."""
+
+    weight_bits: int | None = field(default=None, metadata={"min": 2, "max": 16})
+    activation_bits: int | None = field(default=None, metadata={"min": 2, "max": 16})
+    bias_bits: int | None = field(default=None, metadata={"min": 2, "max": 32})
+    accumulator_bits: int | None = field(default=None, metadata={"min": 2, "max": 32})
+    weight_scaling: Literal["per_tensor", "per_channel"] | None = None
+    activation_signed: bool | None = None
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """Quantization: off unless ``enabled`` (``--quant w6a8`` turns it on).
+
+    Bit widths are model-wide defaults; ``layers`` overrides them per module path.
+    ``None`` means "the quantizer family's default" (fixed-point for FPGA targets,
+    8-bit symmetric for INT8 targets), so the family decides, not chance.
+    """
+
+    enabled: bool = False
+    weight_bits: int = field(default=8, metadata={"min": 2, "max": 16})
+    activation_bits: int = field(default=8, metadata={"min": 2, "max": 16})
+    input_bits: int | None = field(default=None, metadata={"min": 2, "max": 16})
+    bias_bits: int | None = field(default=None, metadata={"min": 2, "max": 32})
+    accumulator_bits: int | None = field(default=None, metadata={"min": 2, "max": 32})
+    weight_scaling: Literal["per_tensor", "per_channel"] | None = None
+    activation_signed: bool | None = None
+    scale_type: Literal["power_of_two", "float"] = "power_of_two"
+    rounding: Literal["round", "floor"] = "round"
+    weight_overflow: Literal["saturate", "saturate_symmetric"] = "saturate_symmetric"
+    method: Literal["qat", "ptq"] = "qat"
+    qat_epochs: int = field(default=6, metadata={"min": 0, "max": 10_000})
+    qat_learning_rate: float = field(default=1e-3, metadata={"min": 0.0})
+    calibration_samples: int = field(default=2048, metadata={"min": 1})
+    bias_correction: bool = True
+    layers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -81,6 +128,7 @@ class Settings:
     latency: LatencySettings = LatencySettings()
     validation: ValidationSettings = ValidationSettings()
     gates: GateSettings = GateSettings()
+    quant: QuantSettings = QuantSettings()
     model_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     data_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -101,8 +149,29 @@ def merge_settings(layers: Sequence[Layer]) -> Settings:
     merged: dict[str, Any] = {}
     for layer in layers:
         check_table(Settings, layer.table, layer.source)
+        for name, table in layer.table.get("quant", {}).get("layers", {}).items():
+            check_table(LayerQuantSettings, table, layer.source, f"quant.layers.{name}")
         merged = deep_merge(merged, layer.table)
     return build(Settings, merged, "merged settings")
+
+
+def quant_shorthand(text: str) -> Layer:
+    """``--quant w6a8`` (weights 6 bits, activations 8), ``w4a6i8`` (input 8), ``int8``, ``off``."""
+    spec = text.strip().lower()
+    if spec in ("off", "none", "float"):
+        return Layer("--quant", {"quant": {"enabled": False}})
+    if spec == "int8":
+        spec = "w8a8"
+    match = re.fullmatch(r"w(\d+)a(\d+)(?:i(\d+))?", spec)
+    if not match:
+        raise ConfigError(
+            f"--quant {text!r} is not a precision shorthand",
+            hint="use wNaM (weights N bits, activations M bits), e.g. w6a8, w4a8i8 (input 8 bits), int8, or off",
+        )
+    table: dict[str, Any] = {"enabled": True, "weight_bits": int(match[1]), "activation_bits": int(match[2])}
+    if match[3]:
+        table["input_bits"] = int(match[3])
+    return Layer("--quant", {"quant": table})
 
 
 def parse_set_flags(flags: Sequence[str]) -> Layer:

@@ -1,0 +1,167 @@
+"""Build the brevitas twin of a float model from a quantization plan: the only place brevitas layers are made.
+
+The float model is traced (torch.fx), BatchNorm is folded, then every node is
+swapped for its quantized form, float weights copied in: Linear/Conv ->
+QuantLinear/QuantConv, ReLU -> QuantReLU, the input gets a QuantIdentity, and a
+residual add re-quantizes both operands with one shared quantizer so both sides
+have the same scale (exact integer addition on every backend).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from edgekit.precision import LayerPrecision, QuantPlan
+from edgekit.quant_graph import fold_batchnorm, node_kind
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import brevitas.nn as qnn
+    from brevitas.inject.enum import FloatToIntImplType
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8ActPerTensorFloat,
+        Int8WeightPerChannelFloat,
+        Int8WeightPerTensorFixedPoint,
+        Int8WeightPerTensorFloat,
+        Uint8ActPerTensorFixedPoint,
+        Uint8ActPerTensorFloat,
+    )
+    from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint
+    from brevitas.quant.scaled_int import Int16Bias, Int32Bias
+    from brevitas.quant_tensor import QuantTensor
+
+__all__ = ["build_quant_model"]
+
+
+def _rounding(plan: QuantPlan) -> FloatToIntImplType:
+    return FloatToIntImplType.FLOOR if plan.rounding == "floor" else FloatToIntImplType.ROUND
+
+
+def _act_kwargs(plan: QuantPlan, layer: LayerPrecision, prefix: str = "") -> dict[str, Any]:
+    pot = plan.scale_type == "power_of_two"
+    if layer.activation_signed:
+        quant = Int8ActPerTensorFixedPoint if pot else Int8ActPerTensorFloat
+    else:
+        quant = Uint8ActPerTensorFixedPoint if pot else Uint8ActPerTensorFloat
+    return {
+        f"{prefix}act_quant": quant,
+        f"{prefix}bit_width": layer.activation_bits,
+        f"{prefix}float_to_int_impl_type": _rounding(plan),
+        "return_quant_tensor": True,
+    }
+
+
+def _weight_kwargs(plan: QuantPlan, layer: LayerPrecision) -> dict[str, Any]:
+    pot = plan.scale_type == "power_of_two"
+    per_channel = layer.weight_scaling == "per_channel"
+    quant = {
+        (True, False): Int8WeightPerTensorFixedPoint,
+        (True, True): Int8WeightPerChannelFixedPoint,
+        (False, False): Int8WeightPerTensorFloat,
+        (False, True): Int8WeightPerChannelFloat,
+    }[(pot, per_channel)]
+    return {
+        "weight_quant": quant,
+        "weight_bit_width": layer.weight_bits,
+        "weight_narrow_range": plan.weight_overflow == "saturate_symmetric",
+        "weight_float_to_int_impl_type": _rounding(plan),
+        "bias_quant": Int16Bias if (layer.bias_bits or 32) <= 16 else Int32Bias,
+        "bias_bit_width": layer.bias_bits,
+        "return_quant_tensor": True,
+    }
+
+
+def _weighted(module: nn.Module, plan: QuantPlan, layer: LayerPrecision) -> nn.Module:
+    kwargs = _weight_kwargs(plan, layer)
+    bias = module.bias is not None
+    if not bias:
+        kwargs.pop("bias_quant"), kwargs.pop("bias_bit_width")
+    quant: nn.Module
+    if isinstance(module, nn.Linear):
+        quant = qnn.QuantLinear(module.in_features, module.out_features, bias=bias, **kwargs)
+    else:
+        assert isinstance(module, (nn.Conv1d, nn.Conv2d))
+        cls = qnn.QuantConv1d if isinstance(module, nn.Conv1d) else qnn.QuantConv2d
+        quant = cls(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            bias=bias,
+            **kwargs,
+        )
+    with torch.no_grad():
+        quant.weight.copy_(module.weight)
+        if bias:
+            quant.bias.copy_(module.bias)
+    return quant
+
+
+class ResidualAdd(nn.Module):
+    """a + b with both operands re-quantized by one quantizer, so their scales match."""
+
+    def __init__(self, **act_kwargs: Any) -> None:
+        super().__init__()
+        self.quant = qnn.QuantIdentity(**act_kwargs)
+
+    def forward(self, a: Any, b: Any) -> Any:
+        return self.quant(a) + self.quant(b)
+
+
+class ToFloat(nn.Module):
+    """The graph's output as a plain tensor."""
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return x.value if isinstance(x, QuantTensor) else x
+
+
+def build_quant_model(model: nn.Module, plan: QuantPlan) -> fx.GraphModule:
+    """The brevitas version of ``model`` (float weights copied in, quantizers not yet calibrated)."""
+    gm = fold_batchnorm(model)
+    modules = dict(gm.named_modules())
+    graph = gm.graph
+    for node in list(graph.nodes):
+        kind = node_kind(node, modules)
+        if kind == "placeholder":
+            layer = plan.layer("input")
+            gm.add_submodule("input_quant", qnn.QuantIdentity(**_act_kwargs(plan, layer)))
+            with graph.inserting_after(node):
+                quant_node = graph.call_module("input_quant", (node,))
+            node.replace_all_uses_with(quant_node, delete_user_cb=lambda user, q=quant_node: user is not q)
+        elif kind in ("linear", "conv1d", "conv2d"):
+            name = str(node.target)
+            gm.add_submodule(name, _weighted(modules[name], plan, plan.layer(name)))
+        elif kind == "relu":
+            name = str(node.target) if node.op == "call_module" else node.name
+            relu = qnn.QuantReLU(**_act_kwargs(plan, plan.layer(name)))
+            if node.op == "call_module":
+                gm.add_submodule(name, relu)
+            else:
+                gm.add_submodule(f"{name}_quant", relu)
+                with graph.inserting_after(node):
+                    new = graph.call_module(f"{name}_quant", (node.args[0],))
+                node.replace_all_uses_with(new)
+                graph.erase_node(node)
+        elif kind == "add":
+            gm.add_submodule(f"{node.name}_quant", ResidualAdd(**_act_kwargs(plan, plan.layer(node.name))))
+            with graph.inserting_after(node):
+                new = graph.call_module(f"{node.name}_quant", tuple(node.args[:2]))
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
+        elif kind == "output":
+            gm.add_submodule("output_to_float", ToFloat())
+            with graph.inserting_before(node):
+                new = graph.call_module("output_to_float", (node.args[0],))
+            node.args = (new,)
+    graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm

@@ -1,0 +1,73 @@
+"""The recipe's trainer: one seeded, deterministic loop for float training, QAT and pruning fine-tunes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.config import TrainSettings
+from edgekit.progress import bar
+
+__all__ = ["batched_outputs", "fit", "seed_everything"]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True)
+    return torch.Generator().manual_seed(seed)
+
+
+def fit(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainSettings,
+    *,
+    desc: str,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place with the recipe's optimizer, batch size and a cosine schedule.
+
+    ``epochs`` and ``learning_rate`` override the recipe's (QAT and fine-tunes are shorter and gentler).
+    Returns the mean loss per epoch.
+    """
+    n_epochs = cfg.epochs if epochs is None else epochs
+    lr = cfg.learning_rate if learning_rate is None else learning_rate
+    generator = seed_everything(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(n_epochs, 1))
+    loss_fn = nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(np.asarray(y))
+    history: list[dict[str, float]] = []
+    for epoch in bar(range(n_epochs), desc=desc, total=n_epochs, unit="epoch"):
+        model.train()
+        order = torch.randperm(len(xt), generator=generator)
+        total, count = 0.0, 0
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        scheduler.step()
+        history.append({"epoch": epoch + 1, "loss": total / max(count, 1)})
+    model.eval()
+    return history
+
+
+def batched_outputs(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """The model's outputs on ``x`` as float32, in eval mode, without gradients."""
+    model.eval()
+    with torch.no_grad():
+        parts = [model(torch.from_numpy(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts).astype(np.float32)
