@@ -10,13 +10,16 @@ have the same scale (exact integer addition on every backend).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import fx, nn
 
+from edgekit.artifacts import FloatModel, QuantizedModel
 from edgekit.precision import LayerPrecision, QuantPlan
 from edgekit.quant_graph import fold_batchnorm, node_kind
+from edgekit.torch_model import load_float_model
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -35,7 +38,7 @@ with warnings.catch_warnings():
     from brevitas.quant.scaled_int import Int16Bias, Int32Bias
     from brevitas.quant_tensor import QuantTensor
 
-__all__ = ["build_quant_model"]
+__all__ = ["build_quant_model", "load_quant_model"]
 
 
 def _rounding(plan: QuantPlan) -> FloatToIntImplType:
@@ -77,11 +80,12 @@ def _weight_kwargs(plan: QuantPlan, layer: LayerPrecision) -> dict[str, Any]:
 
 
 def _weighted(module: nn.Module, plan: QuantPlan, layer: LayerPrecision) -> nn.Module:
+    assert isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d))
     kwargs = _weight_kwargs(plan, layer)
     bias = module.bias is not None
     if not bias:
         kwargs.pop("bias_quant"), kwargs.pop("bias_bit_width")
-    quant: nn.Module
+    quant: nn.Linear | nn.Conv1d | nn.Conv2d
     if isinstance(module, nn.Linear):
         quant = qnn.QuantLinear(module.in_features, module.out_features, bias=bias, **kwargs)
     else:
@@ -100,7 +104,7 @@ def _weighted(module: nn.Module, plan: QuantPlan, layer: LayerPrecision) -> nn.M
         )
     with torch.no_grad():
         quant.weight.copy_(module.weight)
-        if bias:
+        if quant.bias is not None and isinstance(module.bias, torch.Tensor):
             quant.bias.copy_(module.bias)
     return quant
 
@@ -120,7 +124,8 @@ class ToFloat(nn.Module):
     """The graph's output as a plain tensor."""
 
     def forward(self, x: Any) -> torch.Tensor:
-        return x.value if isinstance(x, QuantTensor) else x
+        value: torch.Tensor = x.value if isinstance(x, QuantTensor) else x
+        return value
 
 
 def build_quant_model(model: nn.Module, plan: QuantPlan) -> fx.GraphModule:
@@ -165,3 +170,15 @@ def build_quant_model(model: nn.Module, plan: QuantPlan) -> fx.GraphModule:
     gm.recompile()
     gm.delete_all_unused_submodules()
     return gm
+
+
+def load_quant_model(
+    quantized: QuantizedModel, quant_root: Path, float_model: FloatModel, float_root: Path
+) -> nn.Module:
+    """The brevitas model again, from the float model, the plan and the saved state."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_quant_model(load_float_model(float_model, float_root), quantized.plan)
+        state = torch.load(quant_root / quantized.weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    return model.eval()

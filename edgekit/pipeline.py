@@ -1,7 +1,7 @@
-"""The build spine: resolve -> train -> export -> compile per target -> validate -> report.
+"""The build spine: resolve -> train -> export -> [quantize -> export quantized] -> compile -> validate -> report.
 
-Every setting is resolved and every target checked before any work starts, so a
-typo costs nothing. Stages run through :class:`~edgekit.builddir.BuildDir`,
+Every setting is resolved and every target checked before any work starts (see
+:mod:`edgekit.planning`). Stages run through :class:`~edgekit.builddir.BuildDir`,
 which caches them by content hash and swaps their output folders in atomically.
 """
 
@@ -17,19 +17,28 @@ from typing import Any
 import numpy as np
 
 from edgekit import __version__
-from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel
-from edgekit.backends import Backend, get_backend
+from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantExport, QuantizedModel
+from edgekit.backends import get_backend
 from edgekit.builddir import BuildDir, StageRecord, cache_key
-from edgekit.config import Layer, Settings, merge_settings, parse_set_flags
-from edgekit.errors import BackendUnavailable, EdgekitError, InputError, ToolchainError
+from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, quant_shorthand
+from edgekit.errors import EdgekitError, InputError, ToolchainError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
+from edgekit.planning import TargetPlan, plan_quantization_for, plan_target
+from edgekit.precision import QuantPlan
 from edgekit.progress import say
 from edgekit.report import write_report
 from edgekit.schema import build, to_plain
 from edgekit.stages.export import EXPORTER, export_float_onnx
 from edgekit.stages.train import TRAINER, train_float_model
-from edgekit.stages.validate import GoldenSet, TargetResult, ValidationReport, evaluate_runner, skipped_result
-from edgekit.targets import TargetProfile, load_target
+from edgekit.stages.validate import (
+    GoldenSet,
+    TargetResult,
+    ValidationReport,
+    evaluate_runner,
+    quant_reference_result,
+    skipped_result,
+)
+from edgekit.targets import TargetProfile
 from edgekit.torch_model import TorchRunner, load_float_model
 from edgekit.zoo import ModelSpec, resolve_model
 
@@ -43,6 +52,7 @@ class CompileRequest:
     out: Path | None = None
     recipe: str | None = None
     tiny: bool = False
+    quant: str | None = None  # shorthand such as "w6a8" or "int8"
     overrides: tuple[str, ...] = ()
     force: bool = False
 
@@ -56,11 +66,12 @@ class BuildResult:
 
 
 @dataclass(frozen=True)
-class _TargetPlan:
-    profile: TargetProfile
-    settings: Settings
-    backend: Backend | None
-    unavailable: str  # why the backend cannot be used here; "" when it can
+class _Graph:
+    """The graph a target compiles: the artifact, its file, and its content hash."""
+
+    graph: ExportedGraph
+    path: Path
+    sha256: str
 
 
 def exit_code_for(report: ValidationReport) -> int:
@@ -72,65 +83,68 @@ def exit_code_for(report: ValidationReport) -> int:
     return 0 if report.passed else 1
 
 
-def _plan_target(name: str, model_layers: list[Layer]) -> _TargetPlan:
-    profile = load_target(name)
-    settings = merge_settings([profile.settings_layer(), *model_layers])
-    try:
-        backend = get_backend(profile.backend)
-        reason = backend.unavailable_reason()
-    except BackendUnavailable as err:
-        return _TargetPlan(profile, settings, None, str(err))
-    if reason:
-        return _TargetPlan(profile, settings, None, reason)
-    backend.check_target(profile)
-    return _TargetPlan(profile, settings, backend, "")
-
-
 def _said_cached(record: StageRecord) -> None:
     if record.cached:
         say(f"  reused cached {record.directory}/ (inputs unchanged; --force rebuilds)")
 
 
-def _golden(model: FloatModel, root: Path, metric: str) -> GoldenSet:
-    def load(rel: str) -> np.ndarray:
-        try:
-            array: np.ndarray = np.load(root / rel, allow_pickle=False)
-            return array
-        except (OSError, ValueError) as err:
-            raise InputError(f"golden vectors {root / rel} are missing or corrupt: {err}") from err
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        array: np.ndarray = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"golden vectors {path} are missing or corrupt: {err}") from err
+    return array
 
-    golden = GoldenSet(load(model.golden_inputs), load(model.golden_labels), load(model.golden_float_outputs), metric)
+
+def _golden(model: FloatModel, root: Path, metric: str) -> GoldenSet:
+    float_dir = root / "float"
+    golden = GoldenSet(
+        _load_array(float_dir / model.golden_inputs),
+        _load_array(float_dir / model.golden_labels),
+        _load_array(float_dir / model.golden_float_outputs),
+        metric,
+    )
     n = len(golden.labels)
     if golden.inputs.shape[1:] != tuple(model.input_shape) or len(golden.inputs) != n or len(golden.float_outputs) != n:
         raise InputError(
-            f"golden vectors in {root} have inconsistent shapes: inputs {golden.inputs.shape}, labels "
+            f"golden vectors in {float_dir} have inconsistent shapes: inputs {golden.inputs.shape}, labels "
             f"{golden.labels.shape}, outputs {golden.float_outputs.shape}; model input {model.input_shape}",
             hint="re-run edgekit compile for this build",
         )
     return golden
 
 
+def _quant_golden(golden: GoldenSet, root: Path, quantized: QuantizedModel) -> GoldenSet:
+    outputs = _load_array(root / f"quant-{quantized.family}" / quantized.golden_quant_outputs)
+    if outputs.shape != golden.float_outputs.shape:
+        raise InputError(
+            f"quantized golden outputs of the {quantized.family} model have shape {outputs.shape}, "
+            f"expected {golden.float_outputs.shape}",
+            hint="re-run edgekit compile for this build",
+        )
+    return golden.with_quant(outputs, quantized.family)
+
+
 def _validate_target(
-    plan: _TargetPlan, artifact: CompiledArtifact, root: Path, golden: GoldenSet, reference_metric: float
+    profile: TargetProfile,
+    settings: Settings,
+    artifact: CompiledArtifact,
+    root: Path,
+    golden: GoldenSet,
+    reference_metric: float,
 ) -> TargetResult:
-    assert plan.backend is not None
-    stage_dir = root / "targets" / plan.profile.name
-    runner = plan.backend.load(artifact, stage_dir / artifact.path, plan.profile)
+    backend = get_backend(profile.backend)
+    runner = backend.load(artifact, root / "targets" / profile.name / artifact.path, profile)
     try:
-        return evaluate_runner(plan.profile.name, plan.profile.backend, runner, golden, plan.settings, reference_metric)
+        return evaluate_runner(profile.name, profile.backend, runner, golden, settings, reference_metric)
     finally:
         runner.close()
 
 
 def _compile_targets(
-    plans: list[_TargetPlan],
-    build_dir: BuildDir,
-    graph: ExportedGraph,
-    graph_sha256: str,
-    force: bool,
+    plans: list[TargetPlan], build_dir: BuildDir, graphs: dict[str, _Graph], force: bool
 ) -> tuple[dict[str, CompiledArtifact], dict[str, TargetResult], list[StageRecord]]:
     """Compile every available target; unavailable and failed ones become results, not exceptions."""
-    graph_path = build_dir.root / "export" / graph.path
     compiled: dict[str, CompiledArtifact] = {}
     skipped: dict[str, TargetResult] = {}
     records: list[StageRecord] = []
@@ -140,11 +154,12 @@ def _compile_targets(
             say(f"[compile] {name}: unavailable: {plan.unavailable}")
             skipped[name] = skipped_result(name, plan.profile.backend, "unavailable", plan.unavailable, 3)
             continue
+        source = graphs[name]
         key = cache_key(
-            {"graph": graph_sha256, "profile": plan.profile.content_sha256, "versions": plan.backend.versions()}
+            {"graph": source.sha256, "profile": plan.profile.content_sha256, "versions": plan.backend.versions()}
         )
-        say(f"[compile] {name} ({plan.profile.backend})")
-        produce = partial(plan.backend.compile, graph, graph_path, plan.profile)
+        say(f"[compile] {name} ({plan.profile.backend}, {source.graph.format})")
+        produce = partial(plan.backend.compile, source.graph, source.path, plan.profile)
         try:
             artifact, record = build_dir.run_stage(
                 "compile", f"targets/{name}", key, CompiledArtifact, produce, force=force
@@ -159,15 +174,79 @@ def _compile_targets(
     return compiled, skipped, records
 
 
+def _quantize(
+    spec: ModelSpec,
+    settings: Settings,
+    build_dir: BuildDir,
+    float_model: FloatModel,
+    weights_sha: str,
+    quant_plans: dict[str, QuantPlan],
+    force: bool,
+) -> tuple[dict[str, QuantizedModel], dict[str, QuantExport], dict[str, dict[str, str]], list[StageRecord]]:
+    """Per quantizer family: QAT or PTQ, then QCDQ and QONNX exports checked against brevitas."""
+    from edgekit.stages.export_quant import QUANT_EXPORTER, export_quantized  # brevitas loads only when needed
+    from edgekit.stages.quantize import quantize_model
+
+    root = build_dir.root
+    quantized: dict[str, QuantizedModel] = {}
+    exports: dict[str, QuantExport] = {}
+    export_files: dict[str, dict[str, str]] = {}
+    records: list[StageRecord] = []
+    for family, plan in quant_plans.items():
+        q = settings.quant
+        key = cache_key(
+            {
+                "weights": weights_sha,
+                "plan": plan,
+                "method": q.method,
+                "qat": (q.qat_epochs, q.qat_learning_rate),
+                "calibration": (q.calibration_samples, q.bias_correction),
+                "train": settings.train,
+                "data_options": settings.data_options,
+                "code": spec.code_sha256,
+                "trainer": TRAINER,
+            }
+        )
+        say(f"[quantize] {family} family, {q.method.upper()}")
+        model, record = build_dir.run_stage(
+            "quantize", f"quant-{family}", key, QuantizedModel,
+            partial(quantize_model, spec, float_model, root / "float", settings, plan), force=force,
+        )  # fmt: skip
+        _said_cached(record)
+        records.append(record)
+        export_key = cache_key(
+            {"weights": record.files[model.weights], "export": settings.export, "exporter": QUANT_EXPORTER}
+        )
+        say(f"[export] {family} family: QCDQ and QONNX, each checked against brevitas")
+        produce = partial(
+            export_quantized, model, root / f"quant-{family}", float_model, root / "float", settings.export
+        )
+        exported, export_record = build_dir.run_stage(
+            "export", f"export-{family}", export_key, QuantExport, produce, force=force
+        )
+        _said_cached(export_record)
+        records.append(export_record)
+        say(
+            f"  {family}: max |difference| vs brevitas on {exported.n_check_samples} samples: "
+            + ", ".join(f"{fmt} {d:g}" for fmt, d in exported.max_abs_diff_vs_brevitas.items())
+        )
+        quantized[family], exports[family], export_files[family] = model, exported, dict(export_record.files)
+    return quantized, exports, export_files, records
+
+
 def compile_model(request: CompileRequest) -> BuildResult:
     """Build and validate ``request.model`` for each requested target."""
     started = time.perf_counter()
     spec: ModelSpec = resolve_model(request.model, request.recipe)
-    model_layers = [*spec.recipe.settings_layers(request.tiny), parse_set_flags(request.overrides)]
+    model_layers = [*spec.recipe.settings_layers(request.tiny)]
+    if request.quant is not None:
+        model_layers.append(quant_shorthand(request.quant))
+    model_layers.append(parse_set_flags(request.overrides))
     settings = merge_settings(model_layers)
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
-    plans = [_plan_target(name, model_layers) for name in dict.fromkeys(target_names)]
+    plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
+    quant_plans = plan_quantization_for(source, settings, plans)
     root = request.out or Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root} is a file, not a directory")
@@ -193,10 +272,9 @@ def compile_model(request: CompileRequest) -> BuildResult:
         partial(train_float_model, spec, source, settings), force=request.force,
     )  # fmt: skip
     _said_cached(train_record)
+    weights_sha = train_record.files[float_model.weights]
 
-    export_key = cache_key(
-        {"weights": train_record.files[float_model.weights], "export": settings.export, "exporter": EXPORTER}
-    )
+    export_key = cache_key({"weights": weights_sha, "export": settings.export, "exporter": EXPORTER})
     say("[export] ONNX (float, dynamic batch)")
     graph, export_record = build_dir.run_stage(
         "export", "export", export_key, ExportedGraph,
@@ -204,23 +282,40 @@ def compile_model(request: CompileRequest) -> BuildResult:
     )  # fmt: skip
     _said_cached(export_record)
 
-    compiled, results, compile_records = _compile_targets(
-        plans, build_dir, graph, export_record.files[graph.path], request.force
+    quantized, quant_exports, quant_files, quant_records = _quantize(
+        spec, settings, build_dir, float_model, weights_sha, quant_plans, request.force
     )
+    graphs: dict[str, _Graph] = {}
+    for plan in plans:
+        if plan.family is None:
+            graphs[plan.profile.name] = _Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
+        else:
+            fmt = "qcdq" if plan.family == "int8" else "qonnx-clean"
+            chosen = quant_exports[plan.family].graph(fmt)
+            path = root / f"export-{plan.family}" / chosen.path
+            graphs[plan.profile.name] = _Graph(chosen, path, quant_files[plan.family][chosen.path])
+    compiled, results, compile_records = _compile_targets(plans, build_dir, graphs, request.force)
 
-    say("[validate] against the float reference")
+    say("[validate] against the float reference" + (" and the quantized reference" if quantized else ""))
     validate_started = time.perf_counter()
-    golden = _golden(float_model, root / "float", spec.recipe.metric)
+    golden = _golden(float_model, root, spec.recipe.metric)
     torch_runner = TorchRunner(load_float_model(float_model, root / "float"))
     reference = evaluate_runner("float reference", "torch", torch_runner, golden, settings, None)
+    quant_golden = {f: _quant_golden(golden, root, q) for f, q in quantized.items()}
+    quant_refs = tuple(quant_reference_result(g, settings.validation.max_samples) for g in quant_golden.values())
     for plan in plans:
         name = plan.profile.name
         if name in compiled:
+            target_golden = quant_golden[plan.family] if plan.family else golden
             try:
-                results[name] = _validate_target(plan, compiled[name], root, golden, reference.metric)
+                results[name] = _validate_target(
+                    plan.profile, plan.settings, compiled[name], root, target_golden, reference.metric
+                )
             except EdgekitError as err:
                 results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
-    report = ValidationReport(spec.name, spec.recipe.metric, reference, tuple(results[p.profile.name] for p in plans))
+    report = ValidationReport(
+        spec.name, spec.recipe.metric, reference, tuple(results[p.profile.name] for p in plans), quant_refs
+    )
     validate_record = StageRecord("validate", ".", "", False, time.perf_counter() - validate_started, {})
 
     manifest = {
@@ -245,12 +340,22 @@ def compile_model(request: CompileRequest) -> BuildResult:
             "targets": {p.profile.name: to_plain(p.settings) for p in plans},
         },
         "targets": {
-            p.profile.name: {"profile": to_plain(p.profile), "unavailable": p.unavailable or None} for p in plans
+            p.profile.name: {
+                "profile": to_plain(p.profile),
+                "unavailable": p.unavailable or None,
+                "quant_family": p.family,
+                "graph": to_plain(graphs[p.profile.name].graph),
+            }
+            for p in plans
         },
-        "stages": [to_plain(r) for r in (train_record, export_record, *compile_records, validate_record)],
+        "stages": [
+            to_plain(r) for r in (train_record, export_record, *quant_records, *compile_records, validate_record)
+        ],
         "artifacts": {
             "float_model": to_plain(float_model),
             "exported": to_plain(graph),
+            "quantized": {f: to_plain(q) for f, q in quantized.items()},
+            "quant_exports": {f: to_plain(e) for f, e in quant_exports.items()},
             "compiled": {name: to_plain(a) for name, a in compiled.items()},
         },
         "validation": to_plain(report),
@@ -265,42 +370,45 @@ def compile_model(request: CompileRequest) -> BuildResult:
 def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
     """Re-run every compiled target of an existing build against its golden vectors and gates."""
     manifest = read_manifest(root)
+    where = str(root / "manifest.json")
     try:
-        float_model = build(FloatModel, manifest["artifacts"]["float_model"], str(root / "manifest.json"))
-        compiled = {
-            name: build(CompiledArtifact, plain, str(root / "manifest.json"))
-            for name, plain in manifest["artifacts"]["compiled"].items()
-        }
-        old = build(ValidationReport, manifest["validation"], str(root / "manifest.json"))
+        artifacts = manifest["artifacts"]
+        float_model = build(FloatModel, artifacts["float_model"], where)
+        compiled = {name: build(CompiledArtifact, plain, where) for name, plain in artifacts["compiled"].items()}
+        quantized = {f: build(QuantizedModel, plain, where) for f, plain in artifacts.get("quantized", {}).items()}
+        old = build(ValidationReport, manifest["validation"], where)
         stages = [build(StageRecord, s) for s in manifest["stages"]]
     except (EdgekitError, KeyError, TypeError) as err:
-        raise InputError(f"{root / 'manifest.json'} does not describe a complete build: {err}") from err
+        raise InputError(f"{where} does not describe a complete build: {err}") from err
     build_dir = BuildDir(root)
     for stage in stages:
         build_dir.verify_files(stage.directory, stage.files)
-    golden = _golden(float_model, root / "float", manifest["model"]["metric"])
+    golden = _golden(float_model, root, manifest["model"]["metric"])
+    quant_golden = {f: _quant_golden(golden, root, q) for f, q in quantized.items()}
     cli_layer = parse_set_flags(overrides)
     results = []
     for name, entry in manifest["targets"].items():
-        profile = build(TargetProfile, entry["profile"], str(root / "manifest.json"))
+        profile = build(TargetProfile, entry["profile"], where)
         previous = next((t for t in old.targets if t.target == name), None)
         if name not in compiled:
             if previous is not None:
                 results.append(previous)
             continue
         settings = merge_settings([Layer("manifest.json", manifest["settings"]["targets"][name]), cli_layer])
-        backend = get_backend(profile.backend)
-        reason = backend.unavailable_reason()
+        reason = get_backend(profile.backend).unavailable_reason()
         if reason:
             results.append(skipped_result(name, profile.backend, "unavailable", reason, 3))
             continue
-        plan = _TargetPlan(profile, settings, backend, "")
+        family = entry.get("quant_family")
         say(f"[validate] {name}")
         try:
-            results.append(_validate_target(plan, compiled[name], root, golden, old.reference.metric))
+            target_golden = quant_golden[family] if family else golden
+            results.append(
+                _validate_target(profile, settings, compiled[name], root, target_golden, old.reference.metric)
+            )
         except EdgekitError as err:
             results.append(skipped_result(name, profile.backend, "failed", str(err), err.exit_code))
-    report = ValidationReport(old.model, old.metric_name, old.reference, tuple(results))
+    report = replace(old, targets=tuple(results))
     manifest["validation"] = to_plain(report)
     manifest["exit_code"] = exit_code_for(report)
     manifest["revalidated_utc"] = datetime.now(UTC).isoformat(timespec="seconds")

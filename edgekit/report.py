@@ -43,24 +43,36 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
 
 def results_table(report: ValidationReport) -> str:
     with_accuracy = report.metric_name != "accuracy"
-    header = ["target", "status", report.metric_name, "max|diff| vs float", "top-1 agree", "samples"]
+    with_quant = bool(report.quant_references)
+    header = ["target", "status", report.metric_name, "max|diff| vs float", "top-1 agree"]
     if with_accuracy:
         header.insert(3, "accuracy")
+    if with_quant:
+        header.append("max|diff| vs quantized")
+    header.append("samples")
     rows = []
-    for result, is_ref in [(report.reference, True), *((t, False) for t in report.targets)]:
+    references = [report.reference, *report.quant_references]
+    for result in [*references, *report.targets]:
+        is_ref = any(result is r for r in references)
         if result.status != "ok":
             rows.append([result.target, _status(result, is_ref)] + ["-"] * (len(header) - 2))
             continue
+        is_float = result is report.reference
         row = [
             result.target,
             _status(result, is_ref),
             _num(result.metric, ".4f"),
-            "-" if is_ref else _num(result.max_abs_diff_vs_float, ".2e"),
-            "-" if is_ref else f"{result.top1_agreement * 100:.2f}%",
-            str(result.n_samples),
+            "-" if is_float else _num(result.max_abs_diff_vs_float, ".2e"),
+            "-" if is_float else f"{result.top1_agreement * 100:.2f}%",
         ]
         if with_accuracy:
             row.insert(3, _num(result.accuracy, ".4f"))
+        if with_quant:
+            quant = "-"
+            if result.quant_family and not is_ref:
+                quant = f"{_num(result.max_abs_diff_vs_quantized, '.2e')} ({result.quant_family})"
+            row.append(quant)
+        row.append(str(result.n_samples))
         rows.append(row)
     return _table(header, rows, right=set(range(2, len(header))))
 

@@ -87,10 +87,10 @@ class OnnxRuntimeBackend:
                 f"{target.source}: execution provider(s) {', '.join(missing)} are not in this onnxruntime",
                 hint=f"available here: {', '.join(sorted(available))}",
             )
-        if target.precision != "fp32":
+        if target.precision not in ("fp32", "int8"):
             raise ConfigError(
-                f"{target.source}: precision {target.precision!r} needs a quantized graph, which this "
-                'edgekit version cannot export yet (issue #3); use precision = "fp32"'
+                f"{target.source}: the onnxruntime backend runs fp32 graphs and int8 QCDQ graphs, "
+                f"not precision {target.precision!r}"
             )
 
     def _session_options(self, target: TargetProfile, level: str) -> Any:
@@ -116,6 +116,9 @@ class OnnxRuntimeBackend:
         out_dir: Path,
     ) -> CompiledArtifact:
         ort = _ort()
+        expected = "qcdq" if target.precision == "int8" else "onnx-float"
+        if graph.format != expected:
+            raise ConfigError(f"{target.name} ({target.precision}) runs a {expected} graph, not {graph.format}")
         options = _options(target)
         so = self._session_options(target, options.graph_optimization)
         artifact_path = out_dir / ARTIFACT_NAME

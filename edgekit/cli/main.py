@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--recipe", help="recipe for a module:factory model: a zoo model name or a recipe TOML path")
     c.add_argument("--tiny", action="store_true", help="the recipe's tiny variant: seconds instead of minutes")
     c.add_argument(
+        "--quant",
+        metavar="SPEC",
+        help="quantize: wNaM (N-bit weights, M-bit activations, e.g. w6a8), wNaMiK (K-bit input), int8, or off",
+    )
+    c.add_argument(
         "--set",
         action="append",
         default=[],
@@ -104,6 +109,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         out=args.out,
         recipe=args.recipe,
         tiny=args.tiny,
+        quant=args.quant,
         overrides=tuple(args.overrides),
         force=args.force,
     )

@@ -18,7 +18,15 @@ from edgekit.metrics import accuracy, max_abs_diff, mean_abs_diff, task_metric, 
 from edgekit.progress import bar
 from edgekit.runner import Runner
 
-__all__ = ["GateResult", "GoldenSet", "TargetResult", "ValidationReport", "evaluate_runner", "skipped_result"]
+__all__ = [
+    "GateResult",
+    "GoldenSet",
+    "TargetResult",
+    "ValidationReport",
+    "evaluate_runner",
+    "quant_reference_result",
+    "skipped_result",
+]
 
 Status = Literal["ok", "unavailable", "failed"]
 
@@ -29,12 +37,20 @@ class GoldenSet:
     labels: np.ndarray
     float_outputs: np.ndarray
     metric: str
+    quant_outputs: np.ndarray | None = None  # brevitas' outputs, for targets that run a quantized graph
+    quant_family: str = ""
 
     def limited(self, max_samples: int | None) -> GoldenSet:
         if max_samples is None or max_samples >= len(self.labels):
             return self
         n = max_samples
-        return GoldenSet(self.inputs[:n], self.labels[:n], self.float_outputs[:n], self.metric)
+        quant = None if self.quant_outputs is None else self.quant_outputs[:n]
+        return GoldenSet(
+            self.inputs[:n], self.labels[:n], self.float_outputs[:n], self.metric, quant, self.quant_family
+        )
+
+    def with_quant(self, outputs: np.ndarray, family: str) -> GoldenSet:
+        return replace(self, quant_outputs=outputs, quant_family=family)
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,9 @@ class TargetResult:
     max_abs_diff_vs_float: float = math.nan
     mean_abs_diff_vs_float: float = math.nan
     top1_agreement: float = math.nan
+    quant_family: str = ""  # the quantized model this target runs, if any
+    max_abs_diff_vs_quantized: float = math.nan
+    exact_match_vs_quantized: float = math.nan  # fraction of output values equal to brevitas' bit for bit
     latency: tuple[LatencyStat, ...] = ()
     gates: tuple[GateResult, ...] = ()
     exit_code: int = 0  # for a target that was not validated: why (3 unavailable, 4 toolchain)
@@ -84,6 +103,7 @@ class ValidationReport:
     metric_name: str
     reference: TargetResult
     targets: tuple[TargetResult, ...] = field(default_factory=tuple)
+    quant_references: tuple[TargetResult, ...] = field(default_factory=tuple)
 
     @property
     def passed(self) -> bool:
@@ -106,6 +126,10 @@ def _gates(cfg: GateSettings, result: TargetResult, reference_metric: float) -> 
         ("max_abs_diff_vs_float", "<=", cfg.max_abs_diff_vs_float, result.max_abs_diff_vs_float),
         ("min_top1_agreement", ">=", cfg.min_top1_agreement, result.top1_agreement),
     ]
+    if result.quant_family:
+        checks.append(
+            ("max_abs_diff_vs_quantized", "<=", cfg.max_abs_diff_vs_quantized, result.max_abs_diff_vs_quantized)
+        )
     batch1 = result.latency_at(1)
     if cfg.max_latency_p50_us_batch1 is not None:
         value = batch1.p50_us if batch1 else math.nan
@@ -154,6 +178,13 @@ def evaluate_runner(
         top1_agreement=top1_agreement(outputs, golden.float_outputs),
         latency=latency,
     )
+    if golden.quant_outputs is not None:
+        result = replace(
+            result,
+            quant_family=golden.quant_family,
+            max_abs_diff_vs_quantized=max_abs_diff(outputs, golden.quant_outputs),
+            exact_match_vs_quantized=float(np.mean(outputs == golden.quant_outputs)),
+        )
     if reference_metric is None:
         return result
     return replace(result, gates=_gates(settings.gates, result, reference_metric))
@@ -161,3 +192,24 @@ def evaluate_runner(
 
 def skipped_result(target: str, backend: str, status: Status, reason: str, exit_code: int) -> TargetResult:
     return TargetResult(target=target, backend=backend, status=status, reason=reason, exit_code=exit_code)
+
+
+def quant_reference_result(golden: GoldenSet, max_samples: int | None) -> TargetResult:
+    """The brevitas model's own numbers, from its stored outputs on the golden inputs."""
+    golden = golden.limited(max_samples)
+    assert golden.quant_outputs is not None
+    outputs = golden.quant_outputs
+    return TargetResult(
+        target=f"quantized reference ({golden.quant_family})",
+        backend="brevitas",
+        status="ok",
+        runner="brevitas forward (torch, fake-quantized)",
+        n_samples=len(golden.labels),
+        metric_name=golden.metric,
+        metric=task_metric(golden.metric, outputs, golden.labels),
+        accuracy=accuracy(outputs, golden.labels),
+        max_abs_diff_vs_float=max_abs_diff(outputs, golden.float_outputs),
+        mean_abs_diff_vs_float=mean_abs_diff(outputs, golden.float_outputs),
+        top1_agreement=top1_agreement(outputs, golden.float_outputs),
+        quant_family=golden.quant_family,
+    )

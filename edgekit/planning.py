@@ -1,0 +1,77 @@
+"""Everything decided before any work starts: targets, their backends and settings, quantization plans.
+
+A typo in a profile, an unknown layer in ``[quant.layers]`` or a precision a
+target cannot take exactly all fail here, before a minute of training is spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgekit.artifacts import ModelSource
+from edgekit.backends import Backend, get_backend
+from edgekit.config import Layer, Settings, merge_settings
+from edgekit.errors import BackendUnavailable, ConfigError
+from edgekit.precision import Family, QuantPlan, family_for, legality_problems, plan_quantization
+from edgekit.progress import say
+from edgekit.quant_graph import analyze
+from edgekit.targets import TargetProfile, load_target
+from edgekit.torch_model import instantiate
+
+__all__ = ["TargetPlan", "plan_quantization_for", "plan_target"]
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    profile: TargetProfile
+    settings: Settings
+    backend: Backend | None
+    unavailable: str  # why the backend cannot be used here; "" when it can
+    family: Family | None  # the quantized model this target runs; None: the float graph
+
+
+def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool) -> TargetPlan:
+    profile = load_target(name)
+    settings = merge_settings([profile.settings_layer(), *model_layers])
+    family = family_for(profile)
+    if family == "fixed" and not quant_enabled:
+        family = None  # an FPGA target without --quant takes the float model (hls4ml's float path)
+    try:
+        backend = get_backend(profile.backend)
+        reason = backend.unavailable_reason()
+    except BackendUnavailable as err:
+        return TargetPlan(profile, settings, None, err.message, family)
+    if reason:
+        return TargetPlan(profile, settings, None, reason, family)
+    backend.check_target(profile)
+    return TargetPlan(profile, settings, backend, "", family)
+
+
+def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[TargetPlan]) -> dict[str, QuantPlan]:
+    """One plan per quantizer family the targets need, checked against every target's legality rules."""
+    families = sorted({p.family for p in plans if p.family is not None})
+    if not settings.quant.enabled:
+        int8 = [p.profile.name for p in plans if p.family == "int8"]
+        if int8:
+            raise ConfigError(
+                f"target(s) {', '.join(int8)} run an INT8 graph, but quantization is off",
+                hint="add --quant int8 (8-bit weights and activations)",
+            )
+        return {}
+    if not families:
+        say("note: --quant has no effect here: no target in this build runs a quantized graph")
+        return {}
+    layers = analyze(instantiate(source)).layers
+    quant_plans: dict[str, QuantPlan] = {f: plan_quantization(settings.quant, f, layers) for f in families}
+    problems = [
+        f"{p.profile.name}: {problem}"
+        for p in plans
+        if p.family is not None
+        for problem in legality_problems(quant_plans[p.family], p.profile)
+    ]
+    if problems:
+        raise ConfigError(
+            "the quantization settings do not fit the target(s):\n  " + "\n  ".join(problems),
+            hint="change --quant or [quant] (per layer in [quant.layers.NAME]), or choose another target",
+        )
+    return quant_plans

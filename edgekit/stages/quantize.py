@@ -1,0 +1,104 @@
+"""Stage: the float model as a brevitas model, by PTQ (calibration + bias correction) or QAT.
+
+QAT starts from the float weights, calibrates the activation quantizers on a
+data subset first (so the scales start sensible), then fine-tunes with the
+recipe's trainer at the quantization settings' epochs and learning rate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.artifacts import FloatModel, QuantizedModel
+from edgekit.brevitas_model import build_quant_model
+from edgekit.config import Settings
+from edgekit.data import load_data
+from edgekit.metrics import task_metric
+from edgekit.precision import QuantPlan
+from edgekit.progress import bar, say
+from edgekit.schema import to_plain
+from edgekit.torch_model import load_float_model
+from edgekit.training import batched_outputs, fit, seed_everything
+from edgekit.zoo import ModelSpec
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
+
+__all__ = ["quantize_model"]
+
+
+def _calibrate(model: nn.Module, x: np.ndarray, batch_size: int, bias_correction: bool, desc: str) -> None:
+    batches = [torch.from_numpy(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    model.eval()
+    with torch.no_grad(), calibration_mode(model):
+        for batch in bar(batches, desc=f"calibrate {desc}", unit="batch"):
+            model(batch)
+    if bias_correction:
+        with torch.no_grad(), bias_correction_mode(model):
+            for batch in bar(batches, desc=f"bias correction {desc}", unit="batch"):
+                model(batch)
+
+
+def quantize_model(
+    spec: ModelSpec,
+    float_model: FloatModel,
+    float_root: Path,
+    settings: Settings,
+    plan: QuantPlan,
+    out_dir: Path,
+) -> QuantizedModel:
+    started = time.perf_counter()
+    cfg = settings.quant
+    data = load_data(spec, settings)
+    x_train = np.ascontiguousarray(data["x_train"], dtype=np.float32)
+    y_train = np.asarray(data["y_train"], dtype=np.int64)
+    seed_everything(settings.train.seed)
+    order = np.random.default_rng(settings.train.seed).permutation(len(x_train))
+    x_cal = x_train[order[: cfg.calibration_samples]]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # brevitas warns about its own internals
+        model = build_quant_model(load_float_model(float_model, float_root), plan)
+        label = f"{spec.name} ({plan.family})"
+        if cfg.method == "ptq":
+            _calibrate(model, x_cal, settings.train.batch_size, cfg.bias_correction, label)
+            history: list[dict[str, float]] = []
+        else:
+            _calibrate(model, x_cal, settings.train.batch_size, False, label)
+            history = fit(
+                model,
+                x_train,
+                y_train,
+                settings.train,
+                desc=f"QAT {label}",
+                epochs=cfg.qat_epochs,
+                learning_rate=cfg.qat_learning_rate,
+            )
+        golden_inputs = np.load(float_root / float_model.golden_inputs)
+        golden_labels = np.load(float_root / float_model.golden_labels)
+        outputs = batched_outputs(model, golden_inputs)
+    metric = task_metric(spec.recipe.metric, outputs, golden_labels)
+    torch.save(model.state_dict(), out_dir / "quant_model.pt")
+    np.save(out_dir / "golden_quant_outputs.npy", outputs)
+    (out_dir / "quantize.json").write_text(
+        json.dumps({"plan": to_plain(plan), "history": history, "held_out_metric": metric}, indent=1)
+    )
+    wall = time.perf_counter() - started
+    say(f"  {cfg.method.upper()} {label} in {wall:.1f} s: held-out {spec.recipe.metric} {metric:.4f}")
+    return QuantizedModel(
+        family=plan.family,
+        plan=plan,
+        method=cfg.method,
+        weights="quant_model.pt",
+        golden_quant_outputs="golden_quant_outputs.npy",
+        held_out_metric=metric,
+        wall_s=wall,
+    )
