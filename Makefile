@@ -9,7 +9,7 @@ STAMP := $(VENV)/.edgekit-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,quant]'
 	touch $(STAMP)
 
 demo: $(STAMP)

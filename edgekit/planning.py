@@ -6,6 +6,7 @@ target cannot take exactly all fail here, before a minute of training is spent.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from edgekit.artifacts import ModelSource
@@ -61,6 +62,12 @@ def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[T
     if not families:
         say("note: --quant has no effect here: no target in this build runs a quantized graph")
         return {}
+    missing = [m for m in ("brevitas", "qonnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailable(
+            f"quantization needs {' and '.join(missing)}, which are not installed",
+            hint="pip install 'edgekit[quant]'",
+        )
     layers = analyze(instantiate(source)).layers
     quant_plans: dict[str, QuantPlan] = {f: plan_quantization(settings.quant, f, layers) for f in families}
     problems = [
