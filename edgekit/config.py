@@ -24,12 +24,14 @@ __all__ = [
     "LatencySettings",
     "Layer",
     "LayerQuantSettings",
+    "PruneSettings",
     "QuantSettings",
     "Settings",
     "TrainSettings",
     "ValidationSettings",
     "merge_settings",
     "parse_set_flags",
+    "prune_shorthand",
     "quant_shorthand",
 ]
 
@@ -122,6 +124,24 @@ class QuantSettings:
 
 
 @dataclass(frozen=True)
+class PruneSettings:
+    """Pruning: off unless ``method`` is set (``--prune 0.8``, ``--prune structured:0.5``, ``--prune 2:4``).
+
+    ``sparsity`` is the fraction of weights (unstructured) or of channels and neurons
+    (structured) removed; 2:4 is always half of every group of four. It is reached in
+    ``steps`` rounds of prune -> fine-tune, each fine-tune ``finetune_epochs`` long.
+    """
+
+    method: Literal["none", "unstructured", "structured", "2:4"] = "none"
+    sparsity: float = field(default=0.0, metadata={"min": 0.0, "max": 0.99})
+    scope: Literal["global", "layer"] = "global"
+    steps: int = field(default=4, metadata={"min": 1, "max": 50})
+    finetune_epochs: int = field(default=3, metadata={"min": 0, "max": 1000})
+    finetune_learning_rate: float = field(default=1e-3, metadata={"min": 0.0})
+    exclude: tuple[str, ...] = ()  # layers left dense; structured pruning always keeps the output layer
+
+
+@dataclass(frozen=True)
 class Settings:
     train: TrainSettings = TrainSettings()
     export: ExportSettings = ExportSettings()
@@ -129,6 +149,7 @@ class Settings:
     validation: ValidationSettings = ValidationSettings()
     gates: GateSettings = GateSettings()
     quant: QuantSettings = QuantSettings()
+    prune: PruneSettings = PruneSettings()
     model_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     data_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -200,3 +221,24 @@ def parse_set_flags(flags: Sequence[str]) -> Layer:
                 raise ConfigError(f"--set {flag!r} conflicts with an earlier --set of {part!r}")
         node[leaf] = value
     return Layer("command line --set", table)
+
+
+def prune_shorthand(text: str) -> Layer:
+    """``--prune 0.8`` (unstructured), ``unstructured:0.8``, ``structured:0.5``, ``2:4``, or ``off``."""
+    spec = text.strip().lower()
+    if spec in ("off", "none"):
+        return Layer("--prune", {"prune": {"method": "none"}})
+    if spec == "2:4":
+        return Layer("--prune", {"prune": {"method": "2:4", "sparsity": 0.5}})
+    method, _, amount = spec.rpartition(":")
+    method = method or "unstructured"
+    try:
+        sparsity = float(amount)
+    except ValueError:
+        sparsity = -1.0
+    if method not in ("unstructured", "structured") or sparsity < 0:
+        raise ConfigError(
+            f"--prune {text!r} is not a pruning shorthand",
+            hint="use a sparsity (0.8: unstructured), structured:0.5 (channels), 2:4, or off",
+        )
+    return Layer("--prune", {"prune": {"method": method, "sparsity": sparsity}})

@@ -20,10 +20,10 @@ from edgekit import __version__
 from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantExport, QuantizedModel
 from edgekit.backends import get_backend
 from edgekit.builddir import BuildDir, StageRecord, cache_key
-from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, quant_shorthand
+from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, prune_shorthand, quant_shorthand
 from edgekit.errors import EdgekitError, InputError, ToolchainError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
-from edgekit.planning import TargetPlan, plan_quantization_for, plan_target
+from edgekit.planning import TargetPlan, check_pruning, plan_quantization_for, plan_target
 from edgekit.precision import QuantPlan
 from edgekit.progress import say
 from edgekit.report import write_report
@@ -35,7 +35,7 @@ from edgekit.stages.validate import (
     TargetResult,
     ValidationReport,
     evaluate_runner,
-    quant_reference_result,
+    reference_from_outputs,
     skipped_result,
 )
 from edgekit.targets import TargetProfile
@@ -53,6 +53,7 @@ class CompileRequest:
     recipe: str | None = None
     tiny: bool = False
     quant: str | None = None  # shorthand such as "w6a8" or "int8"
+    prune: str | None = None  # shorthand such as "0.8", "structured:0.5" or "2:4"
     overrides: tuple[str, ...] = ()
     force: bool = False
 
@@ -96,8 +97,7 @@ def _load_array(path: Path) -> np.ndarray:
     return array
 
 
-def _golden(model: FloatModel, root: Path, metric: str) -> GoldenSet:
-    float_dir = root / "float"
+def _golden(model: FloatModel, float_dir: Path, metric: str) -> GoldenSet:
     golden = GoldenSet(
         _load_array(float_dir / model.golden_inputs),
         _load_array(float_dir / model.golden_labels),
@@ -179,6 +179,7 @@ def _quantize(
     settings: Settings,
     build_dir: BuildDir,
     float_model: FloatModel,
+    float_dir: Path,
     weights_sha: str,
     quant_plans: dict[str, QuantPlan],
     force: bool,
@@ -210,7 +211,7 @@ def _quantize(
         say(f"[quantize] {family} family, {q.method.upper()}")
         model, record = build_dir.run_stage(
             "quantize", f"quant-{family}", key, QuantizedModel,
-            partial(quantize_model, spec, float_model, root / "float", settings, plan), force=force,
+            partial(quantize_model, spec, float_model, float_dir, settings, plan), force=force,
         )  # fmt: skip
         _said_cached(record)
         records.append(record)
@@ -218,9 +219,8 @@ def _quantize(
             {"weights": record.files[model.weights], "export": settings.export, "exporter": QUANT_EXPORTER}
         )
         say(f"[export] {family} family: QCDQ and QONNX, each checked against brevitas")
-        produce = partial(
-            export_quantized, model, root / f"quant-{family}", float_model, root / "float", settings.export
-        )
+        quant_dir = root / f"quant-{family}"
+        produce = partial(export_quantized, model, quant_dir, float_model, float_dir, settings.export)
         exported, export_record = build_dir.run_stage(
             "export", f"export-{family}", export_key, QuantExport, produce, force=force
         )
@@ -234,6 +234,43 @@ def _quantize(
     return quantized, exports, export_files, records
 
 
+def _references(
+    golden_float: GoldenSet,
+    base_model: FloatModel,
+    base_dir: Path,
+    quantized: dict[str, QuantizedModel],
+    root: Path,
+    settings: Settings,
+) -> tuple[GoldenSet, tuple[TargetResult, ...]]:
+    """The golden set targets are compared with (the pruned model's outputs when pruned) and the extra references.
+
+    A target's agreement is measured against the model it was built from (pruned, quantized);
+    its metric drop is always measured against the full-precision float reference.
+    """
+    limit = settings.validation.max_samples
+    refs = []
+    golden = golden_float
+    if base_dir.name == "pruned":
+        golden = _golden(base_model, base_dir, golden_float.metric)
+        refs.append(
+            reference_from_outputs(
+                "pruned float reference", "torch", "torch eager, pruned", golden.float_outputs, golden_float, limit
+            )
+        )
+    for family, q in quantized.items():
+        outputs = _quant_golden(golden, root, q).quant_outputs
+        assert outputs is not None
+        refs.append(
+            replace(
+                reference_from_outputs(
+                    f"quantized reference ({family})", "brevitas", "brevitas forward", outputs, golden, limit
+                ),
+                quant_family=family,
+            )
+        )
+    return golden, tuple(refs)
+
+
 def compile_model(request: CompileRequest) -> BuildResult:
     """Build and validate ``request.model`` for each requested target."""
     started = time.perf_counter()
@@ -241,12 +278,15 @@ def compile_model(request: CompileRequest) -> BuildResult:
     model_layers = [*spec.recipe.settings_layers(request.tiny)]
     if request.quant is not None:
         model_layers.append(quant_shorthand(request.quant))
+    if request.prune is not None:
+        model_layers.append(prune_shorthand(request.prune))
     model_layers.append(parse_set_flags(request.overrides))
     settings = merge_settings(model_layers)
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
     quant_plans = plan_quantization_for(source, settings, plans)
+    check_pruning(source, settings)
     root = request.out or Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root} is a file, not a directory")
@@ -274,16 +314,39 @@ def compile_model(request: CompileRequest) -> BuildResult:
     _said_cached(train_record)
     weights_sha = train_record.files[float_model.weights]
 
-    export_key = cache_key({"weights": weights_sha, "export": settings.export, "exporter": EXPORTER})
+    # The model every later stage starts from: the trained float model, or its pruned version.
+    base_model, base_dir, base_sha, prune_records = float_model, root / "float", weights_sha, []
+    if settings.prune.method != "none":
+        from edgekit.stages.prune import PRUNER, prune_model  # Torch-Pruning loads only when needed
+
+        prune_key = cache_key(
+            {
+                "weights": weights_sha,
+                "prune": settings.prune,
+                "train": settings.train,
+                "data_options": settings.data_options,
+                "code": spec.code_sha256,
+                "pruner": PRUNER,
+            }
+        )
+        say(f"[prune] {settings.prune.method}, sparsity {settings.prune.sparsity:g}, {settings.prune.steps} rounds")
+        base_model, prune_record = build_dir.run_stage(
+            "prune", "pruned", prune_key, FloatModel,
+            partial(prune_model, spec, float_model, root / "float", settings), force=request.force,
+        )  # fmt: skip
+        _said_cached(prune_record)
+        base_dir, base_sha, prune_records = root / "pruned", prune_record.files[base_model.weights], [prune_record]
+
+    export_key = cache_key({"weights": base_sha, "export": settings.export, "exporter": EXPORTER})
     say("[export] ONNX (float, dynamic batch)")
     graph, export_record = build_dir.run_stage(
         "export", "export", export_key, ExportedGraph,
-        partial(export_float_onnx, float_model, root / "float", settings.export), force=request.force,
+        partial(export_float_onnx, base_model, base_dir, settings.export), force=request.force,
     )  # fmt: skip
     _said_cached(export_record)
 
     quantized, quant_exports, quant_files, quant_records = _quantize(
-        spec, settings, build_dir, float_model, weights_sha, quant_plans, request.force
+        spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, request.force
     )
     graphs: dict[str, _Graph] = {}
     for plan in plans:
@@ -298,15 +361,14 @@ def compile_model(request: CompileRequest) -> BuildResult:
 
     say("[validate] against the float reference" + (" and the quantized reference" if quantized else ""))
     validate_started = time.perf_counter()
-    golden = _golden(float_model, root, spec.recipe.metric)
+    golden_float = _golden(float_model, root / "float", spec.recipe.metric)
     torch_runner = TorchRunner(load_float_model(float_model, root / "float"))
-    reference = evaluate_runner("float reference", "torch", torch_runner, golden, settings, None)
-    quant_golden = {f: _quant_golden(golden, root, q) for f, q in quantized.items()}
-    quant_refs = tuple(quant_reference_result(g, settings.validation.max_samples) for g in quant_golden.values())
+    reference = evaluate_runner("float reference", "torch", torch_runner, golden_float, settings, None)
+    golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
     for plan in plans:
         name = plan.profile.name
         if name in compiled:
-            target_golden = quant_golden[plan.family] if plan.family else golden
+            target_golden = _quant_golden(golden, root, quantized[plan.family]) if plan.family else golden
             try:
                 results[name] = _validate_target(
                     plan.profile, plan.settings, compiled[name], root, target_golden, reference.metric
@@ -314,7 +376,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
             except EdgekitError as err:
                 results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
     report = ValidationReport(
-        spec.name, spec.recipe.metric, reference, tuple(results[p.profile.name] for p in plans), quant_refs
+        spec.name, spec.recipe.metric, reference, tuple(results[p.profile.name] for p in plans), extra_refs
     )
     validate_record = StageRecord("validate", ".", "", False, time.perf_counter() - validate_started, {})
 
@@ -349,10 +411,12 @@ def compile_model(request: CompileRequest) -> BuildResult:
             for p in plans
         },
         "stages": [
-            to_plain(r) for r in (train_record, export_record, *quant_records, *compile_records, validate_record)
+            to_plain(r)
+            for r in (train_record, *prune_records, export_record, *quant_records, *compile_records, validate_record)
         ],
         "artifacts": {
             "float_model": to_plain(float_model),
+            "pruned": to_plain(base_model) if prune_records else None,
             "exported": to_plain(graph),
             "quantized": {f: to_plain(q) for f, q in quantized.items()},
             "quant_exports": {f: to_plain(e) for f, e in quant_exports.items()},
@@ -383,7 +447,9 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
     build_dir = BuildDir(root)
     for stage in stages:
         build_dir.verify_files(stage.directory, stage.files)
-    golden = _golden(float_model, root, manifest["model"]["metric"])
+    pruned = artifacts.get("pruned")
+    base = build(FloatModel, pruned, where) if pruned else float_model
+    golden = _golden(base, root / ("pruned" if pruned else "float"), manifest["model"]["metric"])
     quant_golden = {f: _quant_golden(golden, root, q) for f, q in quantized.items()}
     cli_layer = parse_set_flags(overrides)
     results = []

@@ -19,7 +19,7 @@ from edgekit.quant_graph import analyze
 from edgekit.targets import TargetProfile, load_target
 from edgekit.torch_model import instantiate
 
-__all__ = ["TargetPlan", "plan_quantization_for", "plan_target"]
+__all__ = ["TargetPlan", "check_pruning", "plan_quantization_for", "plan_target"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,23 @@ def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[T
             hint="change --quant or [quant] (per layer in [quant.layers.NAME]), or choose another target",
         )
     return quant_plans
+
+
+def check_pruning(source: ModelSource, settings: Settings) -> None:
+    """Layer names in ``prune.exclude`` exist, and Torch-Pruning is there for structured pruning."""
+    cfg = settings.prune
+    if cfg.method == "none":
+        return
+    if cfg.method == "structured" and importlib.util.find_spec("torch_pruning") is None:
+        raise BackendUnavailable(
+            "structured pruning needs Torch-Pruning, which is not installed", hint="pip install 'edgekit[quant]'"
+        )
+    if cfg.sparsity == 0 and cfg.method != "2:4":
+        raise ConfigError(f"--prune {cfg.method} with sparsity 0 prunes nothing", hint="give a sparsity, e.g. 0.5")
+    weighted = [name for name, kind in analyze(instantiate(source)).layers if kind in ("linear", "conv1d", "conv2d")]
+    unknown = sorted(set(cfg.exclude) - set(weighted))
+    if unknown:
+        raise ConfigError(
+            f"prune.exclude names layer(s) the model does not have: {', '.join(unknown)}",
+            hint=f"weighted layers of this model: {', '.join(weighted)}",
+        )

@@ -43,7 +43,7 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
 
 def results_table(report: ValidationReport) -> str:
     with_accuracy = report.metric_name != "accuracy"
-    with_quant = bool(report.quant_references)
+    with_quant = any(t.quant_family for t in report.targets)
     header = ["target", "status", report.metric_name, "max|diff| vs float", "top-1 agree"]
     if with_accuracy:
         header.insert(3, "accuracy")
@@ -51,7 +51,7 @@ def results_table(report: ValidationReport) -> str:
         header.append("max|diff| vs quantized")
     header.append("samples")
     rows = []
-    references = [report.reference, *report.quant_references]
+    references = [report.reference, *report.extra_references]
     for result in [*references, *report.targets]:
         is_ref = any(result is r for r in references)
         if result.status != "ok":

@@ -27,11 +27,34 @@ def instantiate(source: ModelSource) -> nn.Module:
     return model
 
 
+def _resize_to(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give layers the shapes a structurally pruned state dict has (channels and neurons removed)."""
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        weight = state.get(f"{prefix}weight")
+        current = getattr(module, "weight", None)
+        if weight is None or not isinstance(current, torch.Tensor) or current.shape == weight.shape:
+            continue
+        module.weight = nn.Parameter(torch.empty_like(weight))
+        bias = state.get(f"{prefix}bias")
+        if bias is not None:
+            module.bias = nn.Parameter(torch.empty_like(bias))
+        if isinstance(module, nn.Linear):
+            module.out_features, module.in_features = weight.shape
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            module.out_channels, module.in_channels = weight.shape[0], weight.shape[1] * module.groups
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.num_features = weight.shape[0]
+            for buffer in ("running_mean", "running_var"):
+                setattr(module, buffer, torch.empty_like(state[f"{prefix}{buffer}"]))
+
+
 def load_float_model(model: FloatModel, build_root: Path) -> nn.Module:
     module = instantiate(model.source)
     path = build_root / model.weights
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        _resize_to(module, state)
         module.load_state_dict(state)
     except FileNotFoundError as err:
         raise InputError(f"float weights {path} are missing", hint="re-run edgekit compile") from err

@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--recipe", help="recipe for a module:factory model: a zoo model name or a recipe TOML path")
     c.add_argument("--tiny", action="store_true", help="the recipe's tiny variant: seconds instead of minutes")
     c.add_argument(
+        "--prune",
+        metavar="SPEC",
+        help="prune: a sparsity (0.8: unstructured magnitude), structured:0.5 (channels), 2:4, or off",
+    )
+    c.add_argument(
         "--quant",
         metavar="SPEC",
         help="quantize: wNaM (N-bit weights, M-bit activations, e.g. w6a8), wNaMiK (K-bit input), int8, or off",
@@ -110,6 +115,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         recipe=args.recipe,
         tiny=args.tiny,
         quant=args.quant,
+        prune=args.prune,
         overrides=tuple(args.overrides),
         force=args.force,
     )

@@ -24,6 +24,7 @@ from edgekit.metrics import task_metric
 from edgekit.precision import QuantPlan
 from edgekit.progress import bar, say
 from edgekit.schema import to_plain
+from edgekit.sparsity import apply_masks, remove_masks, zero_masks
 from edgekit.torch_model import load_float_model
 from edgekit.training import batched_outputs, fit, seed_everything
 from edgekit.zoo import ModelSpec
@@ -73,6 +74,9 @@ def quantize_model(
             history: list[dict[str, float]] = []
         else:
             _calibrate(model, x_cal, settings.train.batch_size, False, label)
+            # Pruned zeros stay zero through QAT: the same prune -> fine-tune masks, now on the quantized layers.
+            masks = zero_masks(model) if settings.prune.method in ("unstructured", "2:4") else {}
+            apply_masks(model, masks)
             history = fit(
                 model,
                 x_train,
@@ -82,6 +86,7 @@ def quantize_model(
                 epochs=cfg.qat_epochs,
                 learning_rate=cfg.qat_learning_rate,
             )
+            remove_masks(model)
         golden_inputs = np.load(float_root / float_model.golden_inputs)
         golden_labels = np.load(float_root / float_model.golden_labels)
         outputs = batched_outputs(model, golden_inputs)

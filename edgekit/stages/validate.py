@@ -24,7 +24,7 @@ __all__ = [
     "TargetResult",
     "ValidationReport",
     "evaluate_runner",
-    "quant_reference_result",
+    "reference_from_outputs",
     "skipped_result",
 ]
 
@@ -103,7 +103,8 @@ class ValidationReport:
     metric_name: str
     reference: TargetResult
     targets: tuple[TargetResult, ...] = field(default_factory=tuple)
-    quant_references: tuple[TargetResult, ...] = field(default_factory=tuple)
+    # the pruned float model and the quantized (brevitas) models: numbers from their stored outputs
+    extra_references: tuple[TargetResult, ...] = field(default_factory=tuple)
 
     @property
     def passed(self) -> bool:
@@ -194,16 +195,17 @@ def skipped_result(target: str, backend: str, status: Status, reason: str, exit_
     return TargetResult(target=target, backend=backend, status=status, reason=reason, exit_code=exit_code)
 
 
-def quant_reference_result(golden: GoldenSet, max_samples: int | None) -> TargetResult:
-    """The brevitas model's own numbers, from its stored outputs on the golden inputs."""
+def reference_from_outputs(
+    target: str, backend: str, runner: str, outputs: np.ndarray, golden: GoldenSet, max_samples: int | None
+) -> TargetResult:
+    """A reference model's numbers from its stored outputs on the golden inputs (no runner, no latency)."""
     golden = golden.limited(max_samples)
-    assert golden.quant_outputs is not None
-    outputs = golden.quant_outputs
+    outputs = outputs[: len(golden.labels)]
     return TargetResult(
-        target=f"quantized reference ({golden.quant_family})",
-        backend="brevitas",
+        target=target,
+        backend=backend,
         status="ok",
-        runner="brevitas forward (torch, fake-quantized)",
+        runner=runner,
         n_samples=len(golden.labels),
         metric_name=golden.metric,
         metric=task_metric(golden.metric, outputs, golden.labels),
@@ -211,5 +213,4 @@ def quant_reference_result(golden: GoldenSet, max_samples: int | None) -> Target
         max_abs_diff_vs_float=max_abs_diff(outputs, golden.float_outputs),
         mean_abs_diff_vs_float=mean_abs_diff(outputs, golden.float_outputs),
         top1_agreement=top1_agreement(outputs, golden.float_outputs),
-        quant_family=golden.quant_family,
     )

@@ -111,7 +111,7 @@ def test_manifest_and_validation_of_the_quantized_build(quant_build: BuildResult
     assert ort_int8.max_abs_diff_vs_quantized == 0.0 and ort_int8.exact_match_vs_quantized == 1.0
     assert any(g.name == "max_abs_diff_vs_quantized" and g.passed for g in ort_int8.gates)
     assert fpga.status == "unavailable"
-    assert {r.quant_family for r in quant_build.report.quant_references} == {"fixed", "int8"}
+    assert {r.quant_family for r in quant_build.report.extra_references} == {"fixed", "int8"}
     text = (quant_build.build_dir / "report.md").read_text()
     assert "quantized reference (fixed)" in text
 
