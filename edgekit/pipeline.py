@@ -7,6 +7,7 @@ which caches them by content hash and swaps their output folders in atomically.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -422,6 +423,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
             "quant_exports": {f: to_plain(e) for f, e in quant_exports.items()},
             "compiled": {name: to_plain(a) for name, a in compiled.items()},
         },
+        "pruning": json.loads((root / "pruned" / "prune.json").read_text()) if prune_records else None,
         "validation": to_plain(report),
         "exit_code": exit_code_for(report),
         "total_wall_s": time.perf_counter() - started,

@@ -105,6 +105,64 @@ def problems(report: ValidationReport) -> list[str]:
     return lines
 
 
+def _pruning_section(pruning: dict[str, Any] | None) -> list[str]:
+    if not pruning:
+        return []
+    before, after = pruning["before"], pruning["after"]
+    lines = [
+        "## Pruning",
+        "",
+        f"Method {pruning['method']}, sparsity {pruning['sparsity']:g}; held-out metric after pruning and "
+        f"fine-tuning {pruning['held_out_metric']:.4f}.",
+        "",
+        "| layer | shape | parameters left | sparsity | MACs left |",
+        "|---|---|---|---|---|",
+    ]
+    dense = {layer["layer"]: layer for layer in before["layers"]}
+    for layer in after["layers"]:
+        was = dense.get(layer["layer"], layer)
+        lines.append(
+            f"| {layer['layer']} | {'x'.join(map(str, was['shape']))} -> {'x'.join(map(str, layer['shape']))} "
+            f"| {layer['nonzero_parameters']:,} of {was['parameters']:,} | {layer['sparsity']:.1%} "
+            f"| {layer['nonzero_macs']:,} of {was['macs']:,} |"
+        )
+    tb, ta = before["totals"], after["totals"]
+    lines += [
+        f"| **total** | | {ta['nonzero_parameters']:,} of {tb['parameters']:,} | "
+        f"{1 - ta['nonzero_parameters'] / tb['parameters']:.1%} | {ta['nonzero_macs']:,} of {tb['macs']:,} "
+        f"({1 - ta['nonzero_macs'] / tb['macs']:.1%} fewer) |",
+        "",
+    ]
+    return lines
+
+
+def _quantization_section(quantized: dict[str, Any], artifacts: dict[str, Any]) -> list[str]:
+    if not quantized:
+        return []
+    lines = ["## Quantization", ""]
+    for family, q in quantized.items():
+        plan = q["plan"]
+        checks = artifacts["quant_exports"][family]
+        diffs = ", ".join(f"{fmt} {d:g}" for fmt, d in checks["max_abs_diff_vs_brevitas"].items())
+        lines += [
+            f"### {family} family ({q['method'].upper()}, {plan['scale_type'].replace('_', '-')} scales)",
+            "",
+            f"Exported graphs vs brevitas' forward on {checks['n_check_samples']} held-out samples, "
+            f"max abs difference: {diffs}.",
+            "",
+            "| layer | kind | weight bits | activation bits | signed | bias bits | weight scales |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {layer['name']} | {layer['kind']} | {layer['weight_bits'] or '-'} | {layer['activation_bits']} "
+            f"| {'yes' if layer['activation_signed'] else 'no'} | {layer['bias_bits'] or '-'} "
+            f"| {(layer['weight_scaling'] or '-').replace('_', ' ')} |"
+            for layer in plan["layers"]
+        ]
+        lines.append("")
+    return lines
+
+
 def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport) -> Path:
     env = manifest["environment"]
     model = manifest["model"]
@@ -144,6 +202,8 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
         lines += [f"- runner: {t.runner}"]
         lines += [f"- {'pass' if g.passed else 'FAIL'}: {g.describe()}" for g in t.gates]
         lines.append("")
+    lines += _pruning_section(manifest.get("pruning"))
+    lines += _quantization_section(manifest["artifacts"].get("quantized") or {}, manifest["artifacts"])
     lines += ["## Stages", "", "| stage | folder | cached | wall time |", "|---|---|---|---|"]
     lines += [
         f"| {s['name']} | {s['directory']} | {'yes' if s['cached'] else 'no'} | {s['wall_s']:.2f} s |"
