@@ -27,6 +27,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_onnxruntime.py
+	$(BIN)/python bench/bench_compression.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
