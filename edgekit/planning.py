@@ -22,6 +22,13 @@ from edgekit.torch_model import instantiate
 __all__ = ["TargetPlan", "check_pruning", "plan_quantization_for", "plan_target"]
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
+
+
 @dataclass(frozen=True)
 class TargetPlan:
     profile: TargetProfile
@@ -62,7 +69,7 @@ def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[T
     if not families:
         say("note: --quant has no effect here: no target in this build runs a quantized graph")
         return {}
-    missing = [m for m in ("brevitas", "qonnx") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("brevitas", "qonnx") if not _installed(m)]
     if missing:
         raise BackendUnavailable(
             f"quantization needs {' and '.join(missing)}, which are not installed",
@@ -89,7 +96,7 @@ def check_pruning(source: ModelSource, settings: Settings) -> None:
     cfg = settings.prune
     if cfg.method == "none":
         return
-    if cfg.method == "structured" and importlib.util.find_spec("torch_pruning") is None:
+    if cfg.method == "structured" and not _installed("torch_pruning"):
         raise BackendUnavailable(
             "structured pruning needs Torch-Pruning, which is not installed", hint="pip install 'edgekit[quant]'"
         )

@@ -49,3 +49,16 @@ def test_public_api_names_resolve() -> None:
 
     for name in edgekit.__all__:
         assert getattr(edgekit, name) is not None
+
+
+def test_quant_without_the_extra_says_what_to_install(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = (
+        "import sys\n"
+        "from edgekit.cli.main import main\n"
+        f"sys.exit(main(['compile', 'jet_tagger', '--tiny', '--quant', 'int8', '-t', 'cpu-onnxruntime-int8',"
+        f" '--out', {str(tmp_path / 'b')!r}]))\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 3, proc.stderr
+    assert "quantization needs brevitas and qonnx" in proc.stderr and "edgekit[quant]" in proc.stderr
+    assert not (tmp_path / "b").exists()
