@@ -24,7 +24,6 @@ from edgekit.torch_model import load_float_model
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import brevitas.nn as qnn
-    from brevitas.inject.enum import FloatToIntImplType
     from brevitas.quant import (
         Int8ActPerTensorFixedPoint,
         Int8ActPerTensorFloat,
@@ -41,10 +40,6 @@ with warnings.catch_warnings():
 __all__ = ["build_quant_model", "load_quant_model"]
 
 
-def _rounding(plan: QuantPlan) -> FloatToIntImplType:
-    return FloatToIntImplType.FLOOR if plan.rounding == "floor" else FloatToIntImplType.ROUND
-
-
 def _act_kwargs(plan: QuantPlan, layer: LayerPrecision, prefix: str = "") -> dict[str, Any]:
     pot = plan.scale_type == "power_of_two"
     if layer.activation_signed:
@@ -54,7 +49,6 @@ def _act_kwargs(plan: QuantPlan, layer: LayerPrecision, prefix: str = "") -> dic
     return {
         f"{prefix}act_quant": quant,
         f"{prefix}bit_width": layer.activation_bits,
-        f"{prefix}float_to_int_impl_type": _rounding(plan),
         "return_quant_tensor": True,
     }
 
@@ -72,7 +66,6 @@ def _weight_kwargs(plan: QuantPlan, layer: LayerPrecision) -> dict[str, Any]:
         "weight_quant": quant,
         "weight_bit_width": layer.weight_bits,
         "weight_narrow_range": plan.weight_overflow == "saturate_symmetric",
-        "weight_float_to_int_impl_type": _rounding(plan),
         "bias_quant": Int16Bias if (layer.bias_bits or 32) <= 16 else Int32Bias,
         "bias_bit_width": layer.bias_bits,
         "return_quant_tensor": True,

@@ -113,7 +113,8 @@ class QuantSettings:
     weight_scaling: Literal["per_tensor", "per_channel"] | None = None
     activation_signed: bool | None = None
     scale_type: Literal["power_of_two", "float"] = "power_of_two"
-    rounding: Literal["round", "floor"] = "round"
+    # Rounding is always half to even: the only mode QuantizeLinear has, and brevitas 0.13.4's floor
+    # quantizers export to QONNX with different numbers (measured), so no other mode is offered.
     weight_overflow: Literal["saturate", "saturate_symmetric"] = "saturate_symmetric"
     method: Literal["qat", "ptq"] = "qat"
     qat_epochs: int = field(default=6, metadata={"min": 0, "max": 10_000})

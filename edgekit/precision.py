@@ -62,7 +62,6 @@ class LayerPrecision:
 class QuantPlan:
     family: Family
     scale_type: Literal["power_of_two", "float"]
-    rounding: Literal["round", "floor"]
     weight_overflow: Literal["saturate", "saturate_symmetric"]
     layers: tuple[LayerPrecision, ...]
 
@@ -114,7 +113,7 @@ def plan_quantization(cfg: QuantSettings, family: Family, layers: Iterable[tuple
                 activation_signed=True if kind in ("add",) else signed,
             )
         )
-    return QuantPlan(family, cfg.scale_type, cfg.rounding, cfg.weight_overflow, tuple(resolved))
+    return QuantPlan(family, cfg.scale_type, cfg.weight_overflow, tuple(resolved))
 
 
 def _plain(value: Any) -> Any:
@@ -139,8 +138,6 @@ def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
         return problems
     if target.precision != "int8":
         return problems
-    if plan.rounding != "round":
-        problems.append(f"all layers: rounding {plan.rounding!r}: QuantizeLinear rounds half to even only")
     if target.backend == "tensorrt":
         for layer in plan.layers:
             if layer.weight_bits is not None and layer.weight_bits != 8:

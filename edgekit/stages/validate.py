@@ -165,20 +165,7 @@ def evaluate_runner(
         measure_latency(runner, sample, b, settings.latency)
         for b in bar(settings.latency.batch_sizes, desc=f"latency {target}", unit="batch size")
     )
-    result = TargetResult(
-        target=target,
-        backend=backend,
-        status="ok",
-        runner=runner.description,
-        n_samples=len(golden.labels),
-        metric_name=golden.metric,
-        metric=task_metric(golden.metric, outputs, golden.labels),
-        accuracy=accuracy(outputs, golden.labels),
-        max_abs_diff_vs_float=max_abs_diff(outputs, golden.float_outputs),
-        mean_abs_diff_vs_float=mean_abs_diff(outputs, golden.float_outputs),
-        top1_agreement=top1_agreement(outputs, golden.float_outputs),
-        latency=latency,
-    )
+    result = replace(_scored(target, backend, runner.description, outputs, golden), latency=latency)
     if golden.quant_outputs is not None:
         result = replace(
             result,
@@ -200,7 +187,11 @@ def reference_from_outputs(
 ) -> TargetResult:
     """A reference model's numbers from its stored outputs on the golden inputs (no runner, no latency)."""
     golden = golden.limited(max_samples)
-    outputs = outputs[: len(golden.labels)]
+    return _scored(target, backend, runner, outputs[: len(golden.labels)], golden)
+
+
+def _scored(target: str, backend: str, runner: str, outputs: np.ndarray, golden: GoldenSet) -> TargetResult:
+    """Task metric and agreement with the float outputs of ``golden``."""
     return TargetResult(
         target=target,
         backend=backend,
