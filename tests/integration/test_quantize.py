@@ -167,6 +167,21 @@ RESNETISH = textwrap.dedent(
     def build(**recipe_options):  # borrows lenet_digits' recipe, whose model options do not apply here
         return Block()
 
+    class Net1d(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(1, 4, 3, padding=1)
+            self.relu = nn.ReLU()
+            self.pool = nn.MaxPool1d(2)
+            self.fc = nn.Linear(4 * 8, 5)
+
+        def forward(self, x):
+            y = self.pool(self.relu(self.conv(x.view(-1, 1, 16))))
+            return self.fc(y.flatten(1))
+
+    def net1d(**recipe_options):
+        return Net1d()
+
     class Odd(nn.Module):
         def __init__(self):
             super().__init__()
@@ -187,6 +202,16 @@ def user_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "user_nets.py").write_text(RESNETISH)
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
+
+
+def test_conv1d_and_reshapes_stay_exact(user_models: Path) -> None:
+    result = compile_model(
+        CompileRequest("user_nets:net1d", TARGETS, out=user_models / "b", recipe="jet_tagger", tiny=True, quant="w6a8")
+    )
+    for family in ("fixed", "int8"):
+        assert set(result.manifest["artifacts"]["quant_exports"][family]["max_abs_diff_vs_brevitas"].values()) == {0.0}
+    kinds = [layer["kind"] for layer in result.manifest["artifacts"]["quantized"]["int8"]["plan"]["layers"]]
+    assert kinds == ["input", "conv1d", "relu", "linear"]
 
 
 def test_batchnorm_folding_and_residual_add_stay_exact(user_models: Path) -> None:
