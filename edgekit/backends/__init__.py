@@ -19,11 +19,11 @@ __all__ = ["BUILTIN", "PLANNED", "Backend", "Runner", "get_backend"]
 
 BUILTIN = {
     "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
+    "hls4ml": "edgekit.backends.hls4ml:Hls4mlBackend",
 }
 
 # Backends a shipped profile names that this version does not contain yet.
 PLANNED = {
-    "hls4ml": "the hls4ml FPGA backend is not part of this edgekit version yet (issue #4)",
     "tensorrt": "the TensorRT GPU backend is not part of this edgekit version yet (issue #6)",
 }
 

@@ -1,0 +1,247 @@
+"""hls4ml backend: the only module that imports hls4ml.
+
+Takes the cleaned QONNX export of a fixed-point quantized model, writes an HLS
+project for the target part (Vitis or Vivado HLS, clock, io type, strategy,
+reuse factor from the profile), builds hls4ml's bit-accurate C++ emulation with
+g++ through edgekit's tool runner (log file, timeout, checked exit code), and
+runs it in worker processes (:mod:`edgekit.backends.hls_emulator`).
+
+hls4ml reads the precision of every quantized layer from the QONNX ``Quant``
+nodes; edgekit sets the one it cannot infer: the input layer, which casts the
+float input before the first ``Quant`` node rounds it. hls4ml's default there
+(``fixed<16,6>``, truncating) rounds twice and differs from brevitas; edgekit
+uses enough fraction bits to hold every float32 value that matters for the
+input quantizer's rounding (its scale's bits plus 24), saturating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.hls_emulator import EmulatorPool
+from edgekit.errors import BackendUnavailable, ConfigError, ToolchainError
+from edgekit.schema import build
+from edgekit.targets import TargetProfile
+from edgekit.tools import run_tool
+
+__all__ = ["Hls4mlBackend", "Hls4mlOptions"]
+
+PROJECT = "myproject"
+PROJECT_DIR = "hls4ml_prj"
+BUILD_TIMEOUT_S = 900
+INPUT_INTEGER_BITS = 16
+
+
+@dataclass(frozen=True)
+class Hls4mlOptions:
+    """``[backend_options]`` of an hls4ml target."""
+
+    emulation_workers: int = field(default=0, metadata={"min": 0})  # 0: one per core
+
+
+def _hls4ml() -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import hls4ml
+    except ImportError as err:
+        raise BackendUnavailable("hls4ml is not installed", hint="pip install 'edgekit[fpga]' (hls4ml 1.3.0)") from err
+    return hls4ml
+
+
+def _input_precision(model: Any) -> str:
+    """ap_fixed type for the input layer: exact for every float32 the input quantizer can round differently."""
+    graph = model.graph
+    source = graph.input[0].name
+    quant = next((n for n in graph.node if n.op_type == "Quant" and n.input[0] == source), None)
+    if quant is None:
+        raise ConfigError("the QONNX graph does not start with a Quant node: quantize the model input")
+    scale = float(np.max(model.get_initializer(quant.input[1])))
+    fraction_bits = max(0, -math.floor(math.log2(scale))) + 24
+    return f"fixed<{INPUT_INTEGER_BITS + fraction_bits},{INPUT_INTEGER_BITS},TRN,SAT>"
+
+
+class HlsEmulatorRunner:
+    clock = "wall clock of the C++ emulation on the host CPU (not FPGA latency: see the estimates)"
+
+    def __init__(self, pool: EmulatorPool, channels_last: bool, n_out: int, description: str) -> None:
+        self._pool = pool
+        self._channels_last = channels_last
+        self._n_out = n_out
+        self.description = description
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self._channels_last and x.ndim > 2:
+            x = np.moveaxis(x, 1, -1)
+        out = self._pool.run(x.reshape(len(x), -1))
+        return out.astype(np.float32).reshape(len(x), self._n_out)
+
+    def synchronize(self) -> None:
+        """Each run returns when the workers have answered."""
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class Hls4mlBackend:
+    name = "hls4ml"
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            _hls4ml()
+        except BackendUnavailable as err:
+            return f"{err.message}; {err.hint}"
+        if shutil.which("g++") is None:
+            return "g++ is not on PATH: hls4ml's emulation is C++ (apt-get install g++)"
+        return None
+
+    def versions(self) -> dict[str, str]:
+        gpp = run_tool(["g++", "-dumpfullversion"], cwd=Path.cwd(), timeout_s=30, check=False).output.strip()
+        return {"hls4ml": str(_hls4ml().__version__), "g++": gpp}
+
+    def check_target(self, target: TargetProfile) -> None:
+        build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
+        if target.fpga is None:
+            raise ConfigError(f"{target.source}: an hls4ml target needs an [fpga] table")
+        if target.fpga.strategy == "distributed_arithmetic":
+            raise ConfigError(
+                f"{target.source}: strategy 'distributed_arithmetic' is not wired into edgekit's hls4ml backend yet",
+                hint='use strategy = "latency" or "resource"',
+            )
+
+    def _config(self, model: Any, target: TargetProfile) -> dict[str, Any]:
+        assert target.fpga is not None
+        hls4ml = _hls4ml()
+        config: dict[str, Any] = hls4ml.utils.config_from_onnx_model(
+            model, granularity="name", backend=target.fpga.hls_backend, default_precision="fixed<16,6>"
+        )
+        config["Model"]["ReuseFactor"] = target.fpga.reuse_factor
+        config["Model"]["Strategy"] = target.fpga.strategy.capitalize()
+        for layer in config["LayerName"].values():
+            if "ReuseFactor" in layer:
+                layer["ReuseFactor"] = target.fpga.reuse_factor
+        config["LayerName"]["global_in"]["Precision"]["result"] = _input_precision(model)
+        return config
+
+    def compile(self, graph: ExportedGraph, graph_path: Path, target: TargetProfile, out_dir: Path) -> CompiledArtifact:
+        if graph.format != "qonnx-clean":
+            raise ConfigError(
+                f"{target.name} compiles a fixed-point quantized model (cleaned QONNX), not {graph.format}",
+                hint="add --quant w6a8 (or another wNaM); the float path through hls4ml is not built yet",
+            )
+        assert target.fpga is not None
+        hls4ml = _hls4ml()
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        model = ModelWrapper(str(graph_path))
+        config = self._config(model, target)
+        project = out_dir / PROJECT_DIR
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # hls4ml prints every layer it converts; keep that in a log, not in the user's (--json) stdout.
+            with (
+                warnings.catch_warnings(),
+                (out_dir / "hls4ml_convert.log").open("w") as log,
+                contextlib.redirect_stdout(log),
+            ):
+                warnings.simplefilter("ignore")
+                hls_model = hls4ml.converters.convert_from_onnx_model(
+                    model,
+                    output_dir=str(project),
+                    project_name=PROJECT,
+                    hls_config=config,
+                    backend=target.fpga.hls_backend,
+                    io_type=target.fpga.io_type,
+                    part=target.fpga.part,
+                    clock_period=target.fpga.clock_period_ns,
+                )
+                hls_model.write()
+        except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers
+            raise ToolchainError(
+                f"hls4ml could not convert the model for {target.name}: {str(err).splitlines()[0][:300]}",
+                hint="a layer hls4ml does not support; the message names it",
+            ) from err
+        self._build_emulator(project, out_dir / "build_lib.log")
+        library = next(iter(sorted((project / "firmware").glob(f"{PROJECT}-*.so"))))
+        n_in = int(np.prod(hls_model.get_input_variables()[0].shape))
+        n_out = int(np.prod(hls_model.get_output_variables()[0].shape))
+        self._smoke_test(library, n_in, n_out, out_dir / "build_lib.log")
+        info = {
+            "hls4ml": hls4ml.__version__,
+            "hls_backend": target.fpga.hls_backend,
+            "part": target.fpga.part,
+            "clock_period_ns": target.fpga.clock_period_ns,
+            "io_type": target.fpga.io_type,
+            "strategy": target.fpga.strategy,
+            "reuse_factor": target.fpga.reuse_factor,
+            "input_precision": config["LayerName"]["global_in"]["Precision"]["result"],
+            "n_inputs": n_in,
+            "n_outputs": n_out,
+            "channels_last_input": len(model.get_tensor_shape(model.graph.input[0].name)) > 2,
+            "precisions": _layer_precisions(hls_model),
+        }
+        return CompiledArtifact(
+            target=target.name,
+            backend=self.name,
+            path=str(library.relative_to(out_dir)),
+            input_name=graph.input_name,
+            output_name=graph.output_name,
+            info=info,
+        )
+
+    @staticmethod
+    def _build_emulator(project: Path, log: Path) -> None:
+        script = project / "build_lib.sh"
+        text = script.read_text()
+        absolute = 'WEIGHTS_DIR="\\"${BASEDIR}/firmware/weights\\""'
+        if absolute not in text:
+            raise ToolchainError(f"{script} is not in the form edgekit knows (hls4ml 1.3.0)", log_path=log)
+        # Relative, so the build directory can move: the emulator workers run inside firmware/.
+        script.write_text(text.replace(absolute, 'WEIGHTS_DIR="\\"weights\\""'))
+        run_tool(["bash", "build_lib.sh"], cwd=project, timeout_s=BUILD_TIMEOUT_S, log_path=log)
+
+    @staticmethod
+    def _smoke_test(library: Path, n_in: int, n_out: int, log: Path) -> None:
+        pool = EmulatorPool(library, PROJECT, n_in, n_out, workers=1)
+        try:
+            pool.run(np.zeros((1, n_in)))
+        except ToolchainError as err:
+            raise ToolchainError(err.message, hint=err.hint, log_path=log) from err
+        finally:
+            pool.close()
+
+    def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> HlsEmulatorRunner:
+        if not artifact_path.is_file():
+            raise ToolchainError(f"the emulation library {artifact_path} is missing", hint="re-run edgekit compile")
+        options = build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
+        info = artifact.info
+        pool = EmulatorPool(artifact_path, PROJECT, int(info["n_inputs"]), int(info["n_outputs"]),
+                            workers=options.emulation_workers or None)  # fmt: skip
+        description = (
+            f"hls4ml {info['hls4ml']} C++ emulation ({info['hls_backend']}, {info['io_type']}, "
+            f"{info['strategy']}, reuse {info['reuse_factor']}), {pool.workers} worker processes"
+        )
+        return HlsEmulatorRunner(pool, bool(info["channels_last_input"]), int(info["n_outputs"]), description)
+
+
+def _layer_precisions(hls_model: Any) -> dict[str, dict[str, str]]:
+    """The fixed-point types hls4ml chose per layer, for the report."""
+    out: dict[str, dict[str, str]] = {}
+    for layer in hls_model.get_layers():
+        types = {}
+        for name, var in getattr(layer, "types", {}).items():
+            precision = getattr(var, "precision", None)
+            if precision is not None:
+                types[name] = str(precision)
+        if types:
+            out[layer.name] = types
+    return out
