@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edgekit.artifacts import file_sha256
-from edgekit.errors import InputError
+from edgekit.errors import EdgekitError, InputError
 from edgekit.schema import build, to_plain
 
 __all__ = ["BuildDir", "StageRecord", "atomic_write_text", "cache_key"]
@@ -114,10 +114,20 @@ class BuildDir:
             record = {"stage": name, "key": key, "wall_s": wall, "artifact": to_plain(artifact), "files": files}
             (tmp / STAGE_FILE).write_text(json.dumps(record, indent=1))
             self._swap_in(tmp, final)
-        except BaseException:
+        except BaseException as err:
+            self._keep_log(err, tmp, directory)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return artifact, StageRecord(name, directory, key, False, wall, files)
+
+    def _keep_log(self, err: BaseException, tmp: Path, directory: str) -> None:
+        """A failed stage's tool log outlives its temporary folder: it moves to ``logs/``."""
+        log = getattr(err, "log_path", None)
+        if isinstance(err, EdgekitError) and log is not None and Path(log).is_relative_to(tmp) and Path(log).exists():
+            kept = self.root / "logs" / f"{directory.replace('/', '-')}-{Path(log).name}"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(log), kept)
+            err.log_path = kept
 
     @staticmethod
     def _swap_in(tmp: Path, final: Path) -> None:

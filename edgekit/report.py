@@ -100,7 +100,9 @@ def problems(report: ValidationReport) -> list[str]:
     lines = []
     for t in report.targets:
         if t.status != "ok":
-            lines.append(f"{t.target}: {t.status}: {t.reason.splitlines()[0] if t.reason else ''}")
+            first, *rest = t.reason.splitlines() or [""]
+            lines.append(f"{t.target}: {t.status}: {first}")
+            lines.extend(f"    {line}" for line in rest)
         lines.extend(f"{t.target}: gate failed: {g.describe()}" for g in t.failed_gates())
     return lines
 

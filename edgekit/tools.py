@@ -27,13 +27,14 @@ def run_tool(
     timeout_s: float,
     log_path: Path | None = None,
     check: bool = True,
+    name: str | None = None,
 ) -> ToolRun:
     """Run ``args`` in ``cwd``; stdout and stderr go to ``log_path`` (if given) and the result.
 
     A missing program, a timeout or (with ``check``) a non-zero exit raise ToolchainError
     naming the program and the log.
     """
-    name = Path(args[0]).name
+    name = name or Path(args[0]).name
     try:
         proc = subprocess.run(
             list(args),

@@ -143,9 +143,7 @@ class Hls4mlBackend:
         from qonnx.core.modelwrapper import ModelWrapper
 
         model = ModelWrapper(str(graph_path))
-        config = self._config(model, target)
         project = out_dir / PROJECT_DIR
-        out_dir.mkdir(parents=True, exist_ok=True)
         try:
             # hls4ml prints every layer it converts; keep that in a log, not in the user's (--json) stdout.
             with (
@@ -154,6 +152,7 @@ class Hls4mlBackend:
                 contextlib.redirect_stdout(log),
             ):
                 warnings.simplefilter("ignore")
+                config = self._config(model, target)
                 hls_model = hls4ml.converters.convert_from_onnx_model(
                     model,
                     output_dir=str(project),
@@ -207,7 +206,13 @@ class Hls4mlBackend:
             raise ToolchainError(f"{script} is not in the form edgekit knows (hls4ml 1.3.0)", log_path=log)
         # Relative, so the build directory can move: the emulator workers run inside firmware/.
         script.write_text(text.replace(absolute, 'WEIGHTS_DIR="\\"weights\\""'))
-        run_tool(["bash", "build_lib.sh"], cwd=project, timeout_s=BUILD_TIMEOUT_S, log_path=log)
+        run_tool(
+            ["bash", "build_lib.sh"],
+            cwd=project,
+            timeout_s=BUILD_TIMEOUT_S,
+            log_path=log,
+            name="the g++ build of hls4ml's emulation (build_lib.sh)",
+        )
 
     @staticmethod
     def _smoke_test(library: Path, n_in: int, n_out: int, log: Path) -> None:

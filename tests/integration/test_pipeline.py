@@ -125,10 +125,10 @@ def test_gate_failure_gives_exit_code_1_and_names_the_gate(tiny_jet_build: Build
 
 def test_unavailable_target_is_reported_not_crashed(tmp_path: Path) -> None:
     result = compile_model(
-        CompileRequest("jet_tagger", ("fpga-xcvu13p", "cpu-onnxruntime"), out=tmp_path / "b", tiny=True)
+        CompileRequest("jet_tagger", ("gpu-tensorrt-fp16", "cpu-onnxruntime"), out=tmp_path / "b", tiny=True)
     )
-    fpga, cpu = result.report.targets
-    assert fpga.status == "unavailable" and "hls4ml" in fpga.reason
+    gpu, cpu = result.report.targets
+    assert gpu.status == "unavailable" and "TensorRT" in gpu.reason
     assert cpu.status == "ok" and cpu.passed
     assert result.exit_code == 3
 

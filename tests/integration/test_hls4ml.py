@@ -1,0 +1,140 @@
+"""The FPGA target through hls4ml: HLS project, g++ emulation, bit-exact with brevitas, clear failures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.errors import ConfigError
+from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.targets import targets_dir
+
+pytest.importorskip("hls4ml", reason="FPGA tests need the fpga extra: pip install 'edgekit[fpga]'")
+if shutil.which("g++") is None:
+    pytest.skip("hls4ml's emulation needs g++ (apt-get install g++)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def jet_fpga(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """The issue's example at tiny size: w6a8, 75% pruned, VU13P, io_parallel, >= 1000 held-out jets."""
+    return compile_model(
+        CompileRequest(
+            "jet_tagger",
+            ("fpga-xcvu13p",),
+            out=tmp_path_factory.mktemp("jet_fpga"),
+            tiny=True,
+            quant="w6a8",
+            prune="0.75",
+            overrides=("data_options.n_samples=6000", "prune.steps=2", "prune.finetune_epochs=1"),
+        )
+    )
+
+
+def test_emulation_equals_brevitas_exactly(jet_fpga: BuildResult) -> None:
+    (fpga,) = jet_fpga.report.targets
+    assert fpga.status == "ok", fpga.reason
+    assert fpga.n_samples >= 1000
+    assert fpga.max_abs_diff_vs_quantized == 0.0 and fpga.exact_match_vs_quantized == 1.0
+    quantized = next(r for r in jet_fpga.report.extra_references if r.quant_family == "fixed")
+    assert fpga.accuracy == quantized.accuracy
+    exact = next(g for g in fpga.gates if g.name == "max_abs_diff_vs_quantized")
+    assert exact.passed and exact.threshold == 0.0
+
+
+def test_hls_project_is_complete_and_configured(jet_fpga: BuildResult) -> None:
+    target_dir = jet_fpga.build_dir / "targets" / "fpga-xcvu13p"
+    project = target_dir / "hls4ml_prj"
+    for rel in ("firmware/myproject.cpp", "firmware/parameters.h", "build_prj.tcl", "hls4ml_config.yml"):
+        assert (project / rel).is_file(), rel
+    config = (project / "hls4ml_config.yml").read_text()
+    assert "xcvu13p-flga2577-2-e" in config and "ClockPeriod: 5" in config and "io_parallel" in config
+    assert (target_dir / "build_lib.log").is_file()
+    info = jet_fpga.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
+    assert info["input_precision"].startswith("fixed<") and ",TRN,SAT>" in info["input_precision"]
+    assert info["precisions"], "the report lists hls4ml's fixed-point type per layer"
+
+
+def test_emulator_runs_in_workers_after_the_build_moves(jet_fpga: BuildResult, tmp_path: Path) -> None:
+    from edgekit.pipeline import validate_build
+
+    moved = tmp_path / "moved"
+    shutil.copytree(jet_fpga.build_dir, moved)
+    result = validate_build(moved)
+    (fpga,) = result.report.targets
+    assert fpga.status == "ok" and fpga.max_abs_diff_vs_quantized == 0.0
+    assert "worker processes" in fpga.runner
+
+
+def test_cached_rebuild_reuses_the_emulator(jet_fpga: BuildResult, tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(jet_fpga.build_dir, root)
+    again = compile_model(
+        CompileRequest(
+            "jet_tagger",
+            ("fpga-xcvu13p",),
+            out=root,
+            tiny=True,
+            quant="w6a8",
+            prune="0.75",
+            overrides=("data_options.n_samples=6000", "prune.steps=2", "prune.finetune_epochs=1"),
+        )
+    )
+    assert all(s["cached"] for s in again.manifest["stages"] if s["name"] != "validate")
+
+
+def _io_stream_profile(tmp_path: Path) -> Path:
+    text = (targets_dir() / "fpga-xcvu13p.toml").read_text()
+    text = text.replace('name = "fpga-xcvu13p"', 'name = "fpga-xcvu13p-stream"')
+    text = text.replace('io_type = "io_parallel"', 'io_type = "io_stream"')
+    path = tmp_path / "fpga-xcvu13p-stream.toml"
+    path.write_text(text)
+    return path
+
+
+def test_lenet_io_parallel_and_io_stream_are_exact(tmp_path: Path) -> None:
+    result = compile_model(
+        CompileRequest(
+            "lenet_digits",
+            ("fpga-xcvu13p", str(_io_stream_profile(tmp_path))),
+            out=tmp_path / "b",
+            tiny=True,
+            quant="w6a8",
+        )
+    )
+    for target in result.report.targets:
+        assert target.status == "ok", target.reason
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    io_types = {a["info"]["io_type"] for a in result.manifest["artifacts"]["compiled"].values()}
+    assert io_types == {"io_parallel", "io_stream"}
+    golden = np.load(result.build_dir / "quant-fixed" / "golden_quant_outputs.npy")
+    assert golden.shape == (result.report.targets[0].n_samples, 10)
+
+
+def test_fpga_target_without_quantization_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="compile a fixed-point quantized model, but quantization is off"):
+        compile_model(CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True))
+    assert not (tmp_path / "b").exists()
+
+
+def test_failed_gpp_build_is_a_toolchain_error_with_its_log(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    gpp = fake / "g++"
+    gpp.write_text("#!/bin/sh\necho 'fatal error: simulated compiler failure' >&2\nexit 1\n")
+    gpp.chmod(0o755)
+    out = tmp_path / "b"
+    run = cli(
+        "compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", "fpga-xcvu13p", "-t", "cpu-onnxruntime",
+        "--out", str(out), env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert run.returncode == 4, run.stderr
+    assert "the g++ build of hls4ml's emulation (build_lib.sh) failed" in run.stdout
+    assert "build_lib.log" in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    # Everything else was built and validated, and no half-built target folder was left.
+    assert (out / "targets" / "cpu-onnxruntime").is_dir()
+    assert not (out / "targets" / "fpga-xcvu13p").exists()
