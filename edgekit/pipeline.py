@@ -157,7 +157,12 @@ def _compile_targets(
             continue
         source = graphs[name]
         key = cache_key(
-            {"graph": source.sha256, "profile": plan.profile.content_sha256, "versions": plan.backend.versions()}
+            {
+                "graph": source.sha256,
+                "profile": plan.profile.content_sha256,
+                "versions": plan.backend.versions(),
+                "edgekit": __version__,
+            }
         )
         say(f"[compile] {name} ({plan.profile.backend}, {source.graph.format})")
         produce = partial(plan.backend.compile, source.graph, source.path, plan.profile)

@@ -107,6 +107,38 @@ def problems(report: ValidationReport) -> list[str]:
     return lines
 
 
+def _fpga_section(compiled: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for target, artifact in compiled.items():
+        info = artifact.get("info", {})
+        est = info.get("estimate")
+        if not est:
+            continue
+        util = est["utilization"]
+        lines += [
+            f"## FPGA estimates: {target}",
+            "",
+            f"{info['part']} at {1000 / info['clock_period_ns']:.0f} MHz, {info['io_type']}, {info['strategy']} "
+            f"strategy, reuse factor {info['reuse_factor']}. **Estimates** ({est['method']}), not synthesis results.",
+            "",
+            f"- latency {est['latency_cycles']} cycles = {est['latency_ns']:.0f} ns, "
+            f"initiation interval {est['initiation_interval']} cycles",
+            f"- LUT {est['lut']:,} ({util['lut']:.1%}), FF {est['ff']:,} ({util['ff']:.1%}), "
+            f"DSP {est['dsp']:,} ({util['dsp']:.1%}), BRAM18 {est['bram_18k']:,} ({util['bram_18k']:.1%})",
+            "",
+            "| layer | kind | multipliers | DSP | LUT | FF | BRAM18 | latency (cycles) | II |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {layer['name']} | {layer['kind']} | {layer['multipliers']:,} | {layer['dsp']:,} | {layer['lut']:,} "
+            f"| {layer['ff']:,} | {layer['bram_18k']:,} | {layer['latency_cycles']} | {layer['initiation_interval']} |"
+            for layer in est["layers"]
+            if layer["kind"] in ("dense", "conv")
+        ]
+        lines.append("")
+    return lines
+
+
 def _pruning_section(pruning: dict[str, Any] | None) -> list[str]:
     if not pruning:
         return []
@@ -204,6 +236,7 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
         lines += [f"- runner: {t.runner}"]
         lines += [f"- {'pass' if g.passed else 'FAIL'}: {g.describe()}" for g in t.gates]
         lines.append("")
+    lines += _fpga_section(manifest["artifacts"].get("compiled") or {})
     lines += _pruning_section(manifest.get("pruning"))
     lines += _quantization_section(manifest["artifacts"].get("quantized") or {}, manifest["artifacts"])
     lines += ["## Stages", "", "| stage | folder | cached | wall time |", "|---|---|---|---|"]

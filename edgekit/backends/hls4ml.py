@@ -29,7 +29,8 @@ import numpy as np
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.hls_emulator import EmulatorPool
 from edgekit.errors import BackendUnavailable, ConfigError, ToolchainError
-from edgekit.schema import build
+from edgekit.fpga_estimate import LayerFacts, estimate
+from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
 from edgekit.tools import run_tool
 
@@ -187,6 +188,7 @@ class Hls4mlBackend:
             "n_outputs": n_out,
             "channels_last_input": len(model.get_tensor_shape(model.graph.input[0].name)) > 2,
             "precisions": _layer_precisions(hls_model),
+            "estimate": to_plain(estimate(_layer_facts(hls_model), target.fpga)),
         }
         return CompiledArtifact(
             target=target.name,
@@ -250,3 +252,38 @@ def _layer_precisions(hls_model: Any) -> dict[str, dict[str, str]]:
         if types:
             out[layer.name] = types
     return out
+
+
+def _width(variable: Any) -> int:
+    return int(getattr(getattr(getattr(variable, "type", None), "precision", None), "width", 0) or 0)
+
+
+def _layer_facts(hls_model: Any) -> list[LayerFacts]:
+    """What the estimate needs from each layer of the hls4ml model graph."""
+    facts = []
+    for layer in hls_model.get_layers():
+        cls = type(layer).__name__.lower()
+        weight = getattr(layer, "weights", {}).get("weight")
+        if weight is not None and ("dense" in cls or "conv" in cls):
+            conv = "conv" in cls
+            filters = int(layer.get_attr("n_filt") or 0) if conv else int(layer.get_attr("n_out") or 0)
+            passes = int(layer.get_attr("out_height") or 1) * int(layer.get_attr("out_width") or 1) if conv else 1
+            facts.append(
+                LayerFacts(
+                    name=layer.name,
+                    kind="conv" if conv else "dense",
+                    weights=int(weight.data.size),
+                    nonzero_weights=int(np.count_nonzero(weight.data)),
+                    weight_bits=_width(weight),
+                    input_bits=_width(layer.get_input_variable()),
+                    accumulator_bits=_width(layer.get_output_variable()),
+                    outputs_per_pass=filters,
+                    passes=passes,
+                    reuse_factor=int(layer.get_attr("reuse_factor") or 1),
+                )
+            )
+        elif "activation" in cls or "relu" in cls:
+            facts.append(LayerFacts(layer.name, "activation"))
+        elif "pool" in cls:
+            facts.append(LayerFacts(layer.name, "pooling"))
+    return facts

@@ -58,6 +58,18 @@ def test_hls_project_is_complete_and_configured(jet_fpga: BuildResult) -> None:
     assert info["precisions"], "the report lists hls4ml's fixed-point type per layer"
 
 
+def test_estimates_count_the_pruned_weights(jet_fpga: BuildResult) -> None:
+    est = jet_fpga.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]["estimate"]
+    dense = [layer for layer in est["layers"] if layer["kind"] == "dense"]
+    weights = sum(layer["shape"][0] * layer["shape"][1] for layer in jet_fpga.manifest["pruning"]["after"]["layers"])
+    multipliers = sum(layer["multipliers"] for layer in dense)
+    assert len(dense) == 3 and multipliers <= 0.3 * weights  # 75% pruned: the zeros cost nothing
+    assert est["latency_cycles"] > 0 and est["latency_ns"] == est["latency_cycles"] * 5.0
+    assert 0 < est["utilization"]["lut"] < 1
+    report = (jet_fpga.build_dir / "report.md").read_text()
+    assert "## FPGA estimates: fpga-xcvu13p" in report and "**Estimates**" in report
+
+
 def test_emulator_runs_in_workers_after_the_build_moves(jet_fpga: BuildResult, tmp_path: Path) -> None:
     from edgekit.pipeline import validate_build
 

@@ -1,0 +1,133 @@
+"""Resource and latency estimates for an hls4ml design, before (and without) synthesis.
+
+An analytical model, labelled as an estimate everywhere it is shown. Per layer
+with weights, from the weights hls4ml will hard-wire (pruned zeros count as free:
+HLS drops a multiplication by a constant zero) and the fixed-point widths hls4ml
+chose:
+
+* multipliers = ceil(non-zero weights per output pass / reuse factor); a Conv
+  layer computes one output pixel per pass (hls4ml's default parallelization);
+* a multiplier goes to a DSP48 when both operands are wider than 9 bits, else to
+  LUTs at about (weight bits x input bits) / 2 LUTs: at low precision Vivado HLS
+  builds constant multiplications from LUTs and the DSP count drops to zero
+  (Duarte et al., JINST 13 (2018) P07027, DSP usage vs precision);
+* adder trees: one accumulator-wide adder per product beyond the first, one LUT
+  per bit; registers: every product and every adder-tree level of the outputs;
+* weights: constants in the logic for the latency strategy; for the resource
+  strategy, BRAM18 blocks of 36 bits x 512 words holding the weights a cycle reads;
+* latency: a Dense layer takes reuse + adder-tree depth + 2 cycles, a Conv layer
+  (output pixels x reuse) + depth + 2, activations and pooling 1; io_parallel
+  layers run one after another, io_stream layers overlap (the slowest plus the
+  depths of the rest); the initiation interval is the slowest layer's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgekit.targets import FpgaSpec
+
+__all__ = ["Estimate", "LayerEstimate", "LayerFacts", "estimate"]
+
+DSP_MIN_WIDTH = 10
+BRAM18_WIDTH, BRAM18_DEPTH = 36, 512
+
+
+@dataclass(frozen=True)
+class LayerFacts:
+    name: str
+    kind: str  # dense, conv, activation, pooling, other
+    weights: int = 0
+    nonzero_weights: int = 0
+    weight_bits: int = 0
+    input_bits: int = 0
+    accumulator_bits: int = 0
+    outputs_per_pass: int = 0  # n_out for Dense, filters for Conv
+    passes: int = 1  # output pixels for Conv
+    reuse_factor: int = 1
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    name: str
+    kind: str
+    multipliers: int
+    dsp: int
+    lut: int
+    ff: int
+    bram_18k: int
+    latency_cycles: int
+    initiation_interval: int
+
+
+@dataclass(frozen=True)
+class Estimate:
+    layers: tuple[LayerEstimate, ...]
+    lut: int
+    ff: int
+    dsp: int
+    bram_18k: int
+    latency_cycles: int
+    latency_ns: float
+    initiation_interval: int
+    utilization: dict[str, float]  # fraction of the part, per resource
+    method: str = "edgekit analytical estimate (no synthesis)"
+
+
+def _layer(facts: LayerFacts, strategy: str) -> LayerEstimate:
+    if facts.kind not in ("dense", "conv"):
+        return LayerEstimate(facts.name, facts.kind, 0, 0, 0, 0, 0, 1 if facts.kind != "other" else 0, 1)
+    reuse = max(1, facts.reuse_factor)
+    per_pass = facts.nonzero_weights
+    multipliers = math.ceil(per_pass / reuse)
+    wide = min(facts.weight_bits, facts.input_bits) >= DSP_MIN_WIDTH
+    dsp = multipliers * (2 if max(facts.weight_bits, facts.input_bits) > 27 else 1) if wide else 0
+    mult_lut = 0 if wide else multipliers * math.ceil(facts.weight_bits * facts.input_bits / 2)
+    fan_in = max(1, per_pass // max(1, facts.outputs_per_pass))
+    depth = math.ceil(math.log2(fan_in)) if fan_in > 1 else 0
+    adders = max(0, per_pass - facts.outputs_per_pass) // reuse
+    lut = mult_lut + adders * facts.accumulator_bits
+    ff = multipliers * (facts.weight_bits + facts.input_bits) + facts.outputs_per_pass * facts.accumulator_bits * (
+        depth + 1
+    )
+    bram = 0
+    if strategy == "resource":
+        width_bits = math.ceil(facts.nonzero_weights / reuse) * facts.weight_bits
+        bram = math.ceil(width_bits / BRAM18_WIDTH) * math.ceil(reuse / BRAM18_DEPTH)
+    ii = facts.passes * reuse
+    return LayerEstimate(facts.name, facts.kind, multipliers, dsp, lut, ff, bram, ii + depth + 2, ii)
+
+
+def estimate(layers: Sequence[LayerFacts], fpga: FpgaSpec) -> Estimate:
+    per_layer = tuple(_layer(f, fpga.strategy) for f in layers)
+    if fpga.io_type == "io_stream":
+        slowest = max((e.initiation_interval for e in per_layer), default=1)
+        cycles = slowest + sum(e.latency_cycles - e.initiation_interval for e in per_layer)
+    else:
+        cycles = sum(e.latency_cycles for e in per_layer)
+    totals = {
+        "lut": sum(e.lut for e in per_layer),
+        "ff": sum(e.ff for e in per_layer),
+        "dsp": sum(e.dsp for e in per_layer),
+        "bram_18k": sum(e.bram_18k for e in per_layer),
+    }
+    capacity = fpga.resources
+    utilization = {
+        "lut": totals["lut"] / capacity.lut,
+        "ff": totals["ff"] / capacity.ff,
+        "dsp": totals["dsp"] / capacity.dsp if capacity.dsp else 0.0,
+        "bram_18k": totals["bram_18k"] / capacity.bram_18k if capacity.bram_18k else 0.0,
+    }
+    return Estimate(
+        layers=per_layer,
+        lut=totals["lut"],
+        ff=totals["ff"],
+        dsp=totals["dsp"],
+        bram_18k=totals["bram_18k"],
+        latency_cycles=cycles,
+        latency_ns=cycles * fpga.clock_period_ns,
+        initiation_interval=max((e.initiation_interval for e in per_layer), default=1),
+        utilization=utilization,
+    )

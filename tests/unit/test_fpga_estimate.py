@@ -1,0 +1,56 @@
+"""The analytical FPGA estimate: pruning, reuse, operand widths and io type move it the right way."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from edgekit.fpga_estimate import LayerFacts, estimate
+from edgekit.targets import load_target
+
+DENSE = LayerFacts("fc", "dense", weights=1024, nonzero_weights=1024, weight_bits=6, input_bits=8,
+                   accumulator_bits=18, outputs_per_pass=64)  # fmt: skip
+CONV = LayerFacts("conv", "conv", weights=72, nonzero_weights=72, weight_bits=6, input_bits=8,
+                  accumulator_bits=16, outputs_per_pass=8, passes=64)  # fmt: skip
+
+
+@pytest.fixture()
+def vu13p():  # type: ignore[no-untyped-def]
+    fpga = load_target("fpga-xcvu13p").fpga
+    assert fpga is not None
+    return fpga
+
+
+def test_pruned_zeros_are_free(vu13p) -> None:  # type: ignore[no-untyped-def]
+    dense = estimate([DENSE], vu13p)
+    pruned = estimate([replace(DENSE, nonzero_weights=256)], vu13p)
+    assert dense.layers[0].multipliers == 1024 and pruned.layers[0].multipliers == 256
+    assert pruned.lut < 0.3 * dense.lut
+
+
+def test_reuse_factor_divides_multipliers_and_raises_the_interval(vu13p) -> None:  # type: ignore[no-untyped-def]
+    reused = estimate([replace(DENSE, reuse_factor=4)], vu13p)
+    assert reused.layers[0].multipliers == 256
+    assert reused.initiation_interval == 4 and reused.latency_cycles > estimate([DENSE], vu13p).latency_cycles
+
+
+def test_wide_operands_go_to_dsps(vu13p) -> None:  # type: ignore[no-untyped-def]
+    narrow = estimate([DENSE], vu13p)
+    wide = estimate([replace(DENSE, weight_bits=16, input_bits=16)], vu13p)
+    assert narrow.dsp == 0 and wide.dsp == 1024
+    assert wide.utilization["dsp"] == pytest.approx(1024 / 12288)
+
+
+def test_latency_in_ns_and_stream_overlap(vu13p) -> None:  # type: ignore[no-untyped-def]
+    parallel = estimate([CONV, DENSE], vu13p)
+    assert parallel.latency_ns == parallel.latency_cycles * 5.0
+    assert parallel.initiation_interval == 64  # one output pixel per cycle for 8x8 pixels
+    stream = estimate([CONV, DENSE], replace(vu13p, io_type="io_stream"))
+    assert stream.latency_cycles < parallel.latency_cycles
+
+
+def test_resource_strategy_puts_weights_in_bram(vu13p) -> None:  # type: ignore[no-untyped-def]
+    latency = estimate([DENSE], vu13p)
+    resource = estimate([replace(DENSE, reuse_factor=16)], replace(vu13p, strategy="resource"))
+    assert latency.bram_18k == 0 and resource.bram_18k > 0
