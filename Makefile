@@ -28,6 +28,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_onnxruntime.py
 	$(BIN)/python bench/bench_compression.py
+	$(BIN)/python bench/bench_hls4ml.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
