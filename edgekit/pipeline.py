@@ -354,9 +354,34 @@ def compile_model(request: CompileRequest) -> BuildResult:
     quantized, quant_exports, quant_files, quant_records = _quantize(
         spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, request.force
     )
+    float_fpga = [p for p in plans if p.family is None and p.profile.family == "fpga" and p.backend is not None]
+    profiled: _Graph | None = None
+    if float_fpga:
+        from edgekit.stages.profile import PROFILER, profile_float_model
+
+        profile_key = cache_key(
+            {
+                "weights": base_sha,
+                "calibration": settings.quant.calibration_samples,
+                "seed": settings.train.seed,
+                "data_options": settings.data_options,
+                "code": spec.code_sha256,
+                "profiler": PROFILER,
+            }
+        )
+        say("[export] float model and activation ranges for hls4ml's PyTorch frontend")
+        torch_graph, profile_record = build_dir.run_stage(
+            "export", "export-torch", profile_key, ExportedGraph,
+            partial(profile_float_model, spec, base_model, base_dir, settings), force=request.force,
+        )  # fmt: skip
+        _said_cached(profile_record)
+        quant_records.append(profile_record)
+        profiled = _Graph(torch_graph, root / "export-torch" / torch_graph.path, profile_record.files[torch_graph.path])
     graphs: dict[str, _Graph] = {}
     for plan in plans:
-        if plan.family is None:
+        if plan.family is None and profiled is not None and plan.profile.family == "fpga":
+            graphs[plan.profile.name] = profiled
+        elif plan.family is None:
             graphs[plan.profile.name] = _Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
         else:
             fmt = "qcdq" if plan.family == "int8" else "qonnx-clean"

@@ -65,12 +65,6 @@ def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[T
                 f"target(s) {', '.join(int8)} run an INT8 graph, but quantization is off",
                 hint="add --quant int8 (8-bit weights and activations)",
             )
-        fpga = [p.profile.name for p in plans if p.profile.family == "fpga" and p.backend is not None]
-        if fpga:
-            raise ConfigError(
-                f"target(s) {', '.join(fpga)} compile a fixed-point quantized model, but quantization is off",
-                hint="add --quant w6a8 (or another wNaM); the float path through hls4ml is not built yet",
-            )
         return {}
     if not families:
         say("note: --quant has no effect here: no target in this build runs a quantized graph")

@@ -13,7 +13,7 @@ from edgekit.artifacts import FloatModel, ModelSource
 from edgekit.errors import ConfigError, InputError
 from edgekit.zoo import call_with_options, load_callable
 
-__all__ = ["TorchRunner", "instantiate", "load_float_model"]
+__all__ = ["TorchRunner", "instantiate", "load_float_model", "load_module"]
 
 
 def instantiate(source: ModelSource) -> nn.Module:
@@ -50,8 +50,12 @@ def _resize_to(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def load_float_model(model: FloatModel, build_root: Path) -> nn.Module:
-    module = instantiate(model.source)
-    path = build_root / model.weights
+    return load_module(model.source, build_root / model.weights)
+
+
+def load_module(source: ModelSource, path: Path) -> nn.Module:
+    """The model from its source with the weights at ``path`` (structurally pruned shapes included), in eval mode."""
+    module = instantiate(source)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         _resize_to(module, state)

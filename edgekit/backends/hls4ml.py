@@ -47,6 +47,7 @@ class Hls4mlOptions:
     """``[backend_options]`` of an hls4ml target."""
 
     emulation_workers: int = field(default=0, metadata={"min": 0})  # 0: one per core
+    float_width_bits: int = field(default=18, metadata={"min": 4, "max": 64})  # float path: total bits per type
 
 
 def _hls4ml() -> Any:
@@ -134,17 +135,21 @@ class Hls4mlBackend:
         return config
 
     def compile(self, graph: ExportedGraph, graph_path: Path, target: TargetProfile, out_dir: Path) -> CompiledArtifact:
-        if graph.format != "qonnx-clean":
+        if graph.format not in ("qonnx-clean", "torch-float"):
             raise ConfigError(
-                f"{target.name} compiles a fixed-point quantized model (cleaned QONNX), not {graph.format}",
-                hint="add --quant w6a8 (or another wNaM); the float path through hls4ml is not built yet",
+                f"{target.name} compiles a cleaned QONNX graph or a float torch model, not {graph.format}"
             )
         assert target.fpga is not None
         hls4ml = _hls4ml()
-        from qonnx.core.modelwrapper import ModelWrapper
-
-        model = ModelWrapper(str(graph_path))
         project = out_dir / PROJECT_DIR
+        common = {
+            "output_dir": str(project),
+            "project_name": PROJECT,
+            "backend": target.fpga.hls_backend,
+            "io_type": target.fpga.io_type,
+            "part": target.fpga.part,
+            "clock_period": target.fpga.clock_period_ns,
+        }
         try:
             # hls4ml prints every layer it converts; keep that in a log, not in the user's (--json) stdout.
             with (
@@ -153,18 +158,13 @@ class Hls4mlBackend:
                 contextlib.redirect_stdout(log),
             ):
                 warnings.simplefilter("ignore")
-                config = self._config(model, target)
-                hls_model = hls4ml.converters.convert_from_onnx_model(
-                    model,
-                    output_dir=str(project),
-                    project_name=PROJECT,
-                    hls_config=config,
-                    backend=target.fpga.hls_backend,
-                    io_type=target.fpga.io_type,
-                    part=target.fpga.part,
-                    clock_period=target.fpga.clock_period_ns,
-                )
+                if graph.format == "qonnx-clean":
+                    hls_model, config, extra = self._from_qonnx(graph_path, target, common)
+                else:
+                    hls_model, config, extra = self._from_torch(graph_path, target, common)
                 hls_model.write()
+        except (ConfigError, ToolchainError):
+            raise
         except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers
             raise ToolchainError(
                 f"hls4ml could not convert the model for {target.name}: {str(err).splitlines()[0][:300]}",
@@ -175,20 +175,25 @@ class Hls4mlBackend:
         n_in = int(np.prod(hls_model.get_input_variables()[0].shape))
         n_out = int(np.prod(hls_model.get_output_variables()[0].shape))
         self._smoke_test(library, n_in, n_out, out_dir / "build_lib.log")
+        if graph.format == "torch-float":
+            extra["saturated_logit_fraction"] = self._saturation(
+                library, graph_path.parent / "calibration_inputs.npy", n_in, n_out, hls_model
+            )
         info = {
             "hls4ml": hls4ml.__version__,
+            "path": "QONNX (bit-exact)" if graph.format == "qonnx-clean" else "PyTorch frontend (float)",
             "hls_backend": target.fpga.hls_backend,
             "part": target.fpga.part,
             "clock_period_ns": target.fpga.clock_period_ns,
             "io_type": target.fpga.io_type,
             "strategy": target.fpga.strategy,
             "reuse_factor": target.fpga.reuse_factor,
-            "input_precision": config["LayerName"]["global_in"]["Precision"]["result"],
+            "input_precision": _input_type(config),
             "n_inputs": n_in,
             "n_outputs": n_out,
-            "channels_last_input": len(model.get_tensor_shape(model.graph.input[0].name)) > 2,
             "precisions": _layer_precisions(hls_model),
             "estimate": to_plain(estimate(_layer_facts(hls_model), target.fpga)),
+            **extra,
         }
         return CompiledArtifact(
             target=target.name,
@@ -198,6 +203,59 @@ class Hls4mlBackend:
             output_name=graph.output_name,
             info=info,
         )
+
+    def _from_qonnx(
+        self, path: Path, target: TargetProfile, common: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        model = ModelWrapper(str(path))
+        config = self._config(model, target)
+        hls_model = _hls4ml().converters.convert_from_onnx_model(model, hls_config=config, **common)
+        channels_last = len(model.get_tensor_shape(model.graph.input[0].name)) > 2
+        return hls_model, config, {"channels_last_input": channels_last}
+
+    def _from_torch(
+        self, path: Path, target: TargetProfile, common: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """The float path: hls4ml's PyTorch frontend with fixed-point types sized from activation ranges."""
+        import json
+
+        from edgekit.artifacts import ModelSource
+        from edgekit.torch_model import load_module
+
+        assert target.fpga is not None
+        options = build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
+        profile = json.loads((path.parent / "profile.json").read_text())
+        model = load_module(build(ModelSource, profile["source"]), path)
+        hls4ml = _hls4ml()
+        config: dict[str, Any] = hls4ml.utils.config_from_pytorch_model(
+            model,
+            input_shape=tuple(profile["input_shape"]),
+            granularity="name",
+            backend=target.fpga.hls_backend,
+            default_precision="fixed<16,6>",
+            channels_last_conversion="full",
+        )
+        config["Model"]["ReuseFactor"] = target.fpga.reuse_factor
+        config["Model"]["Strategy"] = target.fpga.strategy.capitalize()
+        chosen = _float_types(config, model, profile["ranges"], options.float_width_bits)
+        hls_model = hls4ml.converters.convert_from_pytorch_model(model, hls_config=config, **common)
+        return hls_model, config, {"channels_last_input": False, "range_profile": chosen}
+
+    @staticmethod
+    def _saturation(library: Path, inputs_path: Path, n_in: int, n_out: int, hls_model: Any) -> float:
+        """The fraction of emulated logits on calibration data that sit at the output type's limits."""
+        result = hls_model.get_output_variables()[0].type.precision
+        integer, width = int(result.integer), int(result.width)
+        largest = 2.0 ** (integer - 1) - 2.0 ** (integer - width)
+        x = np.load(inputs_path)
+        pool = EmulatorPool(library, PROJECT, n_in, n_out)
+        try:
+            y = pool.run(x.reshape(len(x), -1))
+        finally:
+            pool.close()
+        return float(np.mean(np.abs(y) >= largest))
 
     @staticmethod
     def _build_emulator(project: Path, log: Path) -> None:
@@ -287,3 +345,39 @@ def _layer_facts(hls_model: Any) -> list[LayerFacts]:
         elif "pool" in cls:
             facts.append(LayerFacts(layer.name, "pooling"))
     return facts
+
+
+def _fixed(max_abs: float, width: int, headroom: int) -> str:
+    """A rounding, saturating signed type whose integer bits hold ``max_abs`` with ``headroom`` doubling(s) spare."""
+    integer = max(1, math.ceil(math.log2(max(max_abs, 2.0**-8))) + 1 + headroom)
+    return f"fixed<{width},{min(integer, width)},RND,SAT>"
+
+
+def _float_types(config: dict[str, Any], model: Any, ranges: dict[str, float], width: int) -> dict[str, dict[str, str]]:
+    """Set result, weight, bias and accumulator types per layer from measured ranges; returns what was set."""
+    modules = dict(model.named_modules())
+    chosen: dict[str, dict[str, str]] = {}
+    for name, layer in config["LayerName"].items():
+        precision = layer.setdefault("Precision", {})
+        key = "input" if name not in modules and name.startswith("input") else name
+        if key in ranges:
+            precision["result"] = _fixed(ranges[key], width, headroom=1)
+            if precision.get("accum") == "auto":  # pooling sums before it divides
+                precision["accum"] = _fixed(ranges[key], width + 14, headroom=2)
+        module = modules.get(name)
+        weight = getattr(module, "weight", None)
+        if weight is not None and "weight" in precision:
+            precision["weight"] = _fixed(float(weight.detach().abs().max()), width, headroom=0)
+            bias = getattr(module, "bias", None)
+            if bias is not None:
+                precision["bias"] = _fixed(float(bias.detach().abs().max()), width, headroom=0)
+            precision["accum"] = _fixed(ranges.get(name, 1.0), width + 14, headroom=2)
+        chosen[name] = {k: str(v) for k, v in precision.items() if k != "table"}
+    return chosen
+
+
+def _input_type(config: dict[str, Any]) -> str:
+    for name, layer in config["LayerName"].items():
+        if name in ("global_in", "input_1") or name.startswith("input"):
+            return str(layer.get("Precision", {}).get("result", ""))
+    return ""

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.errors import ConfigError
 from edgekit.pipeline import BuildResult, CompileRequest, compile_model
 from edgekit.targets import targets_dir
 
@@ -126,10 +125,20 @@ def test_lenet_io_parallel_and_io_stream_are_exact(tmp_path: Path) -> None:
     assert golden.shape == (result.report.targets[0].n_samples, 10)
 
 
-def test_fpga_target_without_quantization_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="compile a fixed-point quantized model, but quantization is off"):
-        compile_model(CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True))
-    assert not (tmp_path / "b").exists()
+@pytest.mark.parametrize("model", ["jet_tagger", "lenet_digits"])
+def test_float_path_through_the_pytorch_frontend(model: str, tmp_path: Path) -> None:
+    result = compile_model(CompileRequest(model, ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True))
+    (fpga,) = result.report.targets
+    assert fpga.status == "ok", fpga.reason
+    assert fpga.quant_family == ""  # compared with the float model, not a quantized one
+    assert fpga.top1_agreement >= 0.995
+    info = result.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
+    assert info["path"] == "PyTorch frontend (float)"
+    assert info["saturated_logit_fraction"] == 0.0
+    # Types come from measured ranges, rounding and saturating, not hls4ml's truncating fixed<16,6>.
+    types = [t for layer in info["range_profile"].values() for t in layer.values()]
+    assert types and all(t.endswith(",RND,SAT>") for t in types)
+    assert (result.build_dir / "export-torch" / "profile.json").is_file()
 
 
 def test_failed_gpp_build_is_a_toolchain_error_with_its_log(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
