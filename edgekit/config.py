@@ -27,6 +27,7 @@ __all__ = [
     "PruneSettings",
     "QuantSettings",
     "Settings",
+    "SynthSettings",
     "TrainSettings",
     "ValidationSettings",
     "merge_settings",
@@ -143,6 +144,14 @@ class PruneSettings:
 
 
 @dataclass(frozen=True)
+class SynthSettings:
+    """Vendor C synthesis of FPGA targets (``--synth``); needs Vitis HLS or Vivado HLS on PATH."""
+
+    enabled: bool = False
+    timeout_s: int = field(default=7200, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
 class Settings:
     train: TrainSettings = TrainSettings()
     export: ExportSettings = ExportSettings()
@@ -151,6 +160,7 @@ class Settings:
     gates: GateSettings = GateSettings()
     quant: QuantSettings = QuantSettings()
     prune: PruneSettings = PruneSettings()
+    synth: SynthSettings = SynthSettings()
     model_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     data_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 

@@ -24,7 +24,7 @@ from edgekit.builddir import BuildDir, StageRecord, cache_key
 from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, prune_shorthand, quant_shorthand
 from edgekit.errors import EdgekitError, InputError, ToolchainError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
-from edgekit.planning import TargetPlan, check_pruning, plan_quantization_for, plan_target
+from edgekit.planning import TargetPlan, check_pruning, check_synthesis, plan_quantization_for, plan_target
 from edgekit.precision import QuantPlan
 from edgekit.progress import say
 from edgekit.report import write_report
@@ -55,6 +55,7 @@ class CompileRequest:
     tiny: bool = False
     quant: str | None = None  # shorthand such as "w6a8" or "int8"
     prune: str | None = None  # shorthand such as "0.8", "structured:0.5" or "2:4"
+    synth: bool = False  # vendor C synthesis of FPGA targets
     overrides: tuple[str, ...] = ()
     force: bool = False
 
@@ -180,6 +181,42 @@ def _compile_targets(
     return compiled, skipped, records
 
 
+def _synthesize(
+    plans: list[TargetPlan],
+    compiled: dict[str, CompiledArtifact],
+    results: dict[str, TargetResult],
+    records: list[StageRecord],
+    build_dir: BuildDir,
+    settings: Settings,
+    force: bool,
+) -> dict[str, Any]:
+    """Vendor C synthesis of the compiled FPGA targets, when ``--synth`` asked for it."""
+    if not settings.synth.enabled:
+        return {}
+    from edgekit.stages.synth import SynthesisResult, synthesize
+
+    done: dict[str, Any] = {}
+    for plan in plans:
+        name = plan.profile.name
+        if plan.profile.family != "fpga" or name not in compiled:
+            continue
+        compile_record = next(r for r in records if r.directory == f"targets/{name}")
+        key = cache_key({"compiled": compile_record.files, "synth": settings.synth, "edgekit": __version__})
+        say(f"[synth] {name}: {plan.profile.fpga.hls_backend if plan.profile.fpga else ''} HLS C synthesis")
+        produce = partial(synthesize, compiled[name], build_dir.root / "targets" / name, plan.profile, settings.synth)
+        try:
+            result, record = build_dir.run_stage("synth", f"synth/{name}", key, SynthesisResult, produce, force=force)
+        except ToolchainError as err:
+            say(f"  {name}: synthesis failed: {err.message}")
+            results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
+            compiled.pop(name)
+            continue
+        _said_cached(record)
+        records.append(record)
+        done[name] = result
+    return done
+
+
 def _quantize(
     spec: ModelSpec,
     settings: Settings,
@@ -286,6 +323,8 @@ def compile_model(request: CompileRequest) -> BuildResult:
         model_layers.append(quant_shorthand(request.quant))
     if request.prune is not None:
         model_layers.append(prune_shorthand(request.prune))
+    if request.synth:
+        model_layers.append(Layer("--synth", {"synth": {"enabled": True}}))
     model_layers.append(parse_set_flags(request.overrides))
     settings = merge_settings(model_layers)
     source = replace(spec.source, options=settings.model_options)
@@ -293,6 +332,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
     quant_plans = plan_quantization_for(source, settings, plans)
     check_pruning(source, settings)
+    check_synthesis(settings, plans)
     root = request.out or Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root} is a file, not a directory")
@@ -389,6 +429,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
             path = root / f"export-{plan.family}" / chosen.path
             graphs[plan.profile.name] = _Graph(chosen, path, quant_files[plan.family][chosen.path])
     compiled, results, compile_records = _compile_targets(plans, build_dir, graphs, request.force)
+    synthesis = _synthesize(plans, compiled, results, compile_records, build_dir, settings, request.force)
 
     say("[validate] against the float reference" + (" and the quantized reference" if quantized else ""))
     validate_started = time.perf_counter()
@@ -452,6 +493,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
             "quantized": {f: to_plain(q) for f, q in quantized.items()},
             "quant_exports": {f: to_plain(e) for f, e in quant_exports.items()},
             "compiled": {name: to_plain(a) for name, a in compiled.items()},
+            "synthesis": {name: to_plain(r) for name, r in synthesis.items()},
         },
         "pruning": json.loads((root / "pruned" / "prune.json").read_text()) if prune_records else None,
         "validation": to_plain(report),

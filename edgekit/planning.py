@@ -91,6 +91,19 @@ def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[T
     return quant_plans
 
 
+def check_synthesis(settings: Settings, plans: list[TargetPlan]) -> None:
+    """With ``--synth``, every FPGA target's vendor HLS tool must be on PATH (BackendUnavailable otherwise)."""
+    if not settings.synth.enabled:
+        return
+    from edgekit.stages.synth import synth_command
+
+    fpga = [p for p in plans if p.profile.family == "fpga" and p.backend is not None]
+    if not fpga:
+        say("note: --synth has no effect here: no FPGA target in this build")
+    for plan in fpga:
+        synth_command(plan.profile)
+
+
 def check_pruning(source: ModelSource, settings: Settings) -> None:
     """Layer names in ``prune.exclude`` exist, and Torch-Pruning is there for structured pruning."""
     cfg = settings.prune

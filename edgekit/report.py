@@ -107,7 +107,7 @@ def problems(report: ValidationReport) -> list[str]:
     return lines
 
 
-def _fpga_section(compiled: dict[str, Any]) -> list[str]:
+def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for target, artifact in compiled.items():
         info = artifact.get("info", {})
@@ -125,6 +125,7 @@ def _fpga_section(compiled: dict[str, Any]) -> list[str]:
             f"initiation interval {est['initiation_interval']} cycles",
             f"- LUT {est['lut']:,} ({util['lut']:.1%}), FF {est['ff']:,} ({util['ff']:.1%}), "
             f"DSP {est['dsp']:,} ({util['dsp']:.1%}), BRAM18 {est['bram_18k']:,} ({util['bram_18k']:.1%})",
+            *_synthesis_lines(synthesis.get(target)),
             "",
             "| layer | kind | multipliers | DSP | LUT | FF | BRAM18 | latency (cycles) | II |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -137,6 +138,19 @@ def _fpga_section(compiled: dict[str, Any]) -> list[str]:
         ]
         lines.append("")
     return lines
+
+
+def _synthesis_lines(result: dict[str, Any] | None) -> list[str]:
+    if not result:
+        return ["- C synthesis: not run (edgekit compile --synth, with Vitis HLS or Vivado HLS on PATH)"]
+    rep = result["report"]
+    used = ", ".join(f"{k.upper()} {v:,}" for k, v in rep["resources"].items())
+    return [
+        f"- **C synthesis** ({result['tool']} {rep['tool_version']}, vendor report): latency "
+        f"{rep['latency_best_cycles']}-{rep['latency_worst_cycles']} cycles, interval {rep['interval_min_cycles']}-"
+        f"{rep['interval_max_cycles']}, estimated clock {rep['estimated_clock_ns']:.2f} ns "
+        f"(target {rep['target_clock_ns']:.2f}); {used}",
+    ]
 
 
 def _pruning_section(pruning: dict[str, Any] | None) -> list[str]:
@@ -236,7 +250,7 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
         lines += [f"- runner: {t.runner}"]
         lines += [f"- {'pass' if g.passed else 'FAIL'}: {g.describe()}" for g in t.gates]
         lines.append("")
-    lines += _fpga_section(manifest["artifacts"].get("compiled") or {})
+    lines += _fpga_section(manifest["artifacts"].get("compiled") or {}, manifest["artifacts"].get("synthesis") or {})
     lines += _pruning_section(manifest.get("pruning"))
     lines += _quantization_section(manifest["artifacts"].get("quantized") or {}, manifest["artifacts"])
     lines += ["## Stages", "", "| stage | folder | cached | wall time |", "|---|---|---|---|"]

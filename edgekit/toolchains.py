@@ -28,8 +28,12 @@ _PROGRAMS = [
     # name, command, version flag, what it enables, how to get it
     ("g++", "g++", "--version", "hls4ml C simulation (bit-exact FPGA emulation), AOTInductor on CPU",
      "apt-get install g++"),
-    ("vitis_hls", "vitis_hls", "-version", "HLS synthesis for Vitis targets (resource and latency reports)",
+    ("vitis-run", "vitis-run", "--version", "--synth for Vitis HLS targets (hls4ml 1.3 drives Vitis through it)",
+     "install AMD Vitis (2024.1 or newer) and source its settings64.sh"),
+    ("vitis_hls", "vitis_hls", "-version", "HLS synthesis for older Vitis releases (reports by hand)",
      "install AMD Vitis and source its settings64.sh"),
+    ("vivado_hls", "vivado_hls", "-version", "--synth for Vivado HLS targets (fpga-xc7z020)",
+     "install AMD Vivado HLS (2020.1 or older) and source its settings64.sh"),
     ("vivado", "vivado", "-version", "logic synthesis, place and route, Vivado HLS targets",
      "install AMD Vivado and source its settings64.sh"),
     ("verilator", "verilator", "--version", "cycle-accurate simulation of generated RTL",

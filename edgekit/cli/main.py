@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--recipe", help="recipe for a module:factory model: a zoo model name or a recipe TOML path")
     c.add_argument("--tiny", action="store_true", help="the recipe's tiny variant: seconds instead of minutes")
     c.add_argument(
+        "--synth",
+        action="store_true",
+        help="run vendor C synthesis (Vitis HLS / Vivado HLS) for FPGA targets and report its numbers",
+    )
+    c.add_argument(
         "--prune",
         metavar="SPEC",
         help="prune: a sparsity (0.8: unstructured magnitude), structured:0.5 (channels), 2:4, or off",
@@ -116,6 +121,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         tiny=args.tiny,
         quant=args.quant,
         prune=args.prune,
+        synth=args.synth,
         overrides=tuple(args.overrides),
         force=args.force,
     )

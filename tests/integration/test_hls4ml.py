@@ -159,3 +159,61 @@ def test_failed_gpp_build_is_a_toolchain_error_with_its_log(cli, tmp_path: Path)
     # Everything else was built and validated, and no half-built target folder was left.
     assert (out / "targets" / "cpu-onnxruntime").is_dir()
     assert not (out / "targets" / "fpga-xcvu13p").exists()
+
+
+def test_synth_without_vendor_tools_says_what_is_missing(tmp_path: Path) -> None:
+    from edgekit.errors import BackendUnavailable
+
+    if shutil.which("vitis-run"):
+        pytest.skip("vitis-run is installed here; the missing-tool message cannot be shown")
+    with pytest.raises(BackendUnavailable, match="needs vitis-run") as err:
+        compile_model(
+            CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True, quant="w6a8", synth=True)
+        )
+    assert err.value.exit_code == 3 and not (tmp_path / "b").exists()
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_synth_stage_runs_the_tool_and_reads_its_report(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A stand-in for Vitis' vitis-run (not installable here): it checks how it was called and writes the
+    # report where Vitis HLS writes it, so the stage's command, working folder, options and parsing are tested.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "vitis-run"
+    tool.write_text(
+        "#!/bin/sh\n"
+        'test "$1 $2 $3 $4" = "--tcl build_prj.tcl --mode hls" || exit 3\n'
+        "grep -q 'synth      1' build_opt.tcl || grep -q 'synth 1' build_opt.tcl || exit 4\n"
+        "mkdir -p myproject_prj/solution1/syn/report\n"
+        f"cp {FIXTURES / 'vitis_csynth.xml'} myproject_prj/solution1/syn/report/myproject_csynth.xml\n"
+        "echo 'INFO: [HLS 200-111] Finished C synthesis.'\n"
+    )
+    tool.chmod(0o755)
+    out = tmp_path / "b"
+    run = cli(
+        "compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", "fpga-xcvu13p", "--synth", "--out", str(out),
+        "--json", env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert run.returncode in (0, 1), run.stderr
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    synth = manifest["artifacts"]["synthesis"]["fpga-xcvu13p"]
+    assert synth["tool"] == "vitis-run" and synth["report"]["resources"]["lut"] == 43210
+    assert (out / "synth" / "fpga-xcvu13p" / "synth.log").is_file()
+    assert "**C synthesis** (vitis-run 2024.1, vendor report)" in (out / "report.md").read_text()
+    # the compile stage's project was copied, not changed
+    assert not (out / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "myproject_prj").exists()
+
+
+@pytest.mark.synth
+def test_real_vitis_c_synthesis(tmp_path: Path) -> None:
+    if shutil.which("vitis-run") is None:
+        pytest.skip("needs AMD Vitis (vitis-run on PATH); not installable in this CI")
+    result = compile_model(
+        CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True, quant="w6a8", synth=True)
+    )
+    report = result.manifest["artifacts"]["synthesis"]["fpga-xcvu13p"]["report"]
+    assert report["latency_worst_cycles"] > 0 and report["resources"]["lut"] > 0
