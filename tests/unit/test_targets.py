@@ -85,6 +85,14 @@ def test_schema_errors(tmp_path: Path, edit, error: type[Exception], message: st
     assert str(path) in str(err.value)
 
 
+def test_fpga_profile_without_a_part_is_rejected(tmp_path: Path) -> None:
+    text = (targets_dir() / "fpga-xcvu13p.toml").read_text().replace('part = "xcvu13p-flga2577-2-e"\n', "")
+    path = tmp_path / "no-part.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"missing required key\(s\) part in \[fpga\]"):
+        load_target(str(path))
+
+
 def test_unknown_key_lists_allowed_keys(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(GOOD.replace("threads = 1", "threds = 1"))
