@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from edgekit import __version__
-from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantExport, QuantizedModel
+from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantizedModel
 from edgekit.backends import get_backend
 from edgekit.builddir import BuildDir, StageRecord, cache_key
 from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, prune_shorthand, quant_shorthand
-from edgekit.errors import EdgekitError, InputError, ToolchainError
+from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
-from edgekit.planning import TargetPlan, check_pruning, check_synthesis, plan_quantization_for, plan_target
-from edgekit.precision import QuantPlan
+from edgekit.planning import check_pruning, check_synthesis, plan_quantization_for, plan_target
 from edgekit.progress import say
 from edgekit.report import write_report
 from edgekit.schema import build, to_plain
@@ -38,6 +37,15 @@ from edgekit.stages.validate import (
     evaluate_runner,
     reference_from_outputs,
     skipped_result,
+)
+from edgekit.steps import (
+    Graph,
+    compile_targets,
+    run_profile,
+    run_prune,
+    run_quantization,
+    run_synthesis,
+    said_cached,
 )
 from edgekit.targets import TargetProfile
 from edgekit.torch_model import TorchRunner, load_float_model
@@ -68,15 +76,6 @@ class BuildResult:
     exit_code: int
 
 
-@dataclass(frozen=True)
-class _Graph:
-    """The graph a target compiles: the artifact, its file, and its content hash."""
-
-    graph: ExportedGraph
-    path: Path
-    sha256: str
-
-
 def exit_code_for(report: ValidationReport) -> int:
     """4 a toolchain failed, 3 a backend was unavailable, 1 a gate failed, 0 all passed."""
     codes = {t.exit_code for t in report.targets if t.status != "ok"}
@@ -84,11 +83,6 @@ def exit_code_for(report: ValidationReport) -> int:
         if code in codes:
             return code
     return 0 if report.passed else 1
-
-
-def _said_cached(record: StageRecord) -> None:
-    if record.cached:
-        say(f"  reused cached {record.directory}/ (inputs unchanged; --force rebuilds)")
 
 
 def _load_array(path: Path) -> np.ndarray:
@@ -141,140 +135,6 @@ def _validate_target(
         return evaluate_runner(profile.name, profile.backend, runner, golden, settings, reference_metric)
     finally:
         runner.close()
-
-
-def _compile_targets(
-    plans: list[TargetPlan], build_dir: BuildDir, graphs: dict[str, _Graph], force: bool
-) -> tuple[dict[str, CompiledArtifact], dict[str, TargetResult], list[StageRecord]]:
-    """Compile every available target; unavailable and failed ones become results, not exceptions."""
-    compiled: dict[str, CompiledArtifact] = {}
-    skipped: dict[str, TargetResult] = {}
-    records: list[StageRecord] = []
-    for plan in plans:
-        name = plan.profile.name
-        if plan.backend is None:
-            say(f"[compile] {name}: unavailable: {plan.unavailable}")
-            skipped[name] = skipped_result(name, plan.profile.backend, "unavailable", plan.unavailable, 3)
-            continue
-        source = graphs[name]
-        key = cache_key(
-            {
-                "graph": source.sha256,
-                "profile": plan.profile.content_sha256,
-                "versions": plan.backend.versions(),
-                "edgekit": __version__,
-            }
-        )
-        say(f"[compile] {name} ({plan.profile.backend}, {source.graph.format})")
-        produce = partial(plan.backend.compile, source.graph, source.path, plan.profile)
-        try:
-            artifact, record = build_dir.run_stage(
-                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=force
-            )
-        except ToolchainError as err:
-            say(f"  {name}: toolchain failed: {err.message}")
-            skipped[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
-            continue
-        _said_cached(record)
-        records.append(record)
-        compiled[name] = artifact
-    return compiled, skipped, records
-
-
-def _synthesize(
-    plans: list[TargetPlan],
-    compiled: dict[str, CompiledArtifact],
-    results: dict[str, TargetResult],
-    records: list[StageRecord],
-    build_dir: BuildDir,
-    settings: Settings,
-    force: bool,
-) -> dict[str, Any]:
-    """Vendor C synthesis of the compiled FPGA targets, when ``--synth`` asked for it."""
-    if not settings.synth.enabled:
-        return {}
-    from edgekit.stages.synth import SynthesisResult, synthesize
-
-    done: dict[str, Any] = {}
-    for plan in plans:
-        name = plan.profile.name
-        if plan.profile.family != "fpga" or name not in compiled:
-            continue
-        compile_record = next(r for r in records if r.directory == f"targets/{name}")
-        key = cache_key({"compiled": compile_record.files, "synth": settings.synth, "edgekit": __version__})
-        say(f"[synth] {name}: {plan.profile.fpga.hls_backend if plan.profile.fpga else ''} HLS C synthesis")
-        produce = partial(synthesize, compiled[name], build_dir.root / "targets" / name, plan.profile, settings.synth)
-        try:
-            result, record = build_dir.run_stage("synth", f"synth/{name}", key, SynthesisResult, produce, force=force)
-        except ToolchainError as err:
-            say(f"  {name}: synthesis failed: {err.message}")
-            results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
-            compiled.pop(name)
-            continue
-        _said_cached(record)
-        records.append(record)
-        done[name] = result
-    return done
-
-
-def _quantize(
-    spec: ModelSpec,
-    settings: Settings,
-    build_dir: BuildDir,
-    float_model: FloatModel,
-    float_dir: Path,
-    weights_sha: str,
-    quant_plans: dict[str, QuantPlan],
-    force: bool,
-) -> tuple[dict[str, QuantizedModel], dict[str, QuantExport], dict[str, dict[str, str]], list[StageRecord]]:
-    """Per quantizer family: QAT or PTQ, then QCDQ and QONNX exports checked against brevitas."""
-    from edgekit.stages.export_quant import QUANT_EXPORTER, export_quantized  # brevitas loads only when needed
-    from edgekit.stages.quantize import quantize_model
-
-    root = build_dir.root
-    quantized: dict[str, QuantizedModel] = {}
-    exports: dict[str, QuantExport] = {}
-    export_files: dict[str, dict[str, str]] = {}
-    records: list[StageRecord] = []
-    for family, plan in quant_plans.items():
-        q = settings.quant
-        key = cache_key(
-            {
-                "weights": weights_sha,
-                "plan": plan,
-                "method": q.method,
-                "qat": (q.qat_epochs, q.qat_learning_rate),
-                "calibration": (q.calibration_samples, q.bias_correction),
-                "train": settings.train,
-                "data_options": settings.data_options,
-                "code": spec.code_sha256,
-                "trainer": TRAINER,
-            }
-        )
-        say(f"[quantize] {family} family, {q.method.upper()}")
-        model, record = build_dir.run_stage(
-            "quantize", f"quant-{family}", key, QuantizedModel,
-            partial(quantize_model, spec, float_model, float_dir, settings, plan), force=force,
-        )  # fmt: skip
-        _said_cached(record)
-        records.append(record)
-        export_key = cache_key(
-            {"weights": record.files[model.weights], "export": settings.export, "exporter": QUANT_EXPORTER}
-        )
-        say(f"[export] {family} family: QCDQ and QONNX, each checked against brevitas")
-        quant_dir = root / f"quant-{family}"
-        produce = partial(export_quantized, model, quant_dir, float_model, float_dir, settings.export)
-        exported, export_record = build_dir.run_stage(
-            "export", f"export-{family}", export_key, QuantExport, produce, force=force
-        )
-        _said_cached(export_record)
-        records.append(export_record)
-        say(
-            f"  {family}: max |difference| vs brevitas on {exported.n_check_samples} samples: "
-            + ", ".join(f"{fmt} {d:g}" for fmt, d in exported.max_abs_diff_vs_brevitas.items())
-        )
-        quantized[family], exports[family], export_files[family] = model, exported, dict(export_record.files)
-    return quantized, exports, export_files, records
 
 
 def _references(
@@ -357,30 +217,13 @@ def compile_model(request: CompileRequest) -> BuildResult:
         "train", "float", train_key, FloatModel,
         partial(train_float_model, spec, source, settings), force=request.force,
     )  # fmt: skip
-    _said_cached(train_record)
+    said_cached(train_record)
     weights_sha = train_record.files[float_model.weights]
 
     # The model every later stage starts from: the trained float model, or its pruned version.
     base_model, base_dir, base_sha, prune_records = float_model, root / "float", weights_sha, []
     if settings.prune.method != "none":
-        from edgekit.stages.prune import PRUNER, prune_model  # Torch-Pruning loads only when needed
-
-        prune_key = cache_key(
-            {
-                "weights": weights_sha,
-                "prune": settings.prune,
-                "train": settings.train,
-                "data_options": settings.data_options,
-                "code": spec.code_sha256,
-                "pruner": PRUNER,
-            }
-        )
-        say(f"[prune] {settings.prune.method}, sparsity {settings.prune.sparsity:g}, {settings.prune.steps} rounds")
-        base_model, prune_record = build_dir.run_stage(
-            "prune", "pruned", prune_key, FloatModel,
-            partial(prune_model, spec, float_model, root / "float", settings), force=request.force,
-        )  # fmt: skip
-        _said_cached(prune_record)
+        base_model, prune_record = run_prune(spec, settings, build_dir, float_model, weights_sha, request.force)
         base_dir, base_sha, prune_records = root / "pruned", prune_record.files[base_model.weights], [prune_record]
 
     export_key = cache_key({"weights": base_sha, "export": settings.export, "exporter": EXPORTER})
@@ -389,47 +232,28 @@ def compile_model(request: CompileRequest) -> BuildResult:
         "export", "export", export_key, ExportedGraph,
         partial(export_float_onnx, base_model, base_dir, settings.export), force=request.force,
     )  # fmt: skip
-    _said_cached(export_record)
+    said_cached(export_record)
 
-    quantized, quant_exports, quant_files, quant_records = _quantize(
+    quantized, quant_exports, quant_files, quant_records = run_quantization(
         spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, request.force
     )
-    float_fpga = [p for p in plans if p.family is None and p.profile.family == "fpga" and p.backend is not None]
-    profiled: _Graph | None = None
-    if float_fpga:
-        from edgekit.stages.profile import PROFILER, profile_float_model
-
-        profile_key = cache_key(
-            {
-                "weights": base_sha,
-                "calibration": settings.quant.calibration_samples,
-                "seed": settings.train.seed,
-                "data_options": settings.data_options,
-                "code": spec.code_sha256,
-                "profiler": PROFILER,
-            }
-        )
-        say("[export] float model and activation ranges for hls4ml's PyTorch frontend")
-        torch_graph, profile_record = build_dir.run_stage(
-            "export", "export-torch", profile_key, ExportedGraph,
-            partial(profile_float_model, spec, base_model, base_dir, settings), force=request.force,
-        )  # fmt: skip
-        _said_cached(profile_record)
+    profiled: Graph | None = None
+    if any(p.family is None and p.profile.family == "fpga" and p.backend is not None for p in plans):
+        profiled, profile_record = run_profile(spec, settings, build_dir, base_model, base_dir, base_sha, request.force)
         quant_records.append(profile_record)
-        profiled = _Graph(torch_graph, root / "export-torch" / torch_graph.path, profile_record.files[torch_graph.path])
-    graphs: dict[str, _Graph] = {}
+    graphs: dict[str, Graph] = {}
     for plan in plans:
         if plan.family is None and profiled is not None and plan.profile.family == "fpga":
             graphs[plan.profile.name] = profiled
         elif plan.family is None:
-            graphs[plan.profile.name] = _Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
+            graphs[plan.profile.name] = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
         else:
             fmt = "qcdq" if plan.family == "int8" else "qonnx-clean"
             chosen = quant_exports[plan.family].graph(fmt)
             path = root / f"export-{plan.family}" / chosen.path
-            graphs[plan.profile.name] = _Graph(chosen, path, quant_files[plan.family][chosen.path])
-    compiled, results, compile_records = _compile_targets(plans, build_dir, graphs, request.force)
-    synthesis = _synthesize(plans, compiled, results, compile_records, build_dir, settings, request.force)
+            graphs[plan.profile.name] = Graph(chosen, path, quant_files[plan.family][chosen.path])
+    compiled, results, compile_records = compile_targets(plans, build_dir, graphs, request.force)
+    synthesis = run_synthesis(plans, compiled, results, compile_records, build_dir, settings, request.force)
 
     say("[validate] against the float reference" + (" and the quantized reference" if quantized else ""))
     validate_started = time.perf_counter()

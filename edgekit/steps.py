@@ -1,0 +1,228 @@
+"""The build steps between training and validation, each one or more cached stages of the build directory.
+
+:func:`edgekit.pipeline.compile_model` calls them in order; each resolves its cache
+key, runs its stage function through :class:`~edgekit.builddir.BuildDir`, and turns
+expected failures of one target into a result instead of an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantExport, QuantizedModel
+from edgekit.builddir import BuildDir, StageRecord, cache_key
+from edgekit.config import Settings
+from edgekit.errors import ToolchainError
+from edgekit.planning import TargetPlan
+from edgekit.precision import QuantPlan
+from edgekit.progress import say
+from edgekit.stages.train import TRAINER
+from edgekit.stages.validate import TargetResult, skipped_result
+from edgekit.zoo import ModelSpec
+
+__all__ = ["Graph", "compile_targets", "run_profile", "run_prune", "run_quantization", "run_synthesis", "said_cached"]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The graph a target compiles: the artifact, its file, and its content hash."""
+
+    graph: ExportedGraph
+    path: Path
+    sha256: str
+
+
+def said_cached(record: StageRecord) -> None:
+    if record.cached:
+        say(f"  reused cached {record.directory}/ (inputs unchanged; --force rebuilds)")
+
+
+def run_prune(
+    spec: ModelSpec, settings: Settings, build_dir: BuildDir, float_model: FloatModel, weights_sha: str, force: bool
+) -> tuple[FloatModel, StageRecord]:
+    """Prune -> fine-tune rounds on the trained float model (Torch-Pruning loads only when needed)."""
+    from edgekit.stages.prune import PRUNER, prune_model
+
+    key = cache_key(
+        {
+            "weights": weights_sha,
+            "prune": settings.prune,
+            "train": settings.train,
+            "data_options": settings.data_options,
+            "code": spec.code_sha256,
+            "pruner": PRUNER,
+        }
+    )
+    cfg = settings.prune
+    say(f"[prune] {cfg.method}, sparsity {cfg.sparsity:g}, {cfg.steps} rounds")
+    produce = partial(prune_model, spec, float_model, build_dir.root / "float", settings)
+    model, record = build_dir.run_stage("prune", "pruned", key, FloatModel, produce, force=force)
+    said_cached(record)
+    return model, record
+
+
+def run_profile(
+    spec: ModelSpec,
+    settings: Settings,
+    build_dir: BuildDir,
+    base_model: FloatModel,
+    base_dir: Path,
+    base_sha: str,
+    force: bool,
+) -> tuple[Graph, StageRecord]:
+    """The float model and its activation ranges, for FPGA targets that take it through hls4ml's PyTorch frontend."""
+    from edgekit.stages.profile import PROFILER, profile_float_model
+
+    key = cache_key(
+        {
+            "weights": base_sha,
+            "calibration": settings.quant.calibration_samples,
+            "seed": settings.train.seed,
+            "data_options": settings.data_options,
+            "code": spec.code_sha256,
+            "profiler": PROFILER,
+        }
+    )
+    say("[export] float model and activation ranges for hls4ml's PyTorch frontend")
+    produce = partial(profile_float_model, spec, base_model, base_dir, settings)
+    graph, record = build_dir.run_stage("export", "export-torch", key, ExportedGraph, produce, force=force)
+    said_cached(record)
+    return Graph(graph, build_dir.root / "export-torch" / graph.path, record.files[graph.path]), record
+
+
+def compile_targets(
+    plans: list[TargetPlan], build_dir: BuildDir, graphs: dict[str, Graph], force: bool
+) -> tuple[dict[str, CompiledArtifact], dict[str, TargetResult], list[StageRecord]]:
+    """Compile every available target; unavailable and failed ones become results, not exceptions."""
+    compiled: dict[str, CompiledArtifact] = {}
+    skipped: dict[str, TargetResult] = {}
+    records: list[StageRecord] = []
+    for plan in plans:
+        name = plan.profile.name
+        if plan.backend is None:
+            say(f"[compile] {name}: unavailable: {plan.unavailable}")
+            skipped[name] = skipped_result(name, plan.profile.backend, "unavailable", plan.unavailable, 3)
+            continue
+        source = graphs[name]
+        key = cache_key(
+            {
+                "graph": source.sha256,
+                "profile": plan.profile.content_sha256,
+                "versions": plan.backend.versions(),
+                "edgekit": __version__,
+            }
+        )
+        say(f"[compile] {name} ({plan.profile.backend}, {source.graph.format})")
+        produce = partial(plan.backend.compile, source.graph, source.path, plan.profile)
+        try:
+            artifact, record = build_dir.run_stage(
+                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=force
+            )
+        except ToolchainError as err:
+            say(f"  {name}: toolchain failed: {err.message}")
+            skipped[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
+            continue
+        said_cached(record)
+        records.append(record)
+        compiled[name] = artifact
+    return compiled, skipped, records
+
+
+def run_synthesis(
+    plans: list[TargetPlan],
+    compiled: dict[str, CompiledArtifact],
+    results: dict[str, TargetResult],
+    records: list[StageRecord],
+    build_dir: BuildDir,
+    settings: Settings,
+    force: bool,
+) -> dict[str, Any]:
+    """Vendor C synthesis of the compiled FPGA targets, when ``--synth`` asked for it."""
+    if not settings.synth.enabled:
+        return {}
+    from edgekit.stages.synth import SynthesisResult, synthesize
+
+    done: dict[str, Any] = {}
+    for plan in plans:
+        name = plan.profile.name
+        if plan.profile.family != "fpga" or name not in compiled:
+            continue
+        compile_record = next(r for r in records if r.directory == f"targets/{name}")
+        key = cache_key({"compiled": compile_record.files, "synth": settings.synth, "edgekit": __version__})
+        say(f"[synth] {name}: {plan.profile.fpga.hls_backend if plan.profile.fpga else ''} HLS C synthesis")
+        produce = partial(synthesize, compiled[name], build_dir.root / "targets" / name, plan.profile, settings.synth)
+        try:
+            result, record = build_dir.run_stage("synth", f"synth/{name}", key, SynthesisResult, produce, force=force)
+        except ToolchainError as err:
+            say(f"  {name}: synthesis failed: {err.message}")
+            results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
+            compiled.pop(name)
+            continue
+        said_cached(record)
+        records.append(record)
+        done[name] = result
+    return done
+
+
+def run_quantization(
+    spec: ModelSpec,
+    settings: Settings,
+    build_dir: BuildDir,
+    float_model: FloatModel,
+    float_dir: Path,
+    weights_sha: str,
+    quant_plans: dict[str, QuantPlan],
+    force: bool,
+) -> tuple[dict[str, QuantizedModel], dict[str, QuantExport], dict[str, dict[str, str]], list[StageRecord]]:
+    """Per quantizer family: QAT or PTQ, then QCDQ and QONNX exports checked against brevitas."""
+    from edgekit.stages.export_quant import QUANT_EXPORTER, export_quantized  # brevitas loads only when needed
+    from edgekit.stages.quantize import quantize_model
+
+    root = build_dir.root
+    quantized: dict[str, QuantizedModel] = {}
+    exports: dict[str, QuantExport] = {}
+    export_files: dict[str, dict[str, str]] = {}
+    records: list[StageRecord] = []
+    for family, plan in quant_plans.items():
+        q = settings.quant
+        key = cache_key(
+            {
+                "weights": weights_sha,
+                "plan": plan,
+                "method": q.method,
+                "qat": (q.qat_epochs, q.qat_learning_rate),
+                "calibration": (q.calibration_samples, q.bias_correction),
+                "train": settings.train,
+                "data_options": settings.data_options,
+                "code": spec.code_sha256,
+                "trainer": TRAINER,
+            }
+        )
+        say(f"[quantize] {family} family, {q.method.upper()}")
+        model, record = build_dir.run_stage(
+            "quantize", f"quant-{family}", key, QuantizedModel,
+            partial(quantize_model, spec, float_model, float_dir, settings, plan), force=force,
+        )  # fmt: skip
+        said_cached(record)
+        records.append(record)
+        export_key = cache_key(
+            {"weights": record.files[model.weights], "export": settings.export, "exporter": QUANT_EXPORTER}
+        )
+        say(f"[export] {family} family: QCDQ and QONNX, each checked against brevitas")
+        quant_dir = root / f"quant-{family}"
+        produce = partial(export_quantized, model, quant_dir, float_model, float_dir, settings.export)
+        exported, export_record = build_dir.run_stage(
+            "export", f"export-{family}", export_key, QuantExport, produce, force=force
+        )
+        said_cached(export_record)
+        records.append(export_record)
+        say(
+            f"  {family}: max |difference| vs brevitas on {exported.n_check_samples} samples: "
+            + ", ".join(f"{fmt} {d:g}" for fmt, d in exported.max_abs_diff_vs_brevitas.items())
+        )
+        quantized[family], exports[family], export_files[family] = model, exported, dict(export_record.files)
+    return quantized, exports, export_files, records
