@@ -137,6 +137,37 @@ def _validate_target(
         runner.close()
 
 
+LOCALIZE_SAMPLES = 64
+
+
+def _localize(
+    result: TargetResult,
+    profile: TargetProfile,
+    graph: Graph,
+    quantized: QuantizedModel,
+    root: Path,
+    base_model: FloatModel,
+    base_dir: Path,
+) -> TargetResult:
+    """Name the first layer where a target that should be bit-exact departs from brevitas."""
+    trace = getattr(get_backend(profile.backend), "trace", None)
+    if trace is None or graph.graph.format != "qonnx-clean":
+        return result
+    from edgekit.brevitas_model import load_quant_model
+    from edgekit.localize import first_divergence, torch_trace
+
+    say(f"[validate] {profile.name} is not exact: tracing every layer on {LOCALIZE_SAMPLES} samples")
+    x = np.load(base_dir / base_model.golden_inputs)[:LOCALIZE_SAMPLES]
+    reference = torch_trace(load_quant_model(quantized, root / f"quant-{quantized.family}", base_model, base_dir), x)
+    try:
+        traced = trace(graph.path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
+    except EdgekitError as err:
+        return replace(result, divergence=f"layer tracing failed: {err.message}")
+    found = first_divergence(reference, traced)
+    text = found.describe() if found else f"no traced layer differs on the first {LOCALIZE_SAMPLES} samples"
+    return replace(result, divergence=text)
+
+
 def _references(
     golden_float: GoldenSet,
     base_model: FloatModel,
@@ -269,6 +300,10 @@ def compile_model(request: CompileRequest) -> BuildResult:
                 results[name] = _validate_target(
                     plan.profile, plan.settings, compiled[name], root, target_golden, reference.metric
                 )
+                if plan.family and results[name].max_abs_diff_vs_quantized > 0:
+                    results[name] = _localize(
+                        results[name], plan.profile, graphs[name], quantized[plan.family], root, base_model, base_dir
+                    )
             except EdgekitError as err:
                 results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
     report = ValidationReport(

@@ -104,6 +104,8 @@ def problems(report: ValidationReport) -> list[str]:
             lines.append(f"{t.target}: {t.status}: {first}")
             lines.extend(f"    {line}" for line in rest)
         lines.extend(f"{t.target}: gate failed: {g.describe()}" for g in t.failed_gates())
+        if t.divergence:
+            lines.append(f"{t.target}: {t.divergence}")
     return lines
 
 

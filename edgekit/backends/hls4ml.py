@@ -17,9 +17,14 @@ input quantizer's rounding (its scale's bits plus 24), saturating.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
+import multiprocessing
 import shutil
+import tempfile
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,6 +289,19 @@ class Hls4mlBackend:
         finally:
             pool.close()
 
+    def trace(self, graph_path: Path, target: TargetProfile, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+        """Every layer's output for ``x`` (a few samples), from a tracing build made in a worker process.
+
+        Only for the bit-exact QONNX path; used to name the first layer that departs from brevitas.
+        """
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            future = pool.submit(_trace_worker, str(graph_path), to_plain(target), x)
+            try:
+                return future.result()
+            except BrokenProcessPool as err:
+                raise ToolchainError("the hls4ml tracing build crashed its worker process") from err
+
     def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> HlsEmulatorRunner:
         if not artifact_path.is_file():
             raise ToolchainError(f"the emulation library {artifact_path} is missing", hint="re-run edgekit compile")
@@ -381,3 +399,39 @@ def _input_type(config: dict[str, Any]) -> str:
         if name in ("global_in", "input_1") or name.startswith("input"):
             return str(layer.get("Precision", {}).get("result", ""))
     return ""
+
+
+def _trace_worker(graph_path: str, target_plain: dict[str, Any], x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+    """In a worker process: convert again with tracing on every layer, build, and trace ``x``."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    target = build(TargetProfile, target_plain)
+    assert target.fpga is not None
+    hls4ml = _hls4ml()
+    model = ModelWrapper(graph_path)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = Hls4mlBackend()._config(model, target)
+        for layer in config["LayerName"].values():
+            layer["Trace"] = True
+        hls_model = hls4ml.converters.convert_from_onnx_model(
+            model, output_dir=tmp, project_name=PROJECT, hls_config=config, backend=target.fpga.hls_backend,
+            io_type=target.fpga.io_type, part=target.fpga.part, clock_period=target.fpga.clock_period_ns,
+        )  # fmt: skip
+        _, traces = hls_model.trace(np.ascontiguousarray(x))
+        layers = [(layer.name, type(layer).__name__.lower()) for layer in hls_model.get_layers()]
+    found: list[tuple[str, str, np.ndarray]] = []
+    for name, cls in layers:
+        if name not in traces:
+            continue
+        if "dense" in cls or "conv" in cls:
+            kind = "weighted"
+        elif name.lower().startswith("relu"):
+            kind = "relu"
+        elif name.lower().startswith("quant") and not any(k == "input" for _, k, _ in found):
+            kind = "input"
+        else:
+            continue
+        values = np.asarray(traces[name])
+        found.append((name, kind, values.reshape(len(values), -1)))
+    return found

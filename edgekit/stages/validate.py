@@ -82,6 +82,7 @@ class TargetResult:
     quant_family: str = ""  # the quantized model this target runs, if any
     max_abs_diff_vs_quantized: float = math.nan
     exact_match_vs_quantized: float = math.nan  # fraction of output values equal to brevitas' bit for bit
+    divergence: str = ""  # when not exact: the first layer that departs from the quantized reference
     latency: tuple[LatencyStat, ...] = ()
     gates: tuple[GateResult, ...] = ()
     exit_code: int = 0  # for a target that was not validated: why (3 unavailable, 4 toolchain)

@@ -69,6 +69,48 @@ def test_estimates_count_the_pruned_weights(jet_fpga: BuildResult) -> None:
     assert "## FPGA estimates: fpga-xcvu13p" in report and "**Estimates**" in report
 
 
+def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_path: Path) -> None:
+    """Perturb one layer's weights in the graph the FPGA target compiles; the trace names that layer."""
+    import onnx
+
+    from edgekit.artifacts import ExportedGraph, FloatModel, QuantizedModel
+    from edgekit.backends.hls4ml import Hls4mlBackend
+    from edgekit.brevitas_model import load_quant_model
+    from edgekit.localize import first_divergence, torch_trace
+    from edgekit.schema import build
+    from edgekit.targets import load_target
+
+    root = jet_fpga.build_dir
+    graph = onnx.load(str(root / "export-fixed" / "model.qonnx.clean.onnx"))
+    matmuls = [n for n in graph.graph.node if n.op_type == "MatMul"]
+    weight_quant = next(n for n in graph.graph.node if n.output[0] == matmuls[1].input[1])  # fc2's weights
+    init = next(i for i in graph.graph.initializer if i.name == weight_quant.input[0])
+    values = onnx.numpy_helper.to_array(init).copy()
+    values[np.unravel_index(np.argmax(np.abs(values)), values.shape)] *= -1  # flip the largest weight of fc2
+    init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
+    planted = tmp_path / "planted.onnx"
+    onnx.save(graph, str(planted))
+
+    x = np.load(root / "pruned" / "golden_inputs.npy")[:32]
+    target = Hls4mlBackend().trace(planted, load_target("fpga-xcvu13p"), x)
+    base = build(FloatModel, jet_fpga.manifest["artifacts"]["pruned"])
+    quantized = build(QuantizedModel, jet_fpga.manifest["artifacts"]["quantized"]["fixed"])
+    reference = torch_trace(load_quant_model(quantized, root / "quant-fixed", base, root / "pruned"), x)
+    found = first_divergence(reference, target)
+    assert found is not None and found.reference_layer == "fc2" and found.kind == "weighted"
+    # The pipeline's step that runs when an FPGA target is not exact says the same in the report.
+    from edgekit.pipeline import _localize
+    from edgekit.steps import Graph
+
+    (result,) = jet_fpga.report.targets
+    planted_graph = Graph(ExportedGraph("planted.onnx", "qonnx-clean", "input", "logits", 17, "test"), planted, "")
+    located = _localize(result, load_target("fpga-xcvu13p"), planted_graph, quantized, root, base, root / "pruned")
+    assert located.divergence.startswith("first diverging layer: fc2 (target layer Dense_MatMul_1")
+    # ... and the unperturbed graph traces exactly like brevitas, layer by layer.
+    clean = Hls4mlBackend().trace(root / "export-fixed" / "model.qonnx.clean.onnx", load_target("fpga-xcvu13p"), x)
+    assert first_divergence(reference, clean) is None
+
+
 def test_emulator_runs_in_workers_after_the_build_moves(jet_fpga: BuildResult, tmp_path: Path) -> None:
     from edgekit.pipeline import validate_build
 

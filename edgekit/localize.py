@@ -1,0 +1,95 @@
+"""Which layer first departs from its reference: layer outputs of two models matched in forward order.
+
+Layer names differ across formats (``fc2`` in torch, ``Dense_MatMul_1`` in an hls4ml
+model converted from QONNX), but the order of the weighted layers and of the
+activations is the same, so layers are matched by kind and position: the n-th
+weighted layer with the n-th weighted layer, the n-th ReLU with the n-th ReLU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Divergence", "LayerTrace", "first_divergence", "torch_trace"]
+
+LayerTrace = list[tuple[str, str, np.ndarray]]  # (layer name, kind, outputs of shape (N, values))
+
+
+@dataclass(frozen=True)
+class Divergence:
+    reference_layer: str
+    target_layer: str
+    kind: str
+    max_abs_diff: float
+    samples: int  # how many traced samples differ at this layer
+    traced: int
+
+    def describe(self) -> str:
+        return (
+            f"first diverging layer: {self.reference_layer} (target layer {self.target_layer}, {self.kind}), "
+            f"max |diff| {self.max_abs_diff:.6g} in {self.samples} of {self.traced} traced samples"
+        )
+
+
+def _kind(module: nn.Module, name: str) -> str | None:
+    if name == "input_quant":
+        return "input"
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return "weighted"
+    if "ReLU" in type(module).__name__:
+        return "relu"
+    return None
+
+
+def torch_trace(model: nn.Module, x: np.ndarray) -> LayerTrace:
+    """Outputs of the input quantizer, weighted layers and ReLUs of a (brevitas) model, channels-last, flattened."""
+    found: LayerTrace = []
+    hooks = []
+    for name, module in model.named_modules():
+        kind = _kind(module, name) if name and "." not in name else None
+        if kind is None:
+            continue
+
+        def record(mod: nn.Module, args: object, out: object, name: str = name, kind: str = kind) -> None:
+            value = getattr(out, "value", out)
+            assert isinstance(value, torch.Tensor)
+            array = value.detach().numpy()
+            if array.ndim > 2:  # NCHW -> NHWC, the layout hls4ml computes in
+                array = np.moveaxis(array, 1, -1)
+            found.append((name, kind, array.reshape(len(array), -1)))
+
+        hooks.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(x))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return found
+
+
+def first_divergence(reference: LayerTrace, target: LayerTrace) -> Divergence | None:
+    """The first layer, in forward order, where the target's outputs differ from the reference's."""
+    by_kind: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for name, kind, values in target:
+        by_kind.setdefault(kind, []).append((name, values))
+    seen: dict[str, int] = {}
+    for name, kind, values in reference:
+        index = seen.get(kind, 0)
+        seen[kind] = index + 1
+        candidates = by_kind.get(kind, [])
+        if index >= len(candidates):
+            continue
+        target_name, target_values = candidates[index]
+        if target_values.shape != values.shape:
+            continue
+        diff = np.abs(target_values.astype(np.float64) - values.astype(np.float64))
+        if diff.max() > 0:
+            return Divergence(
+                name, target_name, kind, float(diff.max()), int((diff.max(axis=1) > 0).sum()), len(values)
+            )
+    return None
