@@ -259,3 +259,33 @@ def test_real_vitis_c_synthesis(tmp_path: Path) -> None:
     )
     report = result.manifest["artifacts"]["synthesis"]["fpga-xcvu13p"]["report"]
     assert report["latency_worst_cycles"] > 0 and report["resources"]["lut"] > 0
+
+
+def test_a_layer_hls4ml_cannot_take_is_a_clear_toolchain_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Conv1d fed through a reshape inside the model: brevitas and QONNX take it, hls4ml 1.3.0 refuses it.
+    (tmp_path / "nets1d.py").write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.relu, self.fc = nn.Conv1d(1, 4, 3, padding=1), nn.ReLU(), nn.Linear(64, 5)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.relu(self.conv(x.view(-1, 1, 16))).flatten(1))\n"
+        "def build(**recipe_options):\n"
+        "    return Net()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = compile_model(
+        CompileRequest(
+            "nets1d:build",
+            ("fpga-xcvu13p", "cpu-onnxruntime"),
+            out=tmp_path / "b",
+            recipe="jet_tagger",
+            tiny=True,
+            quant="w6a8",
+        )
+    )
+    fpga, cpu = result.report.targets
+    assert fpga.status == "failed" and "hls4ml could not convert the model for fpga-xcvu13p" in fpga.reason
+    assert result.exit_code == 4 and cpu.status == "ok"
+    assert not (result.build_dir / "targets" / "fpga-xcvu13p").exists()
