@@ -77,6 +77,11 @@ def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[T
         )
     layers = analyze(instantiate(source)).layers
     quant_plans: dict[str, QuantPlan] = {f: plan_quantization(settings.quant, f, layers) for f in families}
+    if "fixed" in quant_plans and any(layer.accumulator_bits for layer in quant_plans["fixed"].layers):
+        say(
+            "note: accumulator_bits is recorded in the plan, but hls4ml sizes every accumulator so that no sum "
+            "overflows, and edgekit does not narrow them yet"
+        )
     problems = [
         f"{p.profile.name}: {problem}"
         for p in plans
