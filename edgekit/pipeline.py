@@ -143,29 +143,54 @@ LOCALIZE_SAMPLES = 64
 def _localize(
     result: TargetResult,
     profile: TargetProfile,
-    graph: Graph,
+    graph: ExportedGraph,
+    graph_path: Path,
     quantized: QuantizedModel,
     root: Path,
     base_model: FloatModel,
     base_dir: Path,
+    inputs: np.ndarray,
 ) -> TargetResult:
     """Name the first layer where a target that should be bit-exact departs from brevitas."""
     trace = getattr(get_backend(profile.backend), "trace", None)
-    if trace is None or graph.graph.format != "qonnx-clean":
+    if trace is None or graph.format != "qonnx-clean":
         return result
     from edgekit.brevitas_model import load_quant_model
     from edgekit.localize import first_divergence, torch_trace
 
     say(f"[validate] {profile.name} is not exact: tracing every layer on {LOCALIZE_SAMPLES} samples")
-    x = np.load(base_dir / base_model.golden_inputs)[:LOCALIZE_SAMPLES]
+    x = inputs[:LOCALIZE_SAMPLES]
     reference = torch_trace(load_quant_model(quantized, root / f"quant-{quantized.family}", base_model, base_dir), x)
     try:
-        traced = trace(graph.path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
+        traced = trace(graph_path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
     except EdgekitError as err:
         return replace(result, divergence=f"layer tracing failed: {err.message}")
     found = first_divergence(reference, traced)
     text = found.describe() if found else f"no traced layer differs on the first {LOCALIZE_SAMPLES} samples"
     return replace(result, divergence=text)
+
+
+def _check_target(
+    profile: TargetProfile,
+    settings: Settings,
+    artifact: CompiledArtifact,
+    root: Path,
+    golden: GoldenSet,
+    reference_metric: float,
+    graph: ExportedGraph,
+    quantized: QuantizedModel | None,
+    base_model: FloatModel,
+    base_dir: Path,
+) -> TargetResult:
+    """Validate one compiled target; a quantized one that is not exact gets its first diverging layer named."""
+    try:
+        result = _validate_target(profile, settings, artifact, root, golden, reference_metric)
+        if quantized is not None and result.max_abs_diff_vs_quantized > 0:
+            graph_path = root / f"export-{quantized.family}" / graph.path
+            result = _localize(result, profile, graph, graph_path, quantized, root, base_model, base_dir, golden.inputs)
+    except EdgekitError as err:
+        return skipped_result(profile.name, profile.backend, "failed", str(err), err.exit_code)
+    return result
 
 
 def _references(
@@ -175,7 +200,7 @@ def _references(
     quantized: dict[str, QuantizedModel],
     root: Path,
     settings: Settings,
-) -> tuple[GoldenSet, tuple[TargetResult, ...]]:
+) -> tuple[GoldenSet, dict[str, GoldenSet], tuple[TargetResult, ...]]:
     """The golden set targets are compared with (the pruned model's outputs when pruned) and the extra references.
 
     A target's agreement is measured against the model it was built from (pruned, quantized);
@@ -191,8 +216,9 @@ def _references(
                 "pruned float reference", "torch", "torch eager, pruned", golden.float_outputs, golden_float, limit
             )
         )
-    for family, q in quantized.items():
-        outputs = _quant_golden(golden, root, q).quant_outputs
+    quant_golden = {family: _quant_golden(golden, root, q) for family, q in quantized.items()}
+    for family, q_golden in quant_golden.items():
+        outputs = q_golden.quant_outputs
         assert outputs is not None
         refs.append(
             replace(
@@ -202,7 +228,7 @@ def _references(
                 quant_family=family,
             )
         )
-    return golden, tuple(refs)
+    return golden, quant_golden, tuple(refs)
 
 
 def compile_model(request: CompileRequest) -> BuildResult:
@@ -291,21 +317,15 @@ def compile_model(request: CompileRequest) -> BuildResult:
     golden_float = _golden(float_model, root / "float", spec.recipe.metric)
     torch_runner = TorchRunner(load_float_model(float_model, root / "float"))
     reference = evaluate_runner("float reference", "torch", torch_runner, golden_float, settings, None)
-    golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
+    golden, quant_golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
     for plan in plans:
         name = plan.profile.name
         if name in compiled:
-            target_golden = _quant_golden(golden, root, quantized[plan.family]) if plan.family else golden
-            try:
-                results[name] = _validate_target(
-                    plan.profile, plan.settings, compiled[name], root, target_golden, reference.metric
-                )
-                if plan.family and results[name].max_abs_diff_vs_quantized > 0:
-                    results[name] = _localize(
-                        results[name], plan.profile, graphs[name], quantized[plan.family], root, base_model, base_dir
-                    )
-            except EdgekitError as err:
-                results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
+            results[name] = _check_target(
+                plan.profile, plan.settings, compiled[name], root,
+                quant_golden[plan.family] if plan.family else golden, reference.metric,
+                graphs[name].graph, quantized[plan.family] if plan.family else None, base_model, base_dir,
+            )  # fmt: skip
     report = ValidationReport(
         spec.name, spec.recipe.metric, reference, tuple(results[p.profile.name] for p in plans), extra_refs
     )
@@ -400,13 +420,15 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
             continue
         family = entry.get("quant_family")
         say(f"[validate] {name}")
-        try:
-            target_golden = quant_golden[family] if family else golden
-            results.append(
-                _validate_target(profile, settings, compiled[name], root, target_golden, old.reference.metric)
-            )
-        except EdgekitError as err:
-            results.append(skipped_result(name, profile.backend, "failed", str(err), err.exit_code))
+        graph = build(ExportedGraph, entry["graph"], where)
+        target_golden = quant_golden[family] if family else golden
+        quant_model = quantized[family] if family else None
+        base_dir = root / ("pruned" if pruned else "float")
+        result = _check_target(
+            profile, settings, compiled[name], root, target_golden, old.reference.metric,
+            graph, quant_model, base, base_dir,
+        )  # fmt: skip
+        results.append(result)
     report = replace(old, targets=tuple(results))
     manifest["validation"] = to_plain(report)
     manifest["exit_code"] = exit_code_for(report)

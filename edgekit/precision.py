@@ -16,13 +16,13 @@ The family is chosen by the target, never by accident:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgekit.config import LayerQuantSettings, QuantSettings
 from edgekit.errors import ConfigError
-from edgekit.schema import build
+from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
 
 __all__ = ["Family", "LayerPrecision", "QuantPlan", "family_for", "legality_problems", "plan_quantization"]
@@ -88,7 +88,7 @@ def plan_quantization(cfg: QuantSettings, family: Family, layers: Iterable[tuple
     defaults = _FAMILY_DEFAULTS[family]
     resolved = []
     for name, kind in layers:
-        override: LayerQuantSettings = build(LayerQuantSettings, _plain(cfg.layers.get(name, {})))
+        override: LayerQuantSettings = build(LayerQuantSettings, to_plain(cfg.layers.get(name, {})))
 
         def pick(key: str, _o: LayerQuantSettings = override) -> Any:
             for value in (getattr(_o, key, None), getattr(cfg, key, None)):
@@ -110,14 +110,10 @@ def plan_quantization(cfg: QuantSettings, family: Family, layers: Iterable[tuple
                 bias_bits=pick("bias_bits") if weighted else None,
                 accumulator_bits=pick("accumulator_bits") if weighted else None,
                 weight_scaling=pick("weight_scaling") if weighted else None,
-                activation_signed=True if kind in ("add",) else signed,
+                activation_signed=kind == "add" or signed,
             )
         )
     return QuantPlan(family, cfg.scale_type, cfg.weight_overflow, tuple(resolved))
-
-
-def _plain(value: Any) -> Any:
-    return {k: _plain(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
 
 def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:

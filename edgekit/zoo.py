@@ -24,7 +24,7 @@ from typing import Any, Literal
 from edgekit.artifacts import ModelSource
 from edgekit.config import SETTINGS_SECTIONS, Layer, Settings
 from edgekit.errors import ConfigError, InputError, UnknownNameError
-from edgekit.schema import build, check_table
+from edgekit.schema import build, check_table, to_plain
 
 __all__ = [
     "RECIPE_SCHEMA_VERSION",
@@ -67,17 +67,11 @@ class Recipe:
     content_sha256: str = ""
 
     def settings_layers(self, tiny: bool) -> list[Layer]:
-        table = {k: _plain(getattr(self, k)) for k in SETTINGS_SECTIONS if getattr(self, k)}
+        table = {k: to_plain(getattr(self, k)) for k in SETTINGS_SECTIONS if getattr(self, k)}
         layers = [Layer(self.source, table)]
         if tiny:
-            layers.append(Layer(f"{self.source} [tiny]", _plain(self.tiny)))
+            layers.append(Layer(f"{self.source} [tiny]", to_plain(self.tiny)))
         return layers
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 @dataclass(frozen=True)
@@ -125,7 +119,7 @@ def load_recipe(path: Path) -> Recipe:
     recipe = build(Recipe, data, source)
     layers = recipe.settings_layers(tiny=False)
     check_table(Settings, layers[0].table, source)
-    check_table(Settings, _plain(recipe.tiny), source, "tiny")
+    check_table(Settings, to_plain(recipe.tiny), source, "tiny")
     return replace(
         recipe,
         folder=str(path.parent),

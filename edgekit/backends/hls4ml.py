@@ -17,6 +17,7 @@ input quantizer's rounding (its scale's bits plus 24), saturating.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import multiprocessing
@@ -63,6 +64,12 @@ def _hls4ml() -> Any:
     except ImportError as err:
         raise BackendUnavailable("hls4ml is not installed", hint="pip install 'edgekit[fpga]' (hls4ml 1.3.0)") from err
     return hls4ml
+
+
+@functools.cache
+def _gpp_version() -> str:
+    """Asked once per process: it is part of every compile stage's cache key."""
+    return run_tool(["g++", "-dumpfullversion"], cwd=Path.cwd(), timeout_s=30, check=False).output.strip()
 
 
 def _input_precision(model: Any) -> str:
@@ -112,8 +119,7 @@ class Hls4mlBackend:
         return None
 
     def versions(self) -> dict[str, str]:
-        gpp = run_tool(["g++", "-dumpfullversion"], cwd=Path.cwd(), timeout_s=30, check=False).output.strip()
-        return {"hls4ml": str(_hls4ml().__version__), "g++": gpp}
+        return {"hls4ml": str(_hls4ml().__version__), "g++": _gpp_version()}
 
     def check_target(self, target: TargetProfile) -> None:
         build(Hls4mlOptions, target.backend_options, target.source, "backend_options")

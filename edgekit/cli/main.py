@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,17 +126,20 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         overrides=tuple(args.overrides),
         force=args.force,
     )
+    started = time.perf_counter()
     result = compile_model(request)
-    return _show_result(result, args)
+    return _show_result(result, args, time.perf_counter() - started)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from edgekit.pipeline import validate_build
 
-    return _show_result(validate_build(args.build_dir, tuple(args.overrides)), args)
+    started = time.perf_counter()
+    result = validate_build(args.build_dir, tuple(args.overrides))
+    return _show_result(result, args, time.perf_counter() - started)
 
 
-def _show_result(result: Any, args: argparse.Namespace) -> int:
+def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
     from edgekit.report import latency_table, problems, results_table
 
     if args.json:
@@ -160,7 +164,7 @@ def _show_result(result: Any, args: argparse.Namespace) -> int:
     verdict = {0: "all gates passed", 1: "a validation gate failed", 3: "a backend is unavailable"}.get(
         result.exit_code, "a toolchain failed"
     )
-    print(f"{verdict} (exit code {result.exit_code}); report: {result.build_dir / 'report.md'}")
+    print(f"{verdict} (exit code {result.exit_code}) in {wall_s:.1f} s; report: {result.build_dir / 'report.md'}")
     return int(result.exit_code)
 
 

@@ -26,6 +26,7 @@ from edgekit.artifacts import ExportedGraph, FloatModel, QuantExport, QuantizedM
 from edgekit.brevitas_model import load_quant_model
 from edgekit.config import ExportSettings
 from edgekit.errors import ToolchainError
+from edgekit.metrics import max_abs_diff
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -167,6 +168,4 @@ def _graph_of(model: ModelWrapper, path: str, fmt: str, opset: int) -> ExportedG
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape != b.shape:
-        return float("inf")
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    return max_abs_diff(a, b) if a.shape == b.shape else float("inf")

@@ -100,11 +100,12 @@ def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_pa
     assert found is not None and found.reference_layer == "fc2" and found.kind == "weighted"
     # The pipeline's step that runs when an FPGA target is not exact says the same in the report.
     from edgekit.pipeline import _localize
-    from edgekit.steps import Graph
 
     (result,) = jet_fpga.report.targets
-    planted_graph = Graph(ExportedGraph("planted.onnx", "qonnx-clean", "input", "logits", 17, "test"), planted, "")
-    located = _localize(result, load_target("fpga-xcvu13p"), planted_graph, quantized, root, base, root / "pruned")
+    planted_graph = ExportedGraph("planted.onnx", "qonnx-clean", "input", "logits", 17, "test")
+    located = _localize(
+        result, load_target("fpga-xcvu13p"), planted_graph, planted, quantized, root, base, root / "pruned", x
+    )
     assert located.divergence.startswith("first diverging layer: fc2 (target layer Dense_MatMul_1")
     # ... and the unperturbed graph traces exactly like brevitas, layer by layer.
     clean = Hls4mlBackend().trace(root / "export-fixed" / "model.qonnx.clean.onnx", load_target("fpga-xcvu13p"), x)
