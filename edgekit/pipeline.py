@@ -8,6 +8,7 @@ which caches them by content hash and swaps their output folders in atomically.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -128,13 +129,23 @@ def _validate_target(
     root: Path,
     golden: GoldenSet,
     reference_metric: float,
-) -> TargetResult:
+) -> list[TargetResult]:
+    """The target's own runner, then any emulator its backend validates beside it (named ``target [emulator]``)."""
     backend = get_backend(profile.backend)
-    runner = backend.load(artifact, root / "targets" / profile.name / artifact.path, profile)
+    path = root / "targets" / profile.name / artifact.path
+    runner = backend.load(artifact, path, profile)
     try:
-        return evaluate_runner(profile.name, profile.backend, runner, golden, settings, reference_metric)
+        results = [evaluate_runner(profile.name, profile.backend, runner, golden, settings, reference_metric)]
     finally:
         runner.close()
+    secondary = getattr(backend, "secondary_runners", None)
+    for label, extra in (secondary(artifact, path, profile) if secondary else {}).items():
+        try:
+            name = f"{profile.name} [{label}]"
+            results.append(evaluate_runner(name, profile.backend, extra, golden, settings, reference_metric))
+        finally:
+            extra.close()
+    return results
 
 
 LOCALIZE_SAMPLES = 64
@@ -181,16 +192,21 @@ def _check_target(
     quantized: QuantizedModel | None,
     base_model: FloatModel,
     base_dir: Path,
-) -> TargetResult:
+) -> list[TargetResult]:
     """Validate one compiled target; a quantized one that is not exact gets its first diverging layer named."""
     try:
-        result = _validate_target(profile, settings, artifact, root, golden, reference_metric)
-        if quantized is not None and result.max_abs_diff_vs_quantized > 0:
+        results = _validate_target(profile, settings, artifact, root, golden, reference_metric)
+        if quantized is not None and any(r.max_abs_diff_vs_quantized > 0 for r in results):
             graph_path = root / f"export-{quantized.family}" / graph.path
-            result = _localize(result, profile, graph, graph_path, quantized, root, base_model, base_dir, golden.inputs)
+            located = _localize(
+                results[0], profile, graph, graph_path, quantized, root, base_model, base_dir, golden.inputs
+            )
+            results = [
+                replace(r, divergence=located.divergence) if r.max_abs_diff_vs_quantized > 0 else r for r in results
+            ]
     except EdgekitError as err:
-        return skipped_result(profile.name, profile.backend, "failed", str(err), err.exit_code)
-    return result
+        return [skipped_result(profile.name, profile.backend, "failed", str(err), err.exit_code)]
+    return results
 
 
 def _references(
@@ -229,6 +245,27 @@ def _references(
             )
         )
     return golden, quant_golden, tuple(refs)
+
+
+def _write_vectors(
+    plans: list[Any], compiled: dict[str, CompiledArtifact], root: Path, quant_golden: dict[str, GoldenSet]
+) -> None:
+    """Testbench vectors (``vectors/<target>/``) for targets whose backend writes them: the quantized golden set."""
+    for plan in plans:
+        name = plan.profile.name
+        writer = getattr(plan.backend, "write_vectors", None)
+        if writer is None or name not in compiled or plan.family not in quant_golden:
+            continue
+        golden = quant_golden[plan.family]
+        folder = root / "vectors" / name
+        staging = root / "vectors" / f".{name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        writer(compiled[name], root / "targets" / name / compiled[name].path, golden.inputs, golden.quant_outputs,
+               staging)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+        say(f"[vectors] {name}: {len(golden.inputs)} stimulus/response lines and a testbench in {folder}")
 
 
 def compile_model(request: CompileRequest) -> BuildResult:
@@ -318,17 +355,18 @@ def compile_model(request: CompileRequest) -> BuildResult:
     torch_runner = TorchRunner(load_float_model(float_model, root / "float"))
     reference = evaluate_runner("float reference", "torch", torch_runner, golden_float, settings, None)
     golden, quant_golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
+    beside: dict[str, list[TargetResult]] = {}  # emulators a backend validates beside the target's own
     for plan in plans:
         name = plan.profile.name
         if name in compiled:
-            results[name] = _check_target(
+            results[name], *beside[name] = _check_target(
                 plan.profile, plan.settings, compiled[name], root,
                 quant_golden[plan.family] if plan.family else golden, reference.metric,
                 graphs[name].graph, quantized[plan.family] if plan.family else None, base_model, base_dir,
             )  # fmt: skip
-    report = ValidationReport(
-        spec.name, spec.recipe.metric, reference, tuple(results[p.profile.name] for p in plans), extra_refs
-    )
+    _write_vectors(plans, compiled, root, quant_golden)
+    rows = tuple(r for p in plans for r in (results[p.profile.name], *beside.get(p.profile.name, [])))
+    report = ValidationReport(spec.name, spec.recipe.metric, reference, rows, extra_refs)
     validate_record = StageRecord("validate", ".", "", False, time.perf_counter() - validate_started, {})
 
     manifest = {
@@ -408,10 +446,9 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
     results = []
     for name, entry in manifest["targets"].items():
         profile = build(TargetProfile, entry["profile"], where)
-        previous = next((t for t in old.targets if t.target == name), None)
+        previous = [t for t in old.targets if t.target == name or t.target.startswith(f"{name} [")]
         if name not in compiled:
-            if previous is not None:
-                results.append(previous)
+            results.extend(previous)
             continue
         settings = merge_settings([Layer("manifest.json", manifest["settings"]["targets"][name]), cli_layer])
         reason = get_backend(profile.backend).unavailable_reason()
@@ -424,11 +461,12 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
         target_golden = quant_golden[family] if family else golden
         quant_model = quantized[family] if family else None
         base_dir = root / ("pruned" if pruned else "float")
-        result = _check_target(
-            profile, settings, compiled[name], root, target_golden, old.reference.metric,
-            graph, quant_model, base, base_dir,
+        results.extend(
+            _check_target(
+                profile, settings, compiled[name], root, target_golden, old.reference.metric,
+                graph, quant_model, base, base_dir,
+            )
         )  # fmt: skip
-        results.append(result)
     report = replace(old, targets=tuple(results))
     manifest["validation"] = to_plain(report)
     manifest["exit_code"] = exit_code_for(report)

@@ -51,7 +51,15 @@ def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool) -> Ta
         return TargetPlan(profile, settings, None, err.message, family)
     if reason:
         return TargetPlan(profile, settings, None, reason, family)
-    backend.check_target(profile)
+    if family is None and profile.family == "fpga" and not getattr(backend, "float_path", True):
+        raise ConfigError(
+            f"target {name} builds logic for a quantized model only, and quantization is off",
+            hint="add --quant (e.g. --quant w6a8)",
+        )
+    try:
+        backend.check_target(profile)
+    except BackendUnavailable as err:  # a program the backend needs for this profile is missing
+        return TargetPlan(profile, settings, None, f"{err.message}; {err.hint}", family)
     return TargetPlan(profile, settings, backend, "", family)
 
 

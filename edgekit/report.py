@@ -142,6 +142,58 @@ def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any]) -> list[s
     return lines
 
 
+def _rtl_section(compiled: dict[str, Any], targets: dict[str, Any]) -> list[str]:
+    """Open-RTL targets: latency in cycles, da4ml's estimate beside yosys' mapped cells and any hls4ml estimate."""
+    lines: list[str] = []
+    hls = {name: a["info"]["estimate"] for name, a in compiled.items() if a.get("info", {}).get("estimate")}
+    for target, artifact in compiled.items():
+        info = artifact.get("info", {})
+        if "da4ml_estimate" not in info:
+            continue
+        capacity = targets[target]["profile"]["fpga"]["resources"]
+
+        def share(used: float, kind: str, capacity: dict[str, int] = capacity) -> str:
+            return f"{used:,.0f} ({used / capacity[kind]:.2%})" if capacity.get(kind) else f"{used:,.0f}"
+
+        est, syn = info["da4ml_estimate"], info.get("synthesis")
+        check = info["self_check"]
+        lines += [
+            f"## RTL: {target}",
+            "",
+            f"da4ml {info['da4ml']} Verilog for {info['part']} at {1000 / info['clock_period_ns']:.0f} MHz: "
+            f"{info['latency_cycles']} pipeline stages = **{info['latency_ns']:.0f} ns** latency, a new sample every "
+            f"cycle (at most {info['adder_levels_per_stage']} adder levels per stage; no timing analysis: open tools "
+            f"have no UltraScale+ timing models). Ports: {info['n_inputs']} inputs ({info['input_bits']} bits, "
+            f"{info['input_format']}), {info['n_outputs']} outputs ({info['output_bits']} bits).",
+            "",
+            "| source | LUT | FF | DSP | carry | mux | BRAM |",
+            "|---|---|---|---|---|---|---|",
+            f"| {est['label']} | {share(est['lut'], 'lut')} | {share(est['ff'], 'ff')} | 0 | - | - | - |",
+        ]
+        if syn:
+            lines.append(
+                f"| {syn['label']} (synth_xilinx -family {syn['family']}, {syn['wall_s']:.0f} s) "
+                f"| {share(syn['lut'], 'lut')} | {share(syn['ff'], 'ff')} | {syn['dsp']} | {syn['carry']:,} "
+                f"| {syn['mux']:,} | {syn['bram']} |"
+            )
+        else:
+            lines.append("| yosys | not run (synthesis = false) | | | | | |")
+        for name, h in hls.items():
+            lines.append(
+                f"| hls4ml estimate of {name} ({h['method']}) | {h['lut']:,} | {h['ff']:,} | {h['dsp']:,} | - | - "
+                f"| {h['bram_18k']} |"
+            )
+        lines += [
+            "",
+            f"- Verilog: `targets/{target}/rtl/src/` ({len(info['sources'])} files, top module `{info['top']}`); "
+            f"testbench vectors: `vectors/{target}/`",
+            f"- emulation validated as the target: {info['emulation']}; da4ml's logic equalled edgekit's exact "
+            f"replay of the graph on {check['samples']} inputs ({check['inputs']})",
+            "",
+        ]
+    return lines
+
+
 def _synthesis_lines(result: dict[str, Any] | None) -> list[str]:
     if not result:
         return ["- C synthesis: not run (edgekit compile --synth, with Vitis HLS or Vivado HLS on PATH)"]
@@ -253,6 +305,7 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
         lines += [f"- {'pass' if g.passed else 'FAIL'}: {g.describe()}" for g in t.gates]
         lines.append("")
     lines += _fpga_section(manifest["artifacts"].get("compiled") or {}, manifest["artifacts"].get("synthesis") or {})
+    lines += _rtl_section(manifest["artifacts"].get("compiled") or {}, manifest["targets"])
     lines += _pruning_section(manifest.get("pruning"))
     lines += _quantization_section(manifest["artifacts"].get("quantized") or {}, manifest["artifacts"])
     lines += ["## Stages", "", "| stage | folder | cached | wall time |", "|---|---|---|---|"]

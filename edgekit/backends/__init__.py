@@ -20,6 +20,7 @@ __all__ = ["BUILTIN", "PLANNED", "Backend", "Runner", "get_backend"]
 BUILTIN = {
     "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
     "hls4ml": "edgekit.backends.hls4ml:Hls4mlBackend",
+    "rtl": "edgekit.backends.rtl:RtlBackend",
 }
 
 # Backends a shipped profile names that this version does not contain yet.

@@ -1,0 +1,530 @@
+"""Open RTL backend: the quantized model as pipelined Verilog through da4ml, the only module importing da4ml.
+
+da4ml (distributed arithmetic for neural networks, by hls4ml's authors) turns
+fixed-point arithmetic traced over its symbolic arrays into adder graphs with no
+DSPs, and writes Verilog for them. It has no PyTorch or ONNX importer, so edgekit
+replays its cleaned QONNX export (:mod:`edgekit.backends.fixed_graph`) over da4ml's
+arrays, with brevitas' rounding (half to even) built from da4ml's truncation:
+
+    round_half_even(x) = floor(x + 2^-(f+1) - eps + eps * lsb_f(x)),   eps = 2^-f_x
+
+where ``f`` is the target's fraction bits, ``f_x`` the fraction bits of ``x`` and
+``lsb_f(x)`` the bit of weight 2^-f of ``x`` (floor to f bits minus floor to f-1
+bits). At an exact tie the ``- eps`` keeps an even result from rounding up; away
+from a tie it changes nothing because ``eps`` is x's own resolution.
+
+The build makes, in the target folder: ``rtl/src/*.v`` (the design, pipelined so
+each stage holds at most ``clock_period_ns * adder_levels_per_ns`` adder levels),
+a Verilator simulation library (``rtl/sim/lib<top>.so``, built through
+:mod:`edgekit.backends.verilator_shim`), and yosys resource counts
+(:mod:`edgekit.backends.yosys_synth`). Two emulators run it: the Verilator model,
+cycle by cycle (the RTL proof), and da4ml's interpreter of the traced logic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.fixed_graph import FixedFormat, FixedGraph, NumpyRounder, read_fixed_graph
+from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, ToolchainError
+from edgekit.progress import say
+from edgekit.schema import build, to_plain
+from edgekit.targets import TargetProfile
+
+__all__ = ["RtlBackend", "RtlOptions", "trace_logic"]
+
+TOP = "edgekit_model"
+PROJECT_DIR = "rtl"
+VERILATOR_WORD_BITS = 32  # da4ml's C++ binder moves every value through one int32
+INTERPRETER_WORD_BITS = 52  # the interpreter computes in float64
+SELF_CHECK_SAMPLES = 2000
+GRAPH_COPY = "graph.qonnx.clean.onnx"
+
+
+@dataclass(frozen=True)
+class RtlOptions:
+    """``[backend_options]`` of an RTL target."""
+
+    # How many adder levels fit in one nanosecond of the clock period: the pipeline puts a register stage
+    # after every clock_period_ns * adder_levels_per_ns levels. 1.0 is the convention of da4ml's own
+    # examples (5 levels at 5 ns); there is no open timing model for UltraScale+ to check it against.
+    adder_levels_per_ns: float = field(default=1.0, metadata={"min": 0.05, "max": 100.0})
+    emulation: Literal["verilator", "interpreter"] = "verilator"  # what validation runs as the target
+    synthesis: bool = True  # yosys synth_xilinx resource counts
+    emulation_workers: int = field(default=0, metadata={"min": 0})  # 0: one per core
+    build_timeout_s: float = field(default=1800.0, metadata={"min": 1.0})
+    synthesis_timeout_s: float = field(default=1800.0, metadata={"min": 1.0})
+
+
+def _da4ml() -> Any:
+    try:
+        import da4ml
+    except ImportError as err:
+        raise BackendUnavailable("da4ml is not installed", hint="pip install 'edgekit[rtl]' (da4ml 0.6.0)") from err
+    return da4ml
+
+
+def _options(target: TargetProfile) -> RtlOptions:
+    return build(RtlOptions, target.backend_options, target.source, "backend_options")
+
+
+class _Da4mlRounder:
+    """brevitas' quantizer (half to even, saturating) over da4ml's symbolic arrays; see the module docstring."""
+
+    def quantize(self, x: Any, fmt: FixedFormat) -> Any:
+        from da4ml.trace import FixedVariableArray
+        from da4ml.trace.fixed_variable_array import to_raw_arr
+
+        flat = [self._one(v, fmt) for v in np.ravel(to_raw_arr(x))]
+        return FixedVariableArray(np.array(flat, dtype=object).reshape(x.shape), x.solver_options, hwconf=x.hwconf)
+
+    @staticmethod
+    def _one(v: Any, fmt: FixedFormat) -> Any:
+        k, i, f = v.kif
+        overflow = "SAT_SYM" if fmt.narrow else "SAT"
+        target_f = fmt.fraction_bits
+        if f > target_f:
+            lsb = v.quantize(k, i, target_f, "WRAP", "TRN") - v.quantize(k, i, target_f - 1, "WRAP", "TRN")
+            eps = 2.0**-f
+            v = v + (2.0 ** -(target_f + 1) - eps) + lsb * 2.0 ** (target_f - f)
+        return v.quantize(int(fmt.signed), fmt.integer_bits, target_f, overflow, "TRN")
+
+
+def latency_cutoff(target: TargetProfile, options: RtlOptions) -> int:
+    assert target.fpga is not None
+    return max(1, math.floor(target.fpga.clock_period_ns * options.adder_levels_per_ns + 1e-9))
+
+
+def trace_logic(graph: FixedGraph, cutoff: int, outputs: list[str] | None = None) -> Any:
+    """da4ml's combinational logic for ``graph`` (or for the named intermediate tensors, concatenated)."""
+    from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
+
+    inp = FixedVariableArrayInput(graph.input_shape, hwconf=HWConfig(1, -1, cutoff))
+    fmt = graph.input_format
+    x = inp.quantize(int(fmt.signed), fmt.integer_bits, fmt.fraction_bits)
+    if outputs is None:
+        return comb_trace(inp, graph.replay(x, _Da4mlRounder()))
+    values = graph.replay_all(x, _Da4mlRounder())
+    return comb_trace(inp, np.concatenate([values[name].reshape(-1) for name in outputs]))
+
+
+@dataclass(frozen=True)
+class IoLayout:
+    """Per-element fixed-point formats of the design's ports, LSB first."""
+
+    inputs: tuple[tuple[int, int, int], ...]  # (signed, integer bits, fraction bits)
+    outputs: tuple[tuple[int, int, int], ...]
+
+    @staticmethod
+    def of(logic: Any) -> IoLayout:
+        from da4ml.types import minimal_kif
+
+        def kifs(qints: Any) -> tuple[tuple[int, int, int], ...]:
+            return tuple(tuple(int(v) for v in minimal_kif(q)) for q in qints)  # type: ignore[misc]
+
+        return IoLayout(kifs(logic.inp_qint), kifs(logic.out_qint))
+
+    @staticmethod
+    def _padded(kifs: tuple[tuple[int, int, int], ...]) -> tuple[int, int, int]:
+        k, i, f = (max(v[j] for v in kifs) for j in range(3))
+        return k, i, f
+
+    def word_bits(self) -> tuple[int, int]:
+        return sum(self._padded(self.inputs)), sum(self._padded(self.outputs))
+
+    def encode_inputs(self, x: np.ndarray) -> np.ndarray:
+        """int32 words for inputs already in the input format (da4ml's binder: LSB at the widest fraction)."""
+        f = self._padded(self.inputs)[2]
+        words: np.ndarray = np.floor(x * 2.0**f).astype(np.int32)
+        return words
+
+    def decode_outputs(self, words: np.ndarray) -> np.ndarray:
+        k, i, f = self._padded(self.outputs)
+        span, offset = 2 ** (k + i + f), k * 2 ** (i + f)
+        values: np.ndarray = ((words.astype(np.int64) + offset) % span - offset) * 2.0**-f
+        return values
+
+    def bus_hex(self, values: np.ndarray, kifs: tuple[tuple[int, int, int], ...]) -> list[str]:
+        """Each row packed into the top module's bus (element 0 in the LSBs), as hex lines for $readmemh."""
+        widths = [sum(kif) for kif in kifs]
+        total = max(1, sum(widths))
+        lines = []
+        for row in values.reshape(len(values), -1):
+            word, shift = 0, 0
+            for value, (_, _, f), width in zip(row, kifs, widths, strict=True):
+                if width:
+                    word |= (round(float(value) * 2.0**f) % (1 << width)) << shift
+                shift += width
+            lines.append(f"{word:0{(total + 3) // 4}x}")
+        return lines
+
+
+class RtlRunner:
+    def __init__(self, graph: FixedGraph, layout: IoLayout, run: Any, close: Any, description: str, clock: str):
+        self._graph = graph
+        self._layout = layout
+        self._run = run
+        self._close = close
+        self.description = description
+        self.clock = clock
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim > 2:
+            x = np.moveaxis(x, 1, -1)  # the design computes channels last
+        q = self._graph.quantize_input(x).reshape(len(x), -1)
+        return np.asarray(self._run(q), dtype=np.float64).reshape(len(x), -1)
+
+    def synchronize(self) -> None:
+        """Each run returns when the emulator has answered."""
+
+    def close(self) -> None:
+        self._close()
+
+
+class RtlBackend:
+    name = "rtl"
+    float_path = False  # the RTL path needs the quantized model (--quant)
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            _da4ml()
+        except BackendUnavailable as err:
+            return f"{err.message}; {err.hint}"
+        return None
+
+    def versions(self) -> dict[str, str]:
+        found = {"da4ml": str(_da4ml().__version__)}
+        if shutil.which("verilator"):
+            from edgekit.backends.verilator_shim import verilator_version
+
+            found["verilator"] = verilator_version()
+        if shutil.which("yosys"):
+            from edgekit.backends.yosys_synth import yosys_version
+
+            found["yosys"] = yosys_version()
+        return found
+
+    def check_target(self, target: TargetProfile) -> None:
+        options = _options(target)
+        if target.fpga is None:
+            raise ConfigError(f"{target.source}: an RTL target needs an [fpga] table")
+        if options.emulation == "verilator" and shutil.which("verilator") is None:
+            raise BackendUnavailable(
+                "verilator is not installed (the RTL target simulates its Verilog with it)",
+                hint="apt-get install verilator, or set emulation = 'interpreter' in [backend_options]",
+            )
+        if options.synthesis:
+            from edgekit.backends.yosys_synth import family_for_part
+
+            family_for_part(target.fpga.part)
+            if shutil.which("yosys") is None:
+                raise BackendUnavailable(
+                    "yosys is not installed (the RTL target counts resources with it)",
+                    hint="apt-get install yosys, or set synthesis = false in [backend_options]",
+                )
+        if shutil.which("g++") is None and options.emulation == "verilator":
+            raise BackendUnavailable("g++ is not on PATH: the Verilator model is C++", hint="apt-get install g++")
+
+    def compile(self, graph: ExportedGraph, graph_path: Path, target: TargetProfile, out_dir: Path) -> CompiledArtifact:
+        if graph.format != "qonnx-clean":
+            raise ConfigError(
+                f"{target.name} compiles the cleaned QONNX graph of a quantized model, not {graph.format}"
+            )
+        assert target.fpga is not None
+        options = _options(target)
+        da4ml = _da4ml()
+        fixed = read_fixed_graph(graph_path)
+        cutoff = latency_cutoff(target, options)
+        started = time.perf_counter()
+        logic = _guarded("trace the model into adder graphs", lambda: trace_logic(fixed, cutoff))
+        trace_s = time.perf_counter() - started
+        layout = IoLayout.of(logic)
+        _check_word_size(layout, options)
+        self_check = _self_check(fixed, logic)
+        from da4ml.codegen import VerilogModel
+        from da4ml.trace import to_pipeline
+
+        pipeline = _guarded("pipeline the logic", lambda: to_pipeline(logic, cutoff, verbose=False))
+        project = out_dir / PROJECT_DIR
+        model = VerilogModel(pipeline, TOP, project, latency_cutoff=cutoff, clock_period=target.fpga.clock_period_ns,
+                             part_name=target.fpga.part)  # fmt: skip
+        _guarded("write Verilog", model.write)
+        logic.save(project / "model" / "comb.json")
+        shutil.copyfile(graph_path, project / "model" / GRAPH_COPY)  # the runners' input format and shapes
+        from edgekit.backends.verilator_shim import adjust_lint_pragmas
+
+        adjust_lint_pragmas(project / "src")
+        library, synthesis = self._build(project, target, options, out_dir)
+        cycles = len(pipeline.solutions)
+        info: dict[str, Any] = {
+            "da4ml": str(da4ml.__version__),
+            "top": TOP,
+            "part": target.fpga.part,
+            "clock_period_ns": target.fpga.clock_period_ns,
+            "adder_levels_per_stage": cutoff,
+            "latency_cycles": cycles,
+            "latency_ns": cycles * target.fpga.clock_period_ns,
+            "initiation_interval": 1,
+            "da4ml_estimate": {
+                "lut": float(logic.cost),
+                "ff": int(pipeline.reg_bits),
+                "dsp": 0,
+                "label": "da4ml estimate (adder-graph cost model), no synthesis",
+            },
+            "synthesis": to_plain(synthesis) if synthesis is not None else None,
+            "n_inputs": int(logic.shape[0]),
+            "n_outputs": int(logic.shape[1]),
+            "input_format": fixed.input_format.describe(),
+            "input_bits": sum(sum(k) for k in layout.inputs),
+            "output_bits": sum(sum(k) for k in layout.outputs),
+            "layout": to_plain(layout),
+            "layer_formats": fixed.layer_widths(),
+            "emulation": options.emulation,
+            "self_check": self_check,
+            "trace_wall_s": trace_s,
+            "sources": sorted(str(p.relative_to(out_dir)) for p in (project / "src").rglob("*.v")),
+        }
+        artifact = library if library is not None else project / "model" / "comb.json"
+        return CompiledArtifact(
+            target=target.name, backend=self.name, path=str(artifact.relative_to(out_dir)),
+            input_name=graph.input_name, output_name=graph.output_name, info=info,
+        )  # fmt: skip
+
+    def _build(
+        self, project: Path, target: TargetProfile, options: RtlOptions, out_dir: Path
+    ) -> tuple[Path | None, Any]:
+        """The Verilator library and the yosys counts, side by side (each is one process on one core)."""
+        from edgekit.backends.verilator_shim import build_library
+        from edgekit.backends.yosys_synth import run_yosys
+
+        assert target.fpga is not None
+        sources = sorted((project / "src" / "static").glob("*.v"))
+        sources = [s for s in sources if s.name != "lookup_table.v"]  # unused; its $readmemh placeholder fails yosys
+        sources += sorted(p for p in (project / "src").glob(f"{TOP}*.v") if not p.stem.endswith("_wrapper"))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            library = synthesis = None
+            if options.emulation == "verilator":
+                say(f"  {target.name}: Verilator model of the RTL (log: targets/{target.name}/verilator.log)")
+                jobs = max(1, (os.cpu_count() or 2) - int(options.synthesis))
+                library = pool.submit(build_library, project, TOP, jobs, out_dir, options.build_timeout_s)
+            if options.synthesis:
+                say(f"  {target.name}: yosys synth_xilinx (log: targets/{target.name}/yosys/yosys.log)")
+                work = out_dir / "yosys"
+                work.mkdir()
+                synthesis = pool.submit(run_yosys, sources, TOP, target.fpga.part, work, options.synthesis_timeout_s)
+            built = library.result() if library is not None else None
+            counts = synthesis.result() if synthesis is not None else None
+        if built is not None:
+            _smoke_test(built, project)
+        return built, counts
+
+    def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> RtlRunner:
+        if not artifact_path.is_file():
+            raise ToolchainError(f"the RTL artifact {artifact_path} is missing", hint="re-run edgekit compile --force")
+        emulation = str(artifact.info["emulation"])
+        return self._runner(emulation, artifact_path.parents[1], artifact, _options(target))
+
+    def secondary_runners(
+        self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile
+    ) -> dict[str, RtlRunner]:
+        """Emulators validated beside the target's own: da4ml's interpreter when the target runs Verilator."""
+        if artifact.info.get("emulation") != "verilator":
+            return {}
+        return {"da4ml interpreter": self._runner("interpreter", artifact_path.parents[1], artifact, _options(target))}
+
+    def _runner(self, emulation: str, project: Path, artifact: CompiledArtifact, options: RtlOptions) -> RtlRunner:
+        fixed = read_fixed_graph(project / "model" / GRAPH_COPY)
+        layout = build(IoLayout, artifact.info["layout"])
+        stages = int(artifact.info["latency_cycles"])
+        if emulation == "interpreter":
+            from da4ml.types import CombLogic
+
+            logic = CombLogic.load(project / "model" / "comb.json")
+            return RtlRunner(
+                fixed, layout, lambda q: logic.predict(q, n_threads=options.emulation_workers or (os.cpu_count() or 1)),
+                lambda: None, f"da4ml {artifact.info['da4ml']} interpreter of the traced logic",
+                "wall clock of da4ml's C++ interpreter on the host CPU (not FPGA latency)",
+            )  # fmt: skip
+        from edgekit.backends.rtl_emulator import VerilatorPool
+
+        library = project / "sim" / f"lib{TOP}.so"
+        pool = VerilatorPool(library, int(artifact.info["n_inputs"]), int(artifact.info["n_outputs"]),
+                             workers=options.emulation_workers or None)  # fmt: skip
+        return RtlRunner(
+            fixed, layout, lambda q: layout.decode_outputs(pool.run(layout.encode_inputs(q))), pool.close,
+            f"Verilator model of the RTL, {stages} pipeline stages, clocked once per sample, {pool.workers} workers",
+            "wall clock of the Verilator simulation on the host CPU (not FPGA latency: see latency_cycles)",
+        )  # fmt: skip
+
+    def write_vectors(
+        self, artifact: CompiledArtifact, artifact_path: Path, inputs: np.ndarray, expected: np.ndarray, out_dir: Path
+    ) -> None:
+        """Stimulus and response of the top module's buses, one sample per line ($readmemh), and their layout."""
+        project = artifact_path.parents[1]
+        fixed = read_fixed_graph(project / "model" / GRAPH_COPY)
+        layout = build(IoLayout, artifact.info["layout"])
+        x = np.moveaxis(inputs, 1, -1) if inputs.ndim > 2 else inputs
+        q = fixed.quantize_input(x).reshape(len(x), -1)
+        expected = np.asarray(expected, dtype=np.float64).reshape(len(x), -1)
+        (out_dir / "stimulus.hex").write_text("\n".join(layout.bus_hex(q, layout.inputs)) + "\n")
+        (out_dir / "response.hex").write_text("\n".join(layout.bus_hex(expected, layout.outputs)) + "\n")
+        representable = all(
+            np.all(np.mod(expected[:, j] * 2.0**f, 1) == 0) for j, (_, _, f) in enumerate(layout.outputs)
+        )
+
+        def elements(kifs: tuple[tuple[int, int, int], ...]) -> list[dict[str, int]]:
+            found, offset = [], 0
+            for index, (k, i, f) in enumerate(kifs):
+                found.append({"index": index, "lsb": offset, "width": k + i + f, "signed": k, "fraction_bits": f})
+                offset += k + i + f
+            return found
+
+        description = {
+            "top": artifact.info["top"],
+            "samples": len(q),
+            "latency_cycles": artifact.info["latency_cycles"],
+            "initiation_interval": artifact.info["initiation_interval"],
+            "clock_period_ns": artifact.info["clock_period_ns"],
+            "input_bus": {"port": "model_inp", "bits": sum(sum(k) for k in layout.inputs),
+                          "elements": elements(layout.inputs)},
+            "output_bus": {"port": "model_out", "bits": sum(sum(k) for k in layout.outputs),
+                           "elements": elements(layout.outputs)},
+            "response_is_reference": "brevitas' forward on the held-out golden inputs",
+            "response_exactly_representable": bool(representable),
+            "format": "one sample per line, hexadecimal, element 0 in the least significant bits; "
+            "each element is a two's complement (or unsigned) integer, value * 2**fraction_bits",
+        }  # fmt: skip
+        (out_dir / "vectors.json").write_text(json.dumps(description, indent=1) + "\n")
+        (out_dir / f"tb_{artifact.info['top']}.sv").write_text(testbench(description))
+
+    def trace(self, graph_path: Path, target: TargetProfile, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+        """Every layer's output for ``x`` from da4ml's logic (one trace with each layer as an output)."""
+        fixed = read_fixed_graph(graph_path)
+        layers = fixed.traced_layers()
+        names = [tensor for _, _, tensor in layers]
+        logic = _guarded(
+            "trace every layer", lambda: trace_logic(fixed, latency_cutoff(target, _options(target)), names)
+        )
+        flat = logic.predict(fixed.quantize_input(x).reshape(len(x), -1), n_threads=1)
+        found, start = [], 0
+        values = fixed.replay_all(fixed.quantize_input(x[0]), NumpyRounder())
+        for node, kind, tensor in layers:
+            size = int(np.prod(np.shape(values[tensor])))
+            found.append((node, kind, np.asarray(flat[:, start : start + size])))
+            start += size
+        return found
+
+
+def _guarded(what: str, fn: Any) -> Any:
+    """da4ml raises AssertionError and ValueError for what it cannot build: a toolchain failure, with the reason."""
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return fn()
+    except EdgekitError:
+        raise
+    except (AssertionError, ValueError, NotImplementedError, RuntimeError, KeyError) as err:
+        raise ToolchainError(f"da4ml could not {what}: {type(err).__name__}: {str(err)[:300]}") from err
+
+
+def _check_word_size(layout: IoLayout, options: RtlOptions) -> None:
+    limit = VERILATOR_WORD_BITS if options.emulation == "verilator" else INTERPRETER_WORD_BITS
+    bits_in, bits_out = layout.word_bits()
+    for side, bits in (("input", bits_in), ("output", bits_out)):
+        if bits > limit:
+            raise ConfigError(
+                f"the design's widest {side} needs {bits} bits aligned to a common fraction, more than the "
+                f"{limit}-bit word the {options.emulation} emulation moves values in",
+                hint="quantize the model's outputs to fewer bits (a narrower last layer bias or an output "
+                "quantizer), or narrow the input format",
+            )
+
+
+def _self_check(fixed: FixedGraph, logic: Any) -> dict[str, Any]:
+    """da4ml's interpreter against the exact numpy replay on random and saturating inputs."""
+    rng = np.random.default_rng(0)
+    fmt = fixed.input_format
+    span = max(abs(fmt.low), abs(fmt.high))
+    x = rng.uniform(-1.5 * span, 1.5 * span, size=(SELF_CHECK_SAMPLES, *fixed.input_shape))
+    x[: SELF_CHECK_SAMPLES // 4] = np.sign(x[: SELF_CHECK_SAMPLES // 4]) * 1e6  # every input saturates
+    expected = fixed.reference(x)
+    got = logic.predict(fixed.quantize_input(x).reshape(len(x), -1), n_threads=1)
+    mismatches = int(np.sum(got != expected))
+    if mismatches:
+        raise ToolchainError(
+            f"da4ml's logic differs from edgekit's exact replay of the graph in {mismatches} output values "
+            f"of {SELF_CHECK_SAMPLES} random and saturating inputs",
+            hint="this is a bug in edgekit's tracer or in da4ml: please report it with the build folder",
+        )
+    return {"samples": SELF_CHECK_SAMPLES, "mismatches": 0, "inputs": "uniform over 1.5x the input range, 25% at 1e6"}
+
+
+def _smoke_test(library: Path, project: Path) -> None:
+    """Run the new library once in a worker process, so a crash is a clear error now, not in validation."""
+    from edgekit.backends.rtl_emulator import VerilatorPool
+
+    fixed = read_fixed_graph(project / "model" / GRAPH_COPY)
+    n_in, n_out = int(np.prod(fixed.input_shape)), int(np.prod(fixed.output_shape))
+    pool = VerilatorPool(library, n_in, n_out, workers=1)
+    try:
+        pool.run(np.zeros((2, n_in), dtype=np.int32))
+    finally:
+        pool.close()
+
+
+def testbench(vectors: dict[str, Any]) -> str:
+    """A self-checking SystemVerilog testbench that replays stimulus.hex and compares with response.hex."""
+    top, n = vectors["top"], vectors["samples"]
+    bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
+    latency = vectors["latency_cycles"]
+    return f"""// Written by edgekit: replays stimulus.hex through {top}, one sample per clock, and compares each
+// output, {latency} cycles later, with response.hex (brevitas' outputs). To run it from this folder with
+// Verilator 5: "verilator --binary -Wno-fatal --top-module tb_{top} tb_{top}.sv" followed by the design
+// files (rtl/src/{top}*.v except the wrapper, and rtl/src/static/*.v except lookup_table.v).
+`timescale 1ns / 1ps
+module tb_{top};
+  localparam int N = {n};
+  localparam int LATENCY = {latency};
+  logic clk = 0;
+  logic [{bits_in - 1}:0] stimulus [0:N-1];
+  logic [{bits_out - 1}:0] response [0:N-1];
+  logic [{bits_in - 1}:0] model_inp = '0;
+  wire [{bits_out - 1}:0] model_out;
+  int errors = 0;
+  {top} dut (.clk(clk), .model_inp(model_inp), .model_out(model_out));
+  initial begin
+    $readmemh("stimulus.hex", stimulus);
+    $readmemh("response.hex", response);
+    for (int t = 0; t < N + LATENCY; t++) begin
+      if (t < N) model_inp = stimulus[t];
+      #1 clk = 1;
+      #1 clk = 0;
+      if (t >= LATENCY && model_out !== response[t - LATENCY]) begin
+        if (errors < 10)
+          $display("MISMATCH sample %0d: got %h expected %h", t - LATENCY, model_out, response[t - LATENCY]);
+        errors++;
+      end
+    end
+    #1 clk = 1;  // the last sample leaves the pipeline
+    #1 clk = 0;
+    if (model_out !== response[N - 1]) errors++;
+    if (errors == 0) $display("PASS %0d samples", N);
+    else $display("FAIL %0d of %0d samples differ", errors, N);
+    $finish;
+  end
+endmodule
+"""
