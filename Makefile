@@ -9,7 +9,7 @@ STAMP := $(VENV)/.edgekit-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,quant,fpga]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,quant,fpga,rtl]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -36,9 +36,10 @@ _PROGRAMS = [
      "install AMD Vivado HLS (2020.1 or older) and source its settings64.sh"),
     ("vivado", "vivado", "-version", "logic synthesis, place and route, Vivado HLS targets",
      "install AMD Vivado and source its settings64.sh"),
-    ("verilator", "verilator", "--version", "cycle-accurate simulation of generated RTL",
-     "apt-get install verilator"),
-    ("yosys", "yosys", "-V", "open-source synthesis resource counts for generated RTL", "apt-get install yosys"),
+    ("verilator", "verilator", "--version", "fpga-*-rtl targets: cycle-by-cycle simulation of the generated Verilog",
+     "apt-get install verilator (Debian 12 ships 5.006; edgekit adapts da4ml's build to it)"),
+    ("yosys", "yosys", "-V", "fpga-*-rtl targets: synth_xilinx resource counts (LUT, FF, carry, DSP, BRAM)",
+     "apt-get install yosys"),
     ("nvidia-smi", "nvidia-smi", "--version", "NVIDIA GPU driver (GPU targets)", "install the NVIDIA driver"),
 ]  # fmt: skip
 

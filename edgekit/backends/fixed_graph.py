@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -87,6 +87,7 @@ class Step:
     kernel: tuple[int, ...] = ()
     strides: tuple[int, ...] = ()
     pads: tuple[int, ...] = ()  # begin..., end...
+    channels_first: bool = False  # a plain ONNX Conv/MaxPool (channels, spatial...); computed channels last
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,10 @@ def read_fixed_graph(path: Path) -> FixedGraph:
                 f"node {name} ({node.op_type}) comes before the input quantizer",
                 hint="the RTL path needs a quantized model input (edgekit's fixed family does this)",
             )
-        steps.append(_step(node.op_type, name, ins, node.output[0], attrs, consts))
+        step = _step(node.op_type, name, ins, node.output[0], attrs, consts)
+        if node.op_type in ("Conv", "MaxPool") and "channels_last" not in node.domain:
+            step = _channels_first(step)
+        steps.append(step)
     if input_format is None:
         raise ConfigError("the QONNX graph has no input quantizer; the RTL path needs a quantized input")
     return FixedGraph(input_name, output_name, tuple(dims[1:]), tuple(out_dims[1:]), input_format, tuple(steps))
@@ -276,7 +280,7 @@ def _step(op: str, name: str, ins: tuple[str, ...], out: str, attrs: dict[str, A
             raise ConfigError(f"node {name}: grouped or dilated Conv is not supported by the RTL path")
         weight = const(1)  # channels last: (out, kernel..., in)
         bias = const(2) if len(ins) > 2 and ins[2] else None
-        kernel = tuple(weight.shape[1:-1])
+        kernel = tuple(attrs.get("kernel_shape", weight.shape[1:-1]))
         pads = tuple(attrs.get("pads", [0] * 2 * len(kernel)))
         return Step("conv", name, ins[:1], out, const=weight, bias=bias, kernel=kernel,
                     strides=tuple(attrs.get("strides", [1] * len(kernel))), pads=pads)  # fmt: skip
@@ -306,6 +310,31 @@ def _step(op: str, name: str, ins: tuple[str, ...], out: str, attrs: dict[str, A
     )
 
 
+def _channels_first(step: Step) -> Step:
+    """A plain ONNX Conv/MaxPool: the weights to (out, kernel..., in); inputs are moved at run time."""
+    weight = step.const
+    if step.op == "conv" and weight is not None:
+        weight = np.moveaxis(weight, 1, -1)
+        kernel = tuple(weight.shape[1:-1])
+        return replace(step, const=weight, kernel=kernel, channels_first=True)
+    return replace(step, channels_first=True)
+
+
+def _spatial(fn: Callable[[Any, Step], Any]) -> Callable[[Any, Step], Any]:
+    """Run a channels-last operation on a channels-first tensor by moving the channel axis around it."""
+
+    def run(x: Any, step: Step) -> Any:
+        if not step.channels_first:
+            return fn(x, step)
+        dims = x.ndim
+        to_last = (*range(1, dims), 0)
+        to_first = (dims - 1, *range(dims - 1))
+        return fn(x.transpose(to_last), step).transpose(to_first)
+
+    return run
+
+
+@_spatial
 def _conv(x: Any, step: Step) -> Any:
     """A channels-last convolution as one weight matrix applied to every in-bounds patch."""
     weight = step.const
@@ -330,6 +359,7 @@ def _conv(x: Any, step: Step) -> Any:
     return _stack(results).reshape(*out_sizes, weight.shape[0])
 
 
+@_spatial
 def _maxpool(x: Any, step: Step) -> Any:
     dims = len(step.kernel)
     out_sizes = [(x.shape[d] - step.kernel[d]) // step.strides[d] + 1 for d in range(dims)]
@@ -365,7 +395,7 @@ _OPS: dict[str, Callable[[Step, list[Any], Rounder], Any]] = {
     "conv": lambda s, v, r: _conv(v[0], s),
     "maxpool": lambda s, v, r: _maxpool(v[0], s),
     "reshape": lambda s, v, r: v[0] if s.const is None else v[0].reshape(*[int(d) for d in s.const]),
-    "transpose": lambda s, v, r: v[0].transpose(*[int(d) for d in s.const]),  # type: ignore[union-attr]
+    "transpose": lambda s, v, r: v[0].transpose(tuple(int(d) for d in s.const)),  # type: ignore[union-attr]
 }
 
 

@@ -319,7 +319,7 @@ class RtlBackend:
             library = synthesis = None
             if options.emulation == "verilator":
                 say(f"  {target.name}: Verilator model of the RTL (log: targets/{target.name}/verilator.log)")
-                jobs = max(1, (os.cpu_count() or 2) - int(options.synthesis))
+                jobs = os.cpu_count() or 2
                 library = pool.submit(build_library, project, TOP, jobs, out_dir, options.build_timeout_s)
             if options.synthesis:
                 say(f"  {target.name}: yosys synth_xilinx (log: targets/{target.name}/yosys/yosys.log)")
@@ -492,9 +492,9 @@ def testbench(vectors: dict[str, Any]) -> str:
     bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
     latency = vectors["latency_cycles"]
     return f"""// Written by edgekit: replays stimulus.hex through {top}, one sample per clock, and compares each
-// output, {latency} cycles later, with response.hex (brevitas' outputs). To run it from this folder with
-// Verilator 5: "verilator --binary -Wno-fatal --top-module tb_{top} tb_{top}.sv" followed by the design
-// files (rtl/src/{top}*.v except the wrapper, and rtl/src/static/*.v except lookup_table.v).
+// output, {latency} cycles later, with response.hex (brevitas' outputs). To run it from this folder:
+//   command: verilator --binary -Wno-fatal --top-module tb_{top} tb_{top}.sv <design files>
+//   (the design files: rtl/src/{top}*.v except the wrapper, and rtl/src/static/*.v except lookup_table.v)
 `timescale 1ns / 1ps
 module tb_{top};
   localparam int N = {n};

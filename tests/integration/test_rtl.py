@@ -1,0 +1,283 @@
+"""The open RTL target: da4ml Verilog, Verilator and interpreter emulation bit-exact with brevitas, yosys counts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+
+pytestmark = pytest.mark.rtl
+
+pytest.importorskip("da4ml", reason="RTL tests need the rtl extra: pip install 'edgekit[rtl]'")
+pytest.importorskip("hls4ml", reason="the RTL tests compare with hls4ml: pip install 'edgekit[fpga]'")
+for _program in ("verilator", "yosys", "g++"):
+    if shutil.which(_program) is None:
+        pytest.skip(f"RTL tests need {_program} (.ci/run installs it: apt-get install {_program})",
+                    allow_module_level=True)  # fmt: skip
+
+TARGET = "fpga-xcvu13p-rtl"
+REQUEST = {
+    "model": "jet_tagger",
+    "tiny": True,
+    "quant": "w6a8",
+    "prune": "0.75",
+    "overrides": ("data_options.n_samples=6000", "prune.steps=2", "prune.finetune_epochs=1"),
+}
+
+
+@pytest.fixture(scope="module")
+def jet_rtl(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """jet_tagger at tiny size, w6a8, 75% pruned, on the RTL target and the hls4ml target of the same part."""
+    out = tmp_path_factory.mktemp("jet_rtl")
+    return compile_model(CompileRequest(targets=(TARGET, "fpga-xcvu13p"), out=out, **REQUEST))  # type: ignore[arg-type]
+
+
+def _quant_model(build: BuildResult):  # type: ignore[no-untyped-def]
+    from edgekit.artifacts import FloatModel, QuantizedModel
+    from edgekit.brevitas_model import load_quant_model
+    from edgekit.schema import build as build_artifact
+
+    root, artifacts = build.build_dir, build.manifest["artifacts"]
+    base = build_artifact(FloatModel, artifacts["pruned"])
+    quantized = build_artifact(QuantizedModel, artifacts["quantized"]["fixed"])
+    return load_quant_model(quantized, root / "quant-fixed", base, root / "pruned")
+
+
+def _runners(build: BuildResult):  # type: ignore[no-untyped-def]
+    from edgekit.artifacts import CompiledArtifact
+    from edgekit.backends import get_backend
+    from edgekit.schema import build as build_artifact
+    from edgekit.targets import load_target
+
+    found = {}
+    for name in (TARGET, "fpga-xcvu13p"):
+        artifact = build_artifact(CompiledArtifact, build.manifest["artifacts"]["compiled"][name])
+        profile, path = load_target(name), build.build_dir / "targets" / name / artifact.path
+        backend = get_backend(profile.backend)
+        found[name] = backend.load(artifact, path, profile)
+        for label, runner in getattr(backend, "secondary_runners", lambda *a: {})(artifact, path, profile).items():
+            found[label] = runner
+    return found
+
+
+def test_verilator_and_interpreter_equal_brevitas_exactly(jet_rtl: BuildResult) -> None:
+    rtl, interpreter, hls = jet_rtl.report.targets
+    assert (rtl.target, interpreter.target) == (TARGET, f"{TARGET} [da4ml interpreter]")
+    for result in (rtl, interpreter, hls):
+        assert result.status == "ok", result.reason
+        assert result.n_samples >= 1000
+        assert result.max_abs_diff_vs_quantized == 0.0 and result.exact_match_vs_quantized == 1.0, result.target
+        exact = next(g for g in result.gates if g.name == "max_abs_diff_vs_quantized")
+        assert exact.passed and exact.threshold == 0.0
+    assert "Verilator model of the RTL" in rtl.runner and "interpreter" in interpreter.runner
+
+
+def test_stress_inputs_saturate_and_stay_bit_exact_with_brevitas_and_hls4ml(jet_rtl: BuildResult) -> None:
+    """Inputs beyond the input range, at rounding ties, and large enough to saturate the hidden activations."""
+    import torch
+
+    from edgekit.backends.fixed_graph import FixedFormat, NumpyRounder, read_fixed_graph
+
+    graph = read_fixed_graph(jet_rtl.build_dir / "export-fixed" / "model.qonnx.clean.onnx")
+    fmt, step = graph.input_format, 2.0**-graph.input_format.fraction_bits
+    rng = np.random.default_rng(7)
+    x = np.concatenate(
+        [
+            rng.choice([-1e6, 1e6, fmt.low, fmt.high], size=(300, 16)),  # every input at or past its limits
+            (rng.integers(-140, 140, size=(300, 16)) + 0.5) * step,  # exact ties of the input quantizer
+            rng.normal(0, 4 * fmt.high, size=(400, 16)),
+        ]
+    ).astype(np.float32)
+    with torch.no_grad():
+        out = _quant_model(jet_rtl)(torch.from_numpy(x))
+        expected = getattr(out, "value", out).numpy()
+    runners = _runners(jet_rtl)
+    try:
+        outputs = {name: runner.run(x) for name, runner in runners.items()}
+    finally:
+        for runner in runners.values():
+            runner.close()
+    for name, got in outputs.items():
+        assert np.array_equal(got, expected), name
+    assert np.array_equal(outputs[TARGET], outputs["fpga-xcvu13p"])  # the RTL and hls4ml's emulation agree
+
+    # The inputs hit saturation inside the model, where wrap-around hardware would compute something else.
+    values = [graph.replay_all(sample, NumpyRounder()) for sample in graph.quantize_input(x)]
+    relu_quants = [s for s in graph.steps if s.op == "quant"]
+    saturated = sum(int(np.sum(v[s.output] == s.fmt.high)) for v in values for s in relu_quants if s.fmt)
+    assert saturated > 100
+
+    class Wrapping:
+        def quantize(self, v: np.ndarray, f: FixedFormat) -> np.ndarray:
+            n = np.round(np.asarray(v) * 2**f.fraction_bits)
+            span = 2**f.bits
+            low = -(2 ** (f.bits - 1)) if f.signed else 0
+            return ((n - low) % span + low) * 2.0**-f.fraction_bits
+
+    wrapped = np.stack([graph.replay(s, Wrapping()).ravel() for s in graph.quantize_input(x)])
+    assert not np.array_equal(wrapped, expected)
+
+
+def test_rtl_outputs_and_figures(jet_rtl: BuildResult) -> None:
+    root = jet_rtl.build_dir
+    info = jet_rtl.manifest["artifacts"]["compiled"][TARGET]["info"]
+    src = root / "targets" / TARGET / "rtl" / "src"
+    assert (src / "edgekit_model.v").is_file() and info["sources"]
+    assert info["latency_cycles"] >= 1 and info["latency_ns"] == info["latency_cycles"] * 5.0
+    assert info["adder_levels_per_stage"] == 5 and info["self_check"]["mismatches"] == 0
+    syn, est = info["synthesis"], info["da4ml_estimate"]
+    assert syn["label"] == "synthesis-mapped (yosys), no timing" and syn["family"] == "xcup"
+    assert syn["lut"] > 0 and syn["ff"] > 0 and syn["carry"] > 0 and syn["dsp"] == 0
+    assert 0.5 < syn["lut"] / est["lut"] < 2.0  # da4ml's cost model and the mapped netlist tell the same story
+    assert (root / "targets" / TARGET / "yosys" / "yosys.log").is_file()
+    report = (root / "report.md").read_text()
+    assert f"## RTL: {TARGET}" in report and "synthesis-mapped (yosys), no timing" in report
+    assert "hls4ml estimate of fpga-xcvu13p" in report
+    vectors = root / "vectors" / TARGET
+    n = jet_rtl.report.targets[0].n_samples
+    assert len((vectors / "stimulus.hex").read_text().split()) == n
+    assert len((vectors / "response.hex").read_text().split()) == n
+    assert (vectors / "vectors.json").is_file() and (vectors / "tb_edgekit_model.sv").is_file()
+
+
+def test_the_written_testbench_replays_the_golden_vectors(jet_rtl: BuildResult, tmp_path: Path) -> None:
+    """Verilator compiles the testbench with the design; it passes, and fails on a corrupted response line."""
+    import subprocess
+
+    from edgekit.backends.verilator_shim import build_testbench
+
+    vectors = tmp_path / "vectors"
+    shutil.copytree(jet_rtl.build_dir / "vectors" / TARGET, vectors)
+    program = build_testbench(vectors, jet_rtl.build_dir / "targets" / TARGET / "rtl", "edgekit_model",
+                              tmp_path / "tb", timeout_s=600)  # fmt: skip
+    run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
+    n = len((vectors / "stimulus.hex").read_text().split())
+    assert f"PASS {n} samples" in run.stdout, run.stdout + run.stderr
+    lines = (vectors / "response.hex").read_text().split()
+    lines[5] = format(int(lines[5], 16) ^ 1, f"0{len(lines[5])}x")  # flip one output bit of sample 5
+    (vectors / "response.hex").write_text("\n".join(lines) + "\n")
+    run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
+    assert "MISMATCH sample 5:" in run.stdout and f"FAIL 1 of {n} samples differ" in run.stdout
+
+
+def test_a_planted_fault_is_localized_in_the_rtl_trace(jet_rtl: BuildResult, tmp_path: Path) -> None:
+    import onnx
+
+    from edgekit.backends.rtl import RtlBackend
+    from edgekit.localize import first_divergence, torch_trace
+    from edgekit.targets import load_target
+
+    root = jet_rtl.build_dir
+    graph = onnx.load(str(root / "export-fixed" / "model.qonnx.clean.onnx"))
+    matmuls = [n for n in graph.graph.node if n.op_type == "MatMul"]
+    weight_quant = next(n for n in graph.graph.node if n.output[0] == matmuls[1].input[1])  # fc2's weights
+    init = next(i for i in graph.graph.initializer if i.name == weight_quant.input[0])
+    values = onnx.numpy_helper.to_array(init).copy()
+    values[np.unravel_index(np.argmax(np.abs(values)), values.shape)] *= -1
+    init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
+    planted = tmp_path / "planted.onnx"
+    onnx.save(graph, str(planted))
+
+    x = np.load(root / "pruned" / "golden_inputs.npy")[:32]
+    reference = torch_trace(_quant_model(jet_rtl), x)
+    found = first_divergence(reference, RtlBackend().trace(planted, load_target(TARGET), x))
+    assert found is not None and found.reference_layer == "fc2" and found.kind == "weighted"
+    clean = RtlBackend().trace(root / "export-fixed" / "model.qonnx.clean.onnx", load_target(TARGET), x)
+    assert first_divergence(reference, clean) is None
+
+
+def test_revalidation_after_a_move_and_a_cached_rebuild(jet_rtl: BuildResult, tmp_path: Path) -> None:
+    from edgekit.pipeline import validate_build
+
+    moved = tmp_path / "moved"
+    shutil.copytree(jet_rtl.build_dir, moved)
+    result = validate_build(moved)
+    names = [t.target for t in result.report.targets]
+    assert names == [TARGET, f"{TARGET} [da4ml interpreter]", "fpga-xcvu13p"]
+    assert all(t.status == "ok" and t.max_abs_diff_vs_quantized == 0.0 for t in result.report.targets)
+    again = compile_model(CompileRequest(targets=(TARGET, "fpga-xcvu13p"), out=moved, **REQUEST))  # type: ignore[arg-type]
+    assert all(s["cached"] for s in again.manifest["stages"] if s["name"] != "validate")
+
+
+def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Conv1d after a reshape (hls4ml 1.3.0 refuses it) becomes exact RTL, run by the interpreter only."""
+    (tmp_path / "nets1d_rtl.py").write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.relu, self.fc = nn.Conv1d(1, 2, 3, padding=1), nn.ReLU(), nn.Linear(32, 5)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.relu(self.conv(x.view(-1, 1, 16))).flatten(1))\n"
+        "def build(**recipe_options):\n"
+        "    return Net()\n"
+    )
+    profile = (Path(__file__).resolve().parents[2] / "targets" / f"{TARGET}.toml").read_text()
+    profile = profile.replace(f'name = "{TARGET}"', 'name = "rtl-interpreter"')
+    profile = profile.replace('emulation = "verilator"', 'emulation = "interpreter"')
+    profile = profile.replace("synthesis = true", "synthesis = false")
+    (tmp_path / "rtl-interpreter.toml").write_text(profile)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = compile_model(
+        CompileRequest(
+            "nets1d_rtl:build",
+            (str(tmp_path / "rtl-interpreter.toml"),),
+            out=tmp_path / "b",
+            recipe="jet_tagger",
+            tiny=True,
+            quant="w6a8",
+        )
+    )
+    (target,) = result.report.targets
+    assert target.status == "ok", target.reason
+    assert target.max_abs_diff_vs_quantized == 0.0 and "interpreter" in target.runner
+    info = result.manifest["artifacts"]["compiled"]["rtl-interpreter"]["info"]
+    assert info["synthesis"] is None and info["emulation"] == "interpreter"
+
+
+def test_without_quantization_the_rtl_target_says_add_quant(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = cli("compile", "jet_tagger", "--tiny", "-t", TARGET, "--out", str(tmp_path / "b"))
+    assert run.returncode == 2, run.stderr
+    assert "quantized model only" in run.stderr and "--quant" in run.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def _fake(tmp_path: Path, name: str, script: str) -> dict[str, str]:
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / name).write_text(script)
+    (fake / name).chmod(0o755)
+    return {"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_missing_verilator_makes_the_target_unavailable(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A PATH with python's folder only: no verilator, yosys or g++.
+    env = {"PATH": str(Path(os.sys.executable).parent)}  # type: ignore[attr-defined]
+    out = tmp_path / "b"
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", TARGET, "-t", "cpu-onnxruntime-int8",
+              "--out", str(out), env=env)  # fmt: skip
+    assert run.returncode == 3, run.stderr
+    assert "verilator is not installed" in run.stdout and "apt-get install verilator" in run.stdout
+    assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / TARGET).exists()
+
+
+@pytest.mark.parametrize("tool", ["verilator", "yosys"])
+def test_a_failing_tool_is_a_toolchain_error_with_its_log(cli, tmp_path: Path, tool: str) -> None:  # type: ignore[no-untyped-def]
+    real = shutil.which(tool)
+    # A stand-in that answers version queries like the real tool and fails the build itself.
+    script = (
+        f'#!/bin/sh\ncase "$1" in -V|--version) exec {real} "$@";; esac\necho "simulated {tool} failure" >&2\nexit 1\n'
+    )
+    out = tmp_path / "b"
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", TARGET, "-t", "cpu-onnxruntime-int8",
+              "--out", str(out), env=_fake(tmp_path, tool, script))  # fmt: skip
+    assert run.returncode == 4, run.stderr
+    assert f"simulated {tool} failure" in run.stdout and ".log" in run.stdout
+    assert "Traceback" not in run.stderr
+    assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / TARGET).exists()
+    assert any((out / "logs").rglob("*.log"))  # the failed stage's logs were kept
