@@ -182,7 +182,10 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for profile in list_targets():
         try:
-            reason = get_backend(profile.backend).unavailable_reason()
+            backend = get_backend(profile.backend)
+            reason = backend.unavailable_reason()
+            if reason is None:
+                backend.check_target(profile)  # a program this profile needs (Verilator, yosys) may be missing
         except EdgekitError as err:
             reason = err.message
         rows.append(

@@ -264,6 +264,9 @@ def test_missing_verilator_makes_the_target_unavailable(cli, tmp_path: Path) -> 
     assert run.returncode == 3, run.stderr
     assert "verilator is not installed" in run.stdout and "apt-get install verilator" in run.stdout
     assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / TARGET).exists()
+    listed = cli("targets", "--json", env=env)
+    row = next(r for r in listed.json() if r["name"] == TARGET)
+    assert not row["available"] and "verilator is not installed" in row["reason"]
 
 
 @pytest.mark.parametrize("tool", ["verilator", "yosys"])
