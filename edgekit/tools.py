@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.errors import ToolchainError
+from edgekit.errors import BackendUnavailable, ToolchainError
 
-__all__ = ["ToolRun", "run_tool"]
+__all__ = ["ToolRun", "program_version", "require_program", "run_tool"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,18 @@ def run_tool(
         tail = "\n".join(output.strip().splitlines()[-5:])
         raise ToolchainError(f"{name} failed with exit code {proc.returncode}:\n{tail}", log_path=log_path)
     return ToolRun(tuple(args), proc.returncode, output, log_path)
+
+
+def require_program(name: str, needed_for: str, hint: str) -> str:
+    """The path of program ``name``; BackendUnavailable saying what needs it and how to get it."""
+    path = shutil.which(name)
+    if path is None:
+        raise BackendUnavailable(f"{name} is not installed (needed {needed_for})", hint=hint)
+    return path
+
+
+def program_version(path: str, flag: str, label: str) -> str:
+    """The ``N.M`` after ``label`` in what ``path flag`` prints (the first 40 characters when there is none)."""
+    out = run_tool([path, flag], cwd=Path.cwd(), timeout_s=30, name=f"{Path(path).name} {flag}").output
+    match = re.search(rf"{label}\s+(\d+\.\d+)", out)
+    return match.group(1) if match else out.strip()[:40]

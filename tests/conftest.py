@@ -58,3 +58,42 @@ def tiny_jet_build(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
     """jet_tagger at tiny size on cpu-onnxruntime, built once for the session (read-only for tests)."""
     out = tmp_path_factory.mktemp("tiny_jet")
     return compile_model(CompileRequest("jet_tagger", ("cpu-onnxruntime",), out=out, tiny=True))
+
+
+@pytest.fixture(scope="session")
+def plant_fc2_fault() -> Callable[[Path, Path], Path]:
+    """Write a copy of a cleaned QONNX graph with the largest weight of the second Linear (fc2) sign-flipped."""
+
+    def plant(graph_path: Path, out: Path) -> Path:
+        import numpy as np
+        import onnx
+
+        graph = onnx.load(str(graph_path))
+        matmuls = [n for n in graph.graph.node if n.op_type == "MatMul"]
+        weight_quant = next(n for n in graph.graph.node if n.output[0] == matmuls[1].input[1])
+        init = next(i for i in graph.graph.initializer if i.name == weight_quant.input[0])
+        values = onnx.numpy_helper.to_array(init).copy()
+        values[np.unravel_index(np.argmax(np.abs(values)), values.shape)] *= -1
+        init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
+        onnx.save(graph, str(out))
+        return out
+
+    return plant
+
+
+@pytest.fixture(scope="session")
+def profile_variant() -> Callable[..., Path]:
+    """Write a copy of a shipped target profile under a new name, with some of its lines replaced."""
+
+    def write(base: str, name: str, folder: Path, replacements: dict[str, str]) -> Path:
+        from edgekit.targets import targets_dir
+
+        text = (targets_dir() / f"{base}.toml").read_text().replace(f'name = "{base}"', f'name = "{name}"')
+        for old, new in replacements.items():
+            assert old in text, f"{old!r} is not in {base}.toml"
+            text = text.replace(old, new)
+        path = folder / f"{name}.toml"
+        path.write_text(text)
+        return path
+
+    return write

@@ -44,6 +44,7 @@ from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, Toolch
 from edgekit.progress import say
 from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
+from edgekit.tools import require_program
 
 __all__ = ["RtlBackend", "RtlOptions", "trace_logic"]
 
@@ -222,22 +223,16 @@ class RtlBackend:
         options = _options(target)
         if target.fpga is None:
             raise ConfigError(f"{target.source}: an RTL target needs an [fpga] table")
-        if options.emulation == "verilator" and shutil.which("verilator") is None:
-            raise BackendUnavailable(
-                "verilator is not installed (the RTL target simulates its Verilog with it)",
-                hint="apt-get install verilator, or set emulation = 'interpreter' in [backend_options]",
-            )
+        if options.emulation == "verilator":
+            from edgekit.backends.verilator_shim import find_verilator
+
+            find_verilator()
+            require_program("g++", "to build the Verilator model (C++)", "apt-get install g++")
         if options.synthesis:
-            from edgekit.backends.yosys_synth import family_for_part
+            from edgekit.backends.yosys_synth import family_for_part, find_yosys
 
             family_for_part(target.fpga.part)
-            if shutil.which("yosys") is None:
-                raise BackendUnavailable(
-                    "yosys is not installed (the RTL target counts resources with it)",
-                    hint="apt-get install yosys, or set synthesis = false in [backend_options]",
-                )
-        if shutil.which("g++") is None and options.emulation == "verilator":
-            raise BackendUnavailable("g++ is not on PATH: the Verilator model is C++", hint="apt-get install g++")
+            find_yosys()
 
     def compile(self, graph: ExportedGraph, graph_path: Path, target: TargetProfile, out_dir: Path) -> CompiledArtifact:
         if graph.format != "qonnx-clean":

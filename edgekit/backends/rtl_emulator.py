@@ -1,24 +1,21 @@
 """Run the Verilator-built simulation of the generated RTL in worker processes.
 
 The library is freshly compiled native code: it is loaded only in spawned worker
-processes, so a crash in it becomes a ToolchainError instead of killing the
-caller. Each worker clocks its own copy of the pipelined design, one sample per
-cycle, and reads each output ``latency`` cycles later (da4ml's C++ binder).
+processes (:class:`~edgekit.backends.native_pool.NativePool`), so a crash in it
+becomes a ToolchainError instead of killing the caller. Each worker clocks its
+own copy of the pipelined design, one sample per cycle, and reads each output
+``latency`` cycles later (da4ml's C++ binder).
 This module imports nothing heavier than numpy.
 """
 
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import ToolchainError
+from edgekit.backends.native_pool import NativePool
 
 __all__ = ["VerilatorPool"]
 
@@ -43,32 +40,13 @@ def _simulate(words: np.ndarray) -> np.ndarray:
     return out
 
 
-class VerilatorPool:
-    """Worker processes with the simulation library loaded; a batch is split between them."""
+class VerilatorPool(NativePool):
+    """Worker processes with the simulation library loaded; batches of 256 or more are split between them."""
 
     def __init__(self, library: Path, n_in: int, n_out: int, workers: int | None = None) -> None:
-        self.workers = workers or max(1, min(os.cpu_count() or 1, 8))
-        self._library = library
-        self._n_in = n_in
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init,
-            initargs=(str(library), n_in, n_out),
-        )
-
-    def run(self, words: np.ndarray) -> np.ndarray:
-        """int32 output words for int32 input words of shape (N, n_in)."""
-        parts = 1 if len(words) < 256 else self.workers
-        chunks = [c for c in np.array_split(words.reshape(len(words), self._n_in), parts) if len(c)]
-        try:
-            results = list(self._pool.map(_simulate, chunks))
-        except BrokenProcessPool as err:
-            raise ToolchainError(
-                f"the Verilator simulation library {self._library} crashed its worker process",
-                hint="re-run edgekit compile --force; if it persists, the log of the build is in the target folder",
-            ) from err
-        return np.concatenate(results)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        super().__init__(
+            library, _init, (str(library), n_in, n_out), _simulate, n_in,
+            what="the Verilator simulation library",
+            hint="re-run edgekit compile --force; the build's logs are in the target folder",
+            workers=workers, split_from=256,
+        )  # fmt: skip

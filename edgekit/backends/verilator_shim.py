@@ -26,10 +26,17 @@ import re
 import shutil
 from pathlib import Path
 
-from edgekit.errors import BackendUnavailable, ToolchainError
-from edgekit.tools import run_tool
+from edgekit.errors import ToolchainError
+from edgekit.tools import program_version, require_program, run_tool
 
-__all__ = ["adjust_lint_pragmas", "build_library", "verilator_root", "verilator_version"]
+__all__ = [
+    "adjust_lint_pragmas",
+    "build_library",
+    "build_testbench",
+    "find_verilator",
+    "verilator_root",
+    "verilator_version",
+]
 
 CXXFLAGS = ["-std=c++17", "-fPIC", "-O"]
 # Split the generated C++ into files of about this many statements: one 16-64-32-32-5 MLP compiled in 200 s
@@ -38,27 +45,22 @@ OUTPUT_SPLIT = 3000
 _PRAGMA = re.compile(r"(lint_(?:off|on))\s+WIDTHTRUNC\b")
 
 
-def _verilator() -> str:
-    path = shutil.which("verilator")
-    if path is None:
-        raise BackendUnavailable(
-            "verilator is not installed (needed to simulate the generated RTL)",
-            hint="apt-get install verilator, or set emulation = 'interpreter' in the target's [backend_options]",
-        )
-    return path
+def find_verilator() -> str:
+    return require_program(
+        "verilator", "to simulate the generated RTL",
+        "apt-get install verilator, or set emulation = 'interpreter' in the target's [backend_options]",
+    )  # fmt: skip
 
 
 @functools.cache
 def verilator_version() -> str:
-    out = run_tool([_verilator(), "--version"], cwd=Path.cwd(), timeout_s=30, name="verilator --version").output
-    match = re.search(r"Verilator\s+(\d+\.\d+)", out)
-    return match.group(1) if match else out.strip()[:40]
+    return program_version(find_verilator(), "--version", "Verilator")
 
 
 @functools.cache
 def verilator_root() -> Path:
     """The first non-empty ``VERILATOR_ROOT`` that ``verilator -V`` reports (adjustment 2)."""
-    out = run_tool([_verilator(), "-V"], cwd=Path.cwd(), timeout_s=30, name="verilator -V").output
+    out = run_tool([find_verilator(), "-V"], cwd=Path.cwd(), timeout_s=30, name="verilator -V").output
     for line in out.splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "VERILATOR_ROOT" and value.strip():
@@ -91,7 +93,7 @@ def build_library(project: Path, top: str, jobs: int, log_dir: Path, timeout_s: 
     root = verilator_root()
     adjust_lint_pragmas(project / "src")
     run_tool(
-        [_verilator(), "--cc", "-j", str(jobs), "--build", f"../src/{wrapper}.v", "--prefix", prefix, "-Wall",
+        [find_verilator(), "--cc", "-j", str(jobs), "--build", f"../src/{wrapper}.v", "--prefix", prefix, "-Wall",
          "--output-split", str(OUTPUT_SPLIT),
          "-CFLAGS", " ".join(CXXFLAGS), "-I../src", "-I../src/static"],
         cwd=sim, timeout_s=timeout_s, log_path=log_dir / "verilator.log", name="verilator",
@@ -125,7 +127,7 @@ def build_testbench(vectors_dir: Path, project: Path, top: str, work: Path, time
     design += sorted(p for p in (project / "src" / "static").glob("*.v") if p.name != "lookup_table.v")
     adjust_lint_pragmas(project / "src")
     run_tool(
-        [_verilator(), "--binary", "-Wno-fatal", "-j", "2", "--top-module", f"tb_{top}", "-Mdir", str(work),
+        [find_verilator(), "--binary", "-Wno-fatal", "-j", "2", "--top-module", f"tb_{top}", "-Mdir", str(work),
          str(vectors_dir / f"tb_{top}.sv"), *map(str, design)],
         cwd=vectors_dir, timeout_s=timeout_s, log_path=work / "testbench_build.log", name="verilator --binary",
     )  # fmt: skip

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.errors import BackendUnavailable, ConfigError, ToolchainError
-from edgekit.tools import run_tool
+from edgekit.errors import ConfigError, ToolchainError
+from edgekit.tools import program_version, require_program, run_tool
 
-__all__ = ["SynthCounts", "family_for_part", "parse_stat", "run_yosys", "yosys_version"]
+__all__ = ["SynthCounts", "family_for_part", "find_yosys", "parse_stat", "run_yosys", "yosys_version"]
 
 LABEL = "synthesis-mapped (yosys), no timing"
 
@@ -89,21 +88,16 @@ def _counts(cells: dict[str, int], family: str, wall_s: float) -> SynthCounts:
     )  # fmt: skip
 
 
-def _yosys() -> str:
-    path = shutil.which("yosys")
-    if path is None:
-        raise BackendUnavailable(
-            "yosys is not installed (needed for the RTL resource counts)",
-            hint="apt-get install yosys, or set synthesis = false in the target's [backend_options]",
-        )
-    return path
+def find_yosys() -> str:
+    return require_program(
+        "yosys", "for the RTL resource counts",
+        "apt-get install yosys, or set synthesis = false in the target's [backend_options]",
+    )  # fmt: skip
 
 
 @functools.cache
 def yosys_version() -> str:
-    out = run_tool([_yosys(), "-V"], cwd=Path.cwd(), timeout_s=30, name="yosys -V").output
-    match = re.search(r"Yosys\s+(\d+\.\d+)", out)
-    return match.group(1) if match else out.strip()[:40]
+    return program_version(find_yosys(), "-V", "Yosys")
 
 
 def run_yosys(sources: Sequence[Path], top: str, part: str, work: Path, timeout_s: float) -> SynthCounts:
@@ -123,7 +117,7 @@ def run_yosys(sources: Sequence[Path], top: str, part: str, work: Path, timeout_
         )
     )
     started = time.perf_counter()
-    run_tool([_yosys(), "-q", "-s", script.name], cwd=work, timeout_s=timeout_s, log_path=work / "yosys.log",
+    run_tool([find_yosys(), "-q", "-s", script.name], cwd=work, timeout_s=timeout_s, log_path=work / "yosys.log",
              name="yosys synth_xilinx")  # fmt: skip
     stat = work / "yosys_stat.txt"
     cells = parse_stat(stat.read_text()) if stat.is_file() else {}

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from edgekit.pipeline import BuildResult, CompileRequest, compile_model
-from edgekit.targets import targets_dir
 
 pytest.importorskip("hls4ml", reason="FPGA tests need the fpga extra: pip install 'edgekit[fpga]'")
 if shutil.which("g++") is None:
@@ -69,10 +68,8 @@ def test_estimates_count_the_pruned_weights(jet_fpga: BuildResult) -> None:
     assert "## FPGA estimates: fpga-xcvu13p" in report and "**Estimates**" in report
 
 
-def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_path: Path) -> None:
+def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_path: Path, plant_fc2_fault) -> None:  # type: ignore[no-untyped-def]
     """Perturb one layer's weights in the graph the FPGA target compiles; the trace names that layer."""
-    import onnx
-
     from edgekit.artifacts import ExportedGraph, FloatModel, QuantizedModel
     from edgekit.backends.hls4ml import Hls4mlBackend
     from edgekit.brevitas_model import load_quant_model
@@ -81,15 +78,7 @@ def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_pa
     from edgekit.targets import load_target
 
     root = jet_fpga.build_dir
-    graph = onnx.load(str(root / "export-fixed" / "model.qonnx.clean.onnx"))
-    matmuls = [n for n in graph.graph.node if n.op_type == "MatMul"]
-    weight_quant = next(n for n in graph.graph.node if n.output[0] == matmuls[1].input[1])  # fc2's weights
-    init = next(i for i in graph.graph.initializer if i.name == weight_quant.input[0])
-    values = onnx.numpy_helper.to_array(init).copy()
-    values[np.unravel_index(np.argmax(np.abs(values)), values.shape)] *= -1  # flip the largest weight of fc2
-    init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
-    planted = tmp_path / "planted.onnx"
-    onnx.save(graph, str(planted))
+    planted = plant_fc2_fault(root / "export-fixed" / "model.qonnx.clean.onnx", tmp_path / "planted.onnx")
 
     x = np.load(root / "pruned" / "golden_inputs.npy")[:32]
     target = Hls4mlBackend().trace(planted, load_target("fpga-xcvu13p"), x)
@@ -140,20 +129,14 @@ def test_cached_rebuild_reuses_the_emulator(jet_fpga: BuildResult, tmp_path: Pat
     assert all(s["cached"] for s in again.manifest["stages"] if s["name"] != "validate")
 
 
-def _io_stream_profile(tmp_path: Path) -> Path:
-    text = (targets_dir() / "fpga-xcvu13p.toml").read_text()
-    text = text.replace('name = "fpga-xcvu13p"', 'name = "fpga-xcvu13p-stream"')
-    text = text.replace('io_type = "io_parallel"', 'io_type = "io_stream"')
-    path = tmp_path / "fpga-xcvu13p-stream.toml"
-    path.write_text(text)
-    return path
-
-
-def test_lenet_io_parallel_and_io_stream_are_exact(tmp_path: Path) -> None:
+def test_lenet_io_parallel_and_io_stream_are_exact(tmp_path: Path, profile_variant) -> None:  # type: ignore[no-untyped-def]
+    stream = profile_variant(
+        "fpga-xcvu13p", "fpga-xcvu13p-stream", tmp_path, {'io_type = "io_parallel"': 'io_type = "io_stream"'}
+    )
     result = compile_model(
         CompileRequest(
             "lenet_digits",
-            ("fpga-xcvu13p", str(_io_stream_profile(tmp_path))),
+            ("fpga-xcvu13p", str(stream)),
             out=tmp_path / "b",
             tiny=True,
             quant="w6a8",

@@ -165,23 +165,13 @@ def test_the_written_testbench_replays_the_golden_vectors(jet_rtl: BuildResult, 
     assert "MISMATCH sample 5:" in run.stdout and f"FAIL 1 of {n} samples differ" in run.stdout
 
 
-def test_a_planted_fault_is_localized_in_the_rtl_trace(jet_rtl: BuildResult, tmp_path: Path) -> None:
-    import onnx
-
+def test_a_planted_fault_is_localized_in_the_rtl_trace(jet_rtl: BuildResult, tmp_path: Path, plant_fc2_fault) -> None:  # type: ignore[no-untyped-def]
     from edgekit.backends.rtl import RtlBackend
     from edgekit.localize import first_divergence, torch_trace
     from edgekit.targets import load_target
 
     root = jet_rtl.build_dir
-    graph = onnx.load(str(root / "export-fixed" / "model.qonnx.clean.onnx"))
-    matmuls = [n for n in graph.graph.node if n.op_type == "MatMul"]
-    weight_quant = next(n for n in graph.graph.node if n.output[0] == matmuls[1].input[1])  # fc2's weights
-    init = next(i for i in graph.graph.initializer if i.name == weight_quant.input[0])
-    values = onnx.numpy_helper.to_array(init).copy()
-    values[np.unravel_index(np.argmax(np.abs(values)), values.shape)] *= -1
-    init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
-    planted = tmp_path / "planted.onnx"
-    onnx.save(graph, str(planted))
+    planted = plant_fc2_fault(root / "export-fixed" / "model.qonnx.clean.onnx", tmp_path / "planted.onnx")
 
     x = np.load(root / "pruned" / "golden_inputs.npy")[:32]
     reference = torch_trace(_quant_model(jet_rtl), x)
@@ -204,7 +194,28 @@ def test_revalidation_after_a_move_and_a_cached_rebuild(jet_rtl: BuildResult, tm
     assert all(s["cached"] for s in again.manifest["stages"] if s["name"] != "validate")
 
 
-def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def interpreter_profile(tmp_path: Path, profile_variant) -> Path:  # type: ignore[no-untyped-def]
+    """The RTL target without Verilator and yosys: da4ml's interpreter runs the logic."""
+    replace = {'emulation = "verilator"': 'emulation = "interpreter"', "synthesis = true": "synthesis = false"}
+    return profile_variant(TARGET, "rtl-interpreter", tmp_path, replace)  # type: ignore[no-any-return]
+
+
+def test_lenet_convolutions_and_pooling_are_exact(tmp_path: Path, interpreter_profile: Path) -> None:
+    """Channels-last Conv2d and MaxPool of the cleaned graph, on >= 1000 held-out digits."""
+    result = compile_model(
+        CompileRequest("lenet_digits", (str(interpreter_profile),), out=tmp_path / "b", tiny=True, quant="w6a8")
+    )
+    (target,) = result.report.targets
+    assert target.status == "ok", target.reason
+    assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0
+    formats = result.manifest["artifacts"]["compiled"]["rtl-interpreter"]["info"]["layer_formats"]
+    assert len(formats) == 3  # the three activation quantizers after the ReLUs
+
+
+def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interpreter_profile: Path
+) -> None:
     """A Conv1d after a reshape (hls4ml 1.3.0 refuses it) becomes exact RTL, run by the interpreter only."""
     (tmp_path / "nets1d_rtl.py").write_text(
         "from torch import nn\n"
@@ -217,16 +228,11 @@ def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(tmp_path: Path, monkey
         "def build(**recipe_options):\n"
         "    return Net()\n"
     )
-    profile = (Path(__file__).resolve().parents[2] / "targets" / f"{TARGET}.toml").read_text()
-    profile = profile.replace(f'name = "{TARGET}"', 'name = "rtl-interpreter"')
-    profile = profile.replace('emulation = "verilator"', 'emulation = "interpreter"')
-    profile = profile.replace("synthesis = true", "synthesis = false")
-    (tmp_path / "rtl-interpreter.toml").write_text(profile)
     monkeypatch.syspath_prepend(str(tmp_path))
     result = compile_model(
         CompileRequest(
             "nets1d_rtl:build",
-            (str(tmp_path / "rtl-interpreter.toml"),),
+            (str(interpreter_profile),),
             out=tmp_path / "b",
             recipe="jet_tagger",
             tiny=True,

@@ -1,0 +1,68 @@
+"""Worker processes that each load one native library and share the batches run through it.
+
+Freshly built native code (hls4ml's C++ emulation, a Verilator model) can kill
+its process without a Python exception. It is therefore loaded only in spawned
+worker processes: a crash breaks the pool and becomes a ToolchainError naming the
+library, and the caller's process survives. A batch large enough is split
+between the workers, one core each. This module imports nothing heavier than numpy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import ToolchainError
+
+__all__ = ["NativePool"]
+
+
+class NativePool:
+    """``initializer(*initargs)`` loads the library in each worker; ``work(chunk)`` runs rows of a batch there."""
+
+    def __init__(
+        self,
+        library: Path,
+        initializer: Callable[..., None],
+        initargs: tuple[Any, ...],
+        work: Callable[[np.ndarray], np.ndarray],
+        n_in: int,
+        *,
+        what: str,
+        hint: str,
+        workers: int | None = None,
+        split_from: int = 32,
+    ) -> None:
+        self.workers = workers or max(1, min(os.cpu_count() or 1, 8))
+        self._library = library
+        self._work = work
+        self._n_in = n_in
+        self._what = what
+        self._hint = hint
+        self._split_from = split_from
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=initializer,
+            initargs=initargs,
+        )
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The work function's rows for ``x`` of shape (N, n_in), in order."""
+        parts = 1 if len(x) < self._split_from else self.workers
+        chunks = [c for c in np.array_split(x.reshape(len(x), self._n_in), parts) if len(c)]
+        try:
+            results = list(self._pool.map(self._work, chunks))
+        except BrokenProcessPool as err:
+            raise ToolchainError(f"{self._what} {self._library} crashed its worker process", hint=self._hint) from err
+        return np.concatenate(results)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
