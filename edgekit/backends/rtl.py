@@ -240,6 +240,7 @@ class RtlBackend:
                 f"{target.name} compiles the cleaned QONNX graph of a quantized model, not {graph.format}"
             )
         assert target.fpga is not None
+        out_dir, graph_path = out_dir.resolve(), graph_path.resolve()  # the tools run in folders of their own
         options = _options(target)
         da4ml = _da4ml()
         fixed = read_fixed_graph(graph_path)

@@ -87,6 +87,7 @@ def adjust_lint_pragmas(source_dir: Path) -> int:
 
 def build_library(project: Path, top: str, jobs: int, log_dir: Path, timeout_s: float) -> Path:
     """Verilate ``src/{top}_wrapper.v`` and link it with da4ml's C++ binder into ``sim/lib{top}.so``."""
+    project, log_dir = project.resolve(), log_dir.resolve()  # the commands run in sim/
     sim = project / "sim"
     wrapper = f"{top}_wrapper"
     prefix = f"V{wrapper}"
@@ -123,6 +124,7 @@ def build_testbench(vectors_dir: Path, project: Path, top: str, work: Path, time
     Run the program from ``vectors_dir``: it reads ``stimulus.hex`` and ``response.hex`` from there and prints
     PASS or FAIL with the mismatching samples.
     """
+    vectors_dir, project, work = vectors_dir.resolve(), project.resolve(), work.resolve()
     design = sorted(p for p in (project / "src").glob(f"{top}*.v") if not p.stem.endswith("_wrapper"))
     design += sorted(p for p in (project / "src" / "static").glob("*.v") if p.name != "lookup_table.v")
     adjust_lint_pragmas(project / "src")

@@ -105,6 +105,8 @@ def run_yosys(sources: Sequence[Path], top: str, part: str, work: Path, timeout_
     import time
 
     family = family_for_part(part)
+    work = work.resolve()
+    sources = [s.resolve() for s in sources]  # yosys runs in work/
     script = work / "synth.ys"
     script.write_text(
         "\n".join(

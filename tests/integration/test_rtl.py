@@ -246,6 +246,15 @@ def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(
     assert info["synthesis"] is None and info["emulation"] == "interpreter"
 
 
+def test_a_relative_out_folder(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Verilator and yosys run in folders of their own: paths handed to them must not be relative."""
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", TARGET, "--out", "b", "--json", cwd=tmp_path)
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    target = next(t for t in run.json()["validation"]["targets"] if t["target"] == TARGET)
+    assert target["status"] == "ok" and target["max_abs_diff_vs_quantized"] == 0.0
+    assert (tmp_path / "b" / "targets" / TARGET / "rtl" / "sim" / "libedgekit_model.so").is_file()
+
+
 def test_without_quantization_the_rtl_target_says_add_quant(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = cli("compile", "jet_tagger", "--tiny", "-t", TARGET, "--out", str(tmp_path / "b"))
     assert run.returncode == 2, run.stderr
