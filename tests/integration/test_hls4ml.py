@@ -247,18 +247,7 @@ def test_real_vitis_c_synthesis(tmp_path: Path) -> None:
 
 def test_a_layer_hls4ml_cannot_take_is_a_clear_toolchain_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A Conv1d fed through a reshape inside the model: brevitas and QONNX take it, hls4ml 1.3.0 refuses it.
-    (tmp_path / "nets1d.py").write_text(
-        "from torch import nn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.conv, self.relu, self.fc = nn.Conv1d(1, 4, 3, padding=1), nn.ReLU(), nn.Linear(64, 5)\n"
-        "    def forward(self, x):\n"
-        "        return self.fc(self.relu(self.conv(x.view(-1, 1, 16))).flatten(1))\n"
-        "def build(**recipe_options):\n"
-        "    return Net()\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))  # nets1d.py
     result = compile_model(
         CompileRequest(
             "nets1d:build",

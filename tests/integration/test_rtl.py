@@ -217,21 +217,10 @@ def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interpreter_profile: Path
 ) -> None:
     """A Conv1d after a reshape (hls4ml 1.3.0 refuses it) becomes exact RTL, run by the interpreter only."""
-    (tmp_path / "nets1d_rtl.py").write_text(
-        "from torch import nn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.conv, self.relu, self.fc = nn.Conv1d(1, 2, 3, padding=1), nn.ReLU(), nn.Linear(32, 5)\n"
-        "    def forward(self, x):\n"
-        "        return self.fc(self.relu(self.conv(x.view(-1, 1, 16))).flatten(1))\n"
-        "def build(**recipe_options):\n"
-        "    return Net()\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))  # nets1d.py
     result = compile_model(
         CompileRequest(
-            "nets1d_rtl:build",
+            "nets1d:build",
             (str(interpreter_profile),),
             out=tmp_path / "b",
             recipe="jet_tagger",
