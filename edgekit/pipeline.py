@@ -247,6 +247,13 @@ def _references(
     return golden, quant_golden, tuple(refs)
 
 
+def _takes_torch(plan: Any) -> bool:
+    """A float target that compiles the torch model itself: hls4ml's float path, AOTInductor."""
+    if plan.family is not None or plan.backend is None:
+        return False
+    return bool(plan.profile.family == "fpga" or getattr(plan.backend, "float_graph", "onnx") == "torch")
+
+
 def _write_vectors(
     plans: list[Any], compiled: dict[str, CompiledArtifact], root: Path, quant_golden: dict[str, GoldenSet]
 ) -> None:
@@ -332,12 +339,12 @@ def compile_model(request: CompileRequest) -> BuildResult:
         spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, request.force
     )
     profiled: Graph | None = None
-    if any(p.family is None and p.profile.family == "fpga" and p.backend is not None for p in plans):
+    if any(_takes_torch(p) for p in plans):
         profiled, profile_record = run_profile(spec, settings, build_dir, base_model, base_dir, base_sha, request.force)
         quant_records.append(profile_record)
     graphs: dict[str, Graph] = {}
     for plan in plans:
-        if plan.family is None and profiled is not None and plan.profile.family == "fpga":
+        if _takes_torch(plan) and profiled is not None:
             graphs[plan.profile.name] = profiled
         elif plan.family is None:
             graphs[plan.profile.name] = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])

@@ -87,7 +87,7 @@ def run_profile(
             "profiler": PROFILER,
         }
     )
-    say("[export] float model and activation ranges for hls4ml's PyTorch frontend")
+    say("[export] float torch model, calibration inputs and activation ranges (hls4ml float path, AOTInductor)")
     produce = partial(profile_float_model, spec, base_model, base_dir, settings)
     graph, record = build_dir.run_stage("export", "export-torch", key, ExportedGraph, produce, force=force)
     said_cached(record)

@@ -21,6 +21,7 @@ BUILTIN = {
     "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
     "hls4ml": "edgekit.backends.hls4ml:Hls4mlBackend",
     "rtl": "edgekit.backends.rtl:RtlBackend",
+    "inductor": "edgekit.backends.inductor:InductorBackend",
 }
 
 # Backends a shipped profile names that this version does not contain yet.
