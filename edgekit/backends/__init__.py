@@ -22,12 +22,11 @@ BUILTIN = {
     "hls4ml": "edgekit.backends.hls4ml:Hls4mlBackend",
     "rtl": "edgekit.backends.rtl:RtlBackend",
     "inductor": "edgekit.backends.inductor:InductorBackend",
+    "tensorrt": "edgekit.backends.tensorrt:TensorRTBackend",
 }
 
-# Backends a shipped profile names that this version does not contain yet.
-PLANNED = {
-    "tensorrt": "the TensorRT GPU backend is not part of this edgekit version yet (issue #6)",
-}
+# Backends a shipped profile may name that this version does not contain (none at present).
+PLANNED: dict[str, str] = {}
 
 
 def _load(spec: str) -> Backend:

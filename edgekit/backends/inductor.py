@@ -237,7 +237,7 @@ class InductorBackend:
         options = _options(target)
         device = _device(target)
         profile = json.loads((graph_path.parent / "profile.json").read_text())
-        sample = np.load(graph_path.parent / "calibration_inputs.npy")[:64]
+        sample = np.load(graph_path.parent / "calibration_inputs.npy")[: min(64, options.max_batch)]
         context = multiprocessing.get_context("spawn")
         settings = {"max_batch": options.max_batch, "max_autotune": options.max_autotune}
         args = (profile["source"], str(graph_path), sample, device, target.precision, settings, str(out_dir.resolve()))

@@ -26,8 +26,22 @@ ARTIFACT_NAME = "model.ort.onnx"
 @dataclass(frozen=True)
 class OnnxRuntimeOptions:
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    # Execution providers in order of preference; "auto": TensorRT, then CUDA, then the CPU, as installed.
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     inter_op_threads: int = field(default=1, metadata={"min": 0})
+
+
+AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def resolve_providers(requested: tuple[str, ...], available: list[str]) -> list[str]:
+    """The providers to ask for: ``auto`` becomes the installed ones of TensorRT, CUDA and the CPU, in that order."""
+    resolved: list[str] = []
+    for name in requested:
+        for provider in [p for p in AUTO_ORDER if p in available] if name == "auto" else [name]:
+            if provider not in resolved:
+                resolved.append(provider)
+    return resolved
 
 
 def _ort() -> Any:
@@ -81,7 +95,7 @@ class OnnxRuntimeBackend:
     def check_target(self, target: TargetProfile) -> None:
         options = _options(target)
         available = set(_ort().get_available_providers())
-        missing = [p for p in options.providers if p not in available]
+        missing = [p for p in options.providers if p not in available and p != "auto"]
         if missing:
             raise ConfigError(
                 f"{target.source}: execution provider(s) {', '.join(missing)} are not in this onnxruntime",
@@ -124,7 +138,9 @@ class OnnxRuntimeBackend:
         artifact_path = out_dir / ARTIFACT_NAME
         so.optimized_model_filepath = str(artifact_path)
         try:
-            session = ort.InferenceSession(str(graph_path), so, providers=list(options.providers))
+            session = ort.InferenceSession(
+                str(graph_path), so, providers=resolve_providers(options.providers, ort.get_available_providers())
+            )
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ToolchainError(
                 f"onnxruntime could not build a session from {graph_path}: {err}",
@@ -132,6 +148,7 @@ class OnnxRuntimeBackend:
             ) from err
         info = {
             "providers": list(session.get_providers()),
+            "provider_ran": session.get_providers()[0],
             "graph_optimization": options.graph_optimization,
             "intra_op_threads": so.intra_op_num_threads,
             "onnxruntime": ort.__version__,
@@ -156,7 +173,9 @@ class OnnxRuntimeBackend:
         # The saved graph is already optimized; optimizing again would only cost load time.
         so = self._session_options(target, "disable")
         try:
-            session = ort.InferenceSession(str(artifact_path), so, providers=list(options.providers))
+            session = ort.InferenceSession(
+                str(artifact_path), so, providers=resolve_providers(options.providers, ort.get_available_providers())
+            )
         except Exception as err:
             raise InputError(
                 f"compiled artifact {artifact_path} cannot be loaded by onnxruntime: {err}",
