@@ -194,6 +194,41 @@ def _rtl_section(compiled: dict[str, Any], targets: dict[str, Any]) -> list[str]
     return lines
 
 
+def _compiled_section(compiled: dict[str, Any]) -> list[str]:
+    """AOTInductor packages and TensorRT engines: how they were built, and (TensorRT) the layer precisions."""
+    lines: list[str] = []
+    for target, artifact in compiled.items():
+        info = artifact.get("info", {})
+        if artifact.get("backend") == "inductor":
+            device = info.get("cuda_device", "CPU") if info["device"] == "cuda" else "CPU"
+            lines += [
+                f"## AOTInductor: {target}",
+                "",
+                f"torch {info['torch']}, {info['precision']}, {device}, dynamic batch 1..{info['max_batch']}"
+                + (", CUDA graphs" if info.get("cuda_graphs") else "")
+                + f"; export {info['export_s']:.1f} s, compile {info['compile_s']:.1f} s (in a worker process); "
+                f"first load matched eager within {info['self_check_max_abs_diff_vs_eager']:.2e} on "
+                f"{info['self_check_samples']} samples.",
+                "",
+            ]
+        elif artifact.get("backend") == "tensorrt":
+            settings, layers = info["settings"], info.get("layers", {})
+            formats = ", ".join(f"{k}: {v}" for k, v in sorted(layers.get("tensor_formats", {}).items()))
+            lines += [
+                f"## TensorRT: {target}",
+                "",
+                f"TensorRT {info['tensorrt']} on {info['gpu']} (compute {info['compute_capability']}), "
+                f"{settings['graph']} strongly typed network, optimization level {settings['optimization_level']}, "
+                f"workspace {settings['workspace_bytes'] >> 20} MiB, batch {settings['input_shapes'][0][0]}.."
+                f"{settings['input_shapes'][2][0]}, built in {info['build_s']:.1f} s"
+                + (" (timing cache reused)" if info.get("timing_cache_reused") else "")
+                + f"; {layers.get('count', 0)} engine layers ({formats or 'formats not reported'}); per layer in "
+                f"`targets/{target}/layers.json`.",
+                "",
+            ]
+    return lines
+
+
 def _synthesis_lines(result: dict[str, Any] | None) -> list[str]:
     if not result:
         return ["- C synthesis: not run (edgekit compile --synth, with Vitis HLS or Vivado HLS on PATH)"]
@@ -306,6 +341,7 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
         lines.append("")
     lines += _fpga_section(manifest["artifacts"].get("compiled") or {}, manifest["artifacts"].get("synthesis") or {})
     lines += _rtl_section(manifest["artifacts"].get("compiled") or {}, manifest["targets"])
+    lines += _compiled_section(manifest["artifacts"].get("compiled") or {})
     lines += _pruning_section(manifest.get("pruning"))
     lines += _quantization_section(manifest["artifacts"].get("quantized") or {}, manifest["artifacts"])
     lines += ["## Stages", "", "| stage | folder | cached | wall time |", "|---|---|---|---|"]

@@ -31,6 +31,7 @@ def test_cpu_inductor_compiles_and_matches_the_float_model(model: str, tmp_path:
     folder = result.build_dir / "targets" / "cpu-inductor"
     assert (folder / "model.pt2").is_file() and "export" in (folder / "inductor.log").read_text()
     assert "AOTInductor package" in target.runner and target.latency[0].clock.startswith("wall clock")
+    assert "## AOTInductor: cpu-inductor" in (result.build_dir / "report.md").read_text()
 
 
 @pytest.fixture(scope="module")
