@@ -32,7 +32,7 @@ import torch
 from edgekit.artifacts import ExportedGraph
 from edgekit.backends.inductor import InductorBackend
 from edgekit.config import LatencySettings, merge_settings
-from edgekit.latency import measure_latency
+from edgekit.latency import call_time_us, measure_latency
 from edgekit.schema import to_plain
 from edgekit.targets import load_target
 from edgekit.torch_model import instantiate
@@ -60,16 +60,7 @@ class EagerRunner:
     def timed_run(self, x: np.ndarray) -> float:
         xt = torch.from_numpy(x).to(self._device)
         with torch.no_grad():
-            if self._device != "cuda":
-                start = time.perf_counter_ns()
-                self._model(xt)
-                return (time.perf_counter_ns() - start) / 1e3
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            self._model(xt)
-            end.record()
-            end.synchronize()
-            return float(begin.elapsed_time(end)) * 1e3
+            return call_time_us(lambda: self._model(xt), self._device == "cuda")
 
     def synchronize(self) -> None:
         if self._device == "cuda":

@@ -7,6 +7,7 @@ always says where it came from.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from edgekit.config import LatencySettings
 from edgekit.runner import Runner
 
-__all__ = ["LatencyStat", "measure_latency"]
+__all__ = ["LatencyStat", "call_time_us", "measure_latency"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,19 @@ def measure_latency(runner: Runner, sample: np.ndarray, batch_size: int, cfg: La
         iterations=len(times_us),
         clock=runner.clock,
     )
+
+
+def call_time_us(call: Callable[[], object], cuda: bool) -> float:
+    """One call's time in microseconds: CUDA events around it on the GPU (device time), else the wall clock."""
+    if not cuda:
+        start = time.perf_counter_ns()
+        call()
+        return (time.perf_counter_ns() - start) / 1e3
+    import torch
+
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+    begin.record()
+    call()
+    end.record()
+    end.synchronize()
+    return float(begin.elapsed_time(end)) * 1e3

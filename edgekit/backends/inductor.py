@@ -16,12 +16,8 @@ time (a one-op graph replay costs 8 us on an H200, an eager MLP call 75 us).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.native_pool import run_isolated
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.schema import build
 from edgekit.targets import TargetProfile
@@ -173,19 +170,11 @@ class InductorRunner:
 
     def timed_run(self, x: np.ndarray) -> float:
         """Device time of one call in microseconds (CUDA events); wall clock on the CPU."""
-        torch = self._torch
-        with torch.no_grad():
+        from edgekit.latency import call_time_us
+
+        with self._torch.no_grad():
             xt = self._input(x)
-            if self._device != "cuda":
-                start_ns = time.perf_counter_ns()
-                self._call(xt)
-                return (time.perf_counter_ns() - start_ns) / 1e3
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            self._call(xt)
-            end.record()
-            end.synchronize()
-            return float(begin.elapsed_time(end)) * 1e3
+            return call_time_us(lambda: self._call(xt), self._device == "cuda")
 
     def synchronize(self) -> None:
         if self._device == "cuda":
@@ -238,34 +227,20 @@ class InductorBackend:
         device = _device(target)
         profile = json.loads((graph_path.parent / "profile.json").read_text())
         sample = np.load(graph_path.parent / "calibration_inputs.npy")[: min(64, options.max_batch)]
-        context = multiprocessing.get_context("spawn")
         settings = {"max_batch": options.max_batch, "max_autotune": options.max_autotune}
         args = (profile["source"], str(graph_path), sample, device, target.precision, settings, str(out_dir.resolve()))
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            future = pool.submit(_build, *args)
-            try:
-                facts = future.result(timeout=options.build_timeout_s)
-            except BrokenProcessPool as err:
-                raise ToolchainError(
-                    "AOTInductor crashed its worker process while exporting, compiling or first loading the model",
-                    log_path=out_dir / LOG,
-                    hint="the log ends where it died; try another torch version or target",
-                ) from err
-            except FutureTimeout as err:
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    process.kill()
-                raise ToolchainError(
-                    f"AOTInductor did not finish within {options.build_timeout_s:g} s", log_path=out_dir / LOG
-                ) from err
-            except EdgekitError:
-                raise
-            except Exception as err:  # torch.export and Inductor raise many types for what they cannot take
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-                raise ToolchainError(
-                    f"torch.export / AOTInductor could not compile {target.name}: {type(err).__name__}: {first}",
-                    log_path=out_dir / LOG,
-                    hint="an operation torch.export cannot trace; the log has the details",
-                ) from err
+        what = "AOTInductor (export, compile and first load of the package)"
+        try:
+            facts = run_isolated(_build, *args, timeout_s=options.build_timeout_s, what=what, log_path=out_dir / LOG)
+        except EdgekitError:
+            raise
+        except Exception as err:  # torch.export and Inductor raise many types for what they cannot take
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise ToolchainError(
+                f"torch.export / AOTInductor could not compile {target.name}: {type(err).__name__}: {first}",
+                log_path=out_dir / LOG,
+                hint="an operation torch.export cannot trace; the log has the details",
+            ) from err
         info = {
             "device": device,
             "precision": target.precision,

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from edgekit.errors import ToolchainError
 
-__all__ = ["NativePool"]
+__all__ = ["NativePool", "run_isolated"]
 
 
 class NativePool:
@@ -66,3 +67,23 @@ class NativePool:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_isolated(fn: Callable[..., Any], *args: Any, timeout_s: float, what: str, log_path: Path) -> Any:
+    """``fn(*args)`` in a fresh spawned process: a crash or a timeout there is a ToolchainError naming ``what``.
+
+    Exceptions ``fn`` raises come back as they are (EdgekitErrors keep their message, not their hint).
+    """
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        future = pool.submit(fn, *args)
+        try:
+            return future.result(timeout=timeout_s)
+        except BrokenProcessPool as err:
+            raise ToolchainError(
+                f"{what} crashed its worker process", log_path=log_path,
+                hint="the log ends where it died; the rest of the build is unaffected",
+            ) from err  # fmt: skip
+        except FutureTimeout as err:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+            raise ToolchainError(f"{what} did not finish within {timeout_s:g} s", log_path=log_path) from err

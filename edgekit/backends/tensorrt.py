@@ -18,11 +18,7 @@ it was built for; the runner checks both before deserializing.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.native_pool import run_isolated
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
@@ -382,20 +379,13 @@ class TensorRTBackend:
         prepared = _graph_for(settings, graph_path, out_dir)
         previous = out_dir.parent / target.name / TIMING_CACHE  # the last build of this target, if any
         old_cache = str(previous) if settings.timing_cache and previous.is_file() else None
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            future = pool.submit(_build_engine, str(prepared), to_plain(settings), str(out_dir), old_cache)
-            try:
-                facts = future.result(timeout=_options(target).build_timeout_s)
-            except BrokenProcessPool as err:
-                raise ToolchainError("TensorRT crashed its worker process while building or first loading the engine",
-                                     log_path=out_dir / LOG) from err  # fmt: skip
-            except FutureTimeout as err:
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    process.kill()
-                raise ToolchainError("the TensorRT build did not finish in time", log_path=out_dir / LOG) from err
-            except EdgekitError as err:
-                raise ToolchainError(err.message, log_path=out_dir / LOG, hint=err.hint) from err
+        what = "TensorRT (engine build and first load)"
+        try:
+            args = (str(prepared), to_plain(settings), str(out_dir), old_cache)
+            timeout = _options(target).build_timeout_s
+            facts = run_isolated(_build_engine, *args, timeout_s=timeout, what=what, log_path=out_dir / LOG)
+        except EdgekitError as err:
+            raise ToolchainError(err.message, log_path=out_dir / LOG, hint=err.hint) from err
         info = {"settings": to_plain(settings), "graph": GRAPH, "timing_cache_reused": old_cache is not None, **facts}
         return CompiledArtifact(target=target.name, backend=self.name, path=ENGINE, input_name=graph.input_name,
                                 output_name=graph.output_name, info=info)  # fmt: skip
