@@ -28,6 +28,7 @@ from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest
 from edgekit.planning import check_pruning, check_synthesis, plan_quantization_for, plan_target
 from edgekit.progress import say
 from edgekit.report import write_report
+from edgekit.report_html import write_html_report
 from edgekit.schema import build, to_plain
 from edgekit.stages.export import EXPORTER, export_float_onnx
 from edgekit.stages.train import TRAINER, train_float_model
@@ -426,6 +427,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
     }
     write_manifest(root, manifest)
     write_report(root, manifest, report)
+    write_html_report(root, manifest, report)
     return BuildResult(root, manifest, report, manifest["exit_code"])
 
 
@@ -481,4 +483,5 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
     manifest["revalidation_overrides"] = list(overrides)
     write_manifest(root, manifest)
     write_report(root, manifest, report)
+    write_html_report(root, manifest, report)
     return BuildResult(root, manifest, report, manifest["exit_code"])

@@ -150,6 +150,7 @@ def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
                 "passed": result.report.passed,
                 "manifest": str(result.build_dir / "manifest.json"),
                 "report": str(result.build_dir / "report.md"),
+                "report_html": str(result.build_dir / "report.html"),
                 "validation": result.report,
             }
         )

@@ -1,0 +1,272 @@
+"""``report.html``: the build's results with plots, in one self-contained file.
+
+No scripts and no network: the plots are inline SVG drawn here, the styles
+inline CSS, so the file opens the same on a laptop, a lab PC without internet,
+or attached to an issue. Every figure has an id (``plot-...``) for tests.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+from edgekit.builddir import atomic_write_text
+from edgekit.stages.validate import TargetResult, ValidationReport
+
+__all__ = ["bar_chart", "write_html_report"]
+
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #1d2430; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #d0d7de; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #e6e9ed; }
+th { text-align: left; background: #f3f5f7; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
+.ref { color: #57606a; } .skip { color: #9a6700; font-weight: 600; }
+figure { margin: 1em 0; } figcaption { color: #57606a; font-size: 0.9em; }
+code { background: #f3f5f7; padding: 0 3px; }
+"""
+COLORS = ("#0969da", "#1a7f37", "#bc4c00", "#8250df", "#cf222e", "#57606a", "#9a6700", "#1b7c83")
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def bar_chart(
+    plot_id: str,
+    title: str,
+    bars: list[tuple[str, float]],
+    unit: str = "",
+    log: bool = False,
+    reference: float | None = None,
+    caption: str = "",
+) -> str:
+    """A horizontal bar chart as an SVG ``<figure>``; NaN bars are drawn as 'n/a', zero on a log axis as 'exact'."""
+    label_w, plot_w, row_h, pad = 340, 520, 22, 8
+    height = pad * 2 + row_h * max(1, len(bars)) + 24
+    finite = [v for _, v in bars if v is not None and math.isfinite(v) and (v > 0 or not log)]
+    top = max(finite) if finite else 1.0
+    low = min(v for v in finite if v > 0) if log and any(v > 0 for v in finite) else 0.0
+
+    def scale(v: float) -> float:
+        if log:
+            lo, hi = math.log10(low / 2), math.log10(top * 1.2)
+            return plot_w * (math.log10(v) - lo) / max(hi - lo, 1e-9)
+        return plot_w * v / (top * 1.1 if top > 0 else 1.0)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_w + plot_w + 120}" height="{height}" '
+        f'aria-label="{_e(title)}">'
+    ]
+    for i, (label, value) in enumerate(bars):
+        y = pad + i * row_h
+        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="12">{_e(label)}</text>')
+        if value is None or not math.isfinite(value):
+            parts.append(f'<text x="{label_w + 4}" y="{y + 15}" font-size="12" fill="#57606a">n/a</text>')
+            continue
+        if log and value <= 0:
+            parts.append(f'<text x="{label_w + 4}" y="{y + 15}" font-size="12" fill="#1a7f37">0 (exact)</text>')
+            continue
+        width = max(1.0, scale(value))
+        color = COLORS[i % len(COLORS)]
+        parts.append(
+            f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{width:.1f}" height="{row_h - 6}" fill="{color}">'
+            f"<title>{_e(label)}: {_fmt(value)} {_e(unit)}</title></rect>"
+        )
+        parts.append(f'<text x="{label_w + width + 4:.1f}" y="{y + 15}" font-size="12">{_fmt(value)} {_e(unit)}</text>')
+    if reference is not None and math.isfinite(reference) and not log:
+        x = label_w + scale(reference)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{pad}" x2="{x:.1f}" y2="{height - 20}" stroke="#57606a" stroke-dasharray="4 3"/>'
+        )
+    axis = "log scale" if log else "linear scale from 0"
+    parts.append(f'<text x="{label_w}" y="{height - 4}" font-size="11" fill="#57606a">{_e(unit)} ({axis})</text>')
+    parts.append("</svg>")
+    cap = _e(caption) if caption else ""
+    return (
+        f'<figure id="{_e(plot_id)}"><figcaption><b>{_e(title)}</b>{" - " + cap if cap else ""}</figcaption>'
+        + "".join(parts)
+        + "</figure>"
+    )
+
+
+def _status(result: TargetResult) -> tuple[str, str]:
+    if result.status != "ok":
+        return result.status.upper(), "skip"
+    return ("PASS", "pass") if result.passed else ("FAIL", "fail")
+
+
+def _results_table(report: ValidationReport) -> str:
+    rows = []
+    references = [report.reference, *report.extra_references]
+    for result in [*references, *report.targets]:
+        is_ref = any(result is r for r in references)
+        status, css = ("reference", "ref") if is_ref else _status(result)
+        quant = (
+            f"{_fmt(result.max_abs_diff_vs_quantized)} ({_e(result.quant_family)})"
+            if result.quant_family and not is_ref
+            else "-"
+        )
+        rows.append(
+            f"<tr><td>{_e(result.target)}</td><td class='{css}'>{status}</td>"
+            f"<td class='num'>{_fmt(result.metric)}</td><td class='num'>{_fmt(result.accuracy)}</td>"
+            f"<td class='num'>{'-' if result is report.reference else _fmt(result.max_abs_diff_vs_float)}</td>"
+            f"<td class='num'>{_fmt(result.top1_agreement * 100 if result.status == 'ok' else math.nan)}%</td>"
+            f"<td class='num'>{quant}</td><td class='num'>{result.n_samples}</td></tr>"
+        )
+    header = (
+        f"<tr><th>target</th><th>status</th><th>{_e(report.metric_name)}</th><th>accuracy</th>"
+        "<th>max |diff| vs float</th><th>top-1 agree</th><th>max |diff| vs quantized</th><th>samples</th></tr>"
+    )
+    return f"<table id='results'>{header}{''.join(rows)}</table>"
+
+
+def _gates(report: ValidationReport) -> str:
+    items = []
+    for t in report.targets:
+        status, css = _status(t)
+        inner = (
+            "".join(f"<li class='{'pass' if g.passed else 'fail'}'>{_e(g.describe())}</li>" for g in t.gates)
+            or f"<li>{_e(t.reason)}</li>"
+        )
+        divergence = f"<p>{_e(t.divergence)}</p>" if t.divergence else ""
+        items.append(
+            f"<h3>{_e(t.target)} ({_e(t.backend)}): <span class='{css}'>{status}</span></h3>"
+            f"<p class='ref'>{_e(t.runner)}</p><ul>{inner}</ul>{divergence}"
+        )
+    return "".join(items)
+
+
+def _resource_rows(manifest: dict[str, Any]) -> list[tuple[str, dict[str, float], dict[str, int]]]:
+    """(label, used resources, part capacity) of every FPGA figure in the build: estimates and yosys counts."""
+    rows = []
+    for name, artifact in (manifest["artifacts"].get("compiled") or {}).items():
+        info = artifact.get("info", {})
+        fpga = (manifest["targets"].get(name, {}).get("profile") or {}).get("fpga") or {}
+        capacity = fpga.get("resources") or {}
+        if "estimate" in info:
+            est = info["estimate"]
+            rows.append((f"{name}: hls4ml estimate", {k: est[k] for k in ("lut", "ff", "dsp", "bram_18k")}, capacity))
+        if "da4ml_estimate" in info:
+            est = info["da4ml_estimate"]
+            rows.append((f"{name}: da4ml estimate", {"lut": est["lut"], "ff": est["ff"], "dsp": 0}, capacity))
+        syn = info.get("synthesis")
+        if syn:
+            used = {"lut": syn["lut"], "ff": syn["ff"], "dsp": syn["dsp"], "bram_18k": syn["bram"]}
+            rows.append((f"{name}: yosys (mapped)", used, capacity))
+    return rows
+
+
+def _plots(manifest: dict[str, Any], report: ValidationReport) -> str:
+    results = [report.reference, *report.extra_references, *report.targets]
+    ok = [r for r in results if r.status == "ok"]
+    figures = [
+        bar_chart(
+            "plot-metric",
+            f"{report.metric_name} per target",
+            [(r.target, r.metric) for r in ok],
+            reference=report.reference.metric,
+            caption=f"held-out set; the dashed line is the float reference ({_fmt(report.reference.metric)})",
+        ),
+        bar_chart(
+            "plot-agreement",
+            "max |difference| from the float reference",
+            [(r.target, r.max_abs_diff_vs_float) for r in ok if r is not report.reference],
+            log=True,
+            caption="per output value, over the held-out set",
+        ),
+    ]
+    quant = [r for r in report.targets if r.status == "ok" and r.quant_family]
+    if quant:
+        figures.append(
+            bar_chart(
+                "plot-exactness",
+                "max |difference| from the quantized reference (brevitas)",
+                [(r.target, r.max_abs_diff_vs_quantized) for r in quant],
+                log=True,
+                caption="0 means every output value equals brevitas' bit for bit",
+            )
+        )
+    latency = [(f"{r.target} @ batch {s.batch_size}", s.p50_us) for r in ok for s in r.latency]
+    if latency:
+        clocks = sorted({s.clock for r in ok for s in r.latency})
+        figures.append(
+            bar_chart(
+                "plot-latency",
+                "p50 latency per target and batch size",
+                latency,
+                unit="us",
+                log=True,
+                caption="clocks: " + "; ".join(clocks),
+            )
+        )
+    resources = _resource_rows(manifest)
+    if resources:
+        bars = []
+        for label, used, capacity in resources:
+            for kind in ("lut", "ff", "dsp", "bram_18k"):
+                if kind in used and capacity.get(kind):
+                    bars.append((f"{label} {kind.upper()}", 100.0 * float(used[kind]) / capacity[kind]))
+        figures.append(
+            bar_chart(
+                "plot-fpga-resources",
+                "FPGA resource utilization of the part",
+                bars,
+                unit="%",
+                caption="estimates are not synthesis; yosys counts are synthesis-mapped, no timing",
+            )
+        )
+        layer_bars = [
+            (f"{name}: {layer['name']}", float(layer["lut"]))
+            for name, artifact in (manifest["artifacts"].get("compiled") or {}).items()
+            for layer in (artifact.get("info", {}).get("estimate") or {}).get("layers", [])
+            if layer.get("kind") in ("dense", "conv")
+        ]
+        if layer_bars:
+            figures.append(
+                bar_chart(
+                    "plot-fpga-layers",
+                    "estimated LUTs per layer (hls4ml targets)",
+                    layer_bars,
+                    unit="LUT",
+                    caption="edgekit's analytical estimate, pruned weights counted as free",
+                )
+            )
+    return "".join(figures)
+
+
+def write_html_report(root: Path, manifest: dict[str, Any], report: ValidationReport) -> Path:
+    model, env = manifest["model"], manifest["environment"]
+    stages = "".join(
+        f"<tr><td>{_e(s['name'])}</td><td>{_e(s['directory'])}</td><td>{'yes' if s['cached'] else 'no'}</td>"
+        f"<td class='num'>{s['wall_s']:.2f} s</td></tr>"
+        for s in manifest["stages"]
+    )
+    verdict = "all gates passed" if report.passed else "not every gate passed"
+    body = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>edgekit build: {_e(model["name"])}</title>
+<style>{STYLE}</style></head><body>
+<h1>edgekit build: {_e(model["name"])}</h1>
+<p>edgekit {_e(manifest["edgekit_version"])}, built {_e(manifest["created_utc"])};
+machine {_e(env["platform"])}, {_e(env["cpu_count"])} CPUs, Python {_e(env["python"])};
+{model["n_parameters"]:,} parameters, input {_e(tuple(model["input_shape"]))};
+validated on {report.reference.n_samples} held-out samples. <b>{verdict}</b> (exit code {manifest["exit_code"]}).</p>
+<h2>Results</h2>{_results_table(report)}
+<h2>Plots</h2>{_plots(manifest, report)}
+<h2>Gates</h2>{_gates(report)}
+<h2>Stages</h2>
+<table id="stages"><tr><th>stage</th><th>folder</th><th>cached</th><th>wall time</th></tr>{stages}</table>
+<p class="ref">The same results as data: <code>manifest.json</code>; as text: <code>report.md</code>.</p>
+</body></html>
+"""
+    path = root / "report.html"
+    atomic_write_text(path, body)
+    return path
