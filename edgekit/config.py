@@ -19,6 +19,7 @@ from edgekit.errors import ConfigError
 from edgekit.schema import build, check_table, deep_merge
 
 __all__ = [
+    "FORMAT_GATES",
     "ExportSettings",
     "GateSettings",
     "LatencySettings",
@@ -30,6 +31,7 @@ __all__ = [
     "SynthSettings",
     "TrainSettings",
     "ValidationSettings",
+    "format_gates_layer",
     "merge_settings",
     "parse_set_flags",
     "prune_shorthand",
@@ -253,3 +255,24 @@ def prune_shorthand(text: str) -> Layer:
             hint="use a sparsity (0.8: unstructured), structured:0.5 (channels), 2:4, or off",
         )
     return Layer("--prune", {"prune": {"method": method, "sparsity": sparsity}})
+
+
+# Agreement a target is held to by default, by the number format it computes in (a layer below the target
+# profile, so a profile, a recipe or --set overrides it). Rationale:
+# - fp32: another kernel library sums in another order; logits of O(10) agree to about 1e-5.
+# - fp16: 11 significant bits (unit roundoff 4.9e-4) through a few layers of sums: a few 1e-2 on logits of
+#   O(10); top-1 may flip on near-ties only.
+# - bf16: 8 significant bits (unit roundoff 3.9e-3): eight times looser than fp16.
+# - int8 and fixed: the quantized reference is the model; power-of-two scales make every runtime exact.
+FORMAT_GATES: dict[str, dict[str, float]] = {
+    "fp32": {"max_abs_diff_vs_float": 1e-4, "min_top1_agreement": 0.999},
+    "fp16": {"max_abs_diff_vs_float": 5e-2, "min_top1_agreement": 0.995},
+    "bf16": {"max_abs_diff_vs_float": 4e-1, "min_top1_agreement": 0.99},
+    "int8": {"max_abs_diff_vs_quantized": 0.0, "max_metric_drop_vs_float": 0.01},
+    "fixed": {"max_abs_diff_vs_quantized": 0.0, "max_metric_drop_vs_float": 0.01},
+}
+
+
+def format_gates_layer(precision: str) -> Layer:
+    """The default gates for targets computing in ``precision`` (fp32, fp16, bf16, int8, fixed)."""
+    return Layer(f"default gates for {precision}", {"gates": dict(FORMAT_GATES.get(precision, {}))})

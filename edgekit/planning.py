@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from edgekit.artifacts import ModelSource
 from edgekit.backends import Backend, get_backend
-from edgekit.config import Layer, Settings, merge_settings
+from edgekit.config import Layer, Settings, format_gates_layer, merge_settings
 from edgekit.errors import BackendUnavailable, ConfigError
 from edgekit.precision import Family, QuantPlan, family_for, legality_problems, plan_quantization
 from edgekit.progress import say
@@ -40,7 +40,7 @@ class TargetPlan:
 
 def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool) -> TargetPlan:
     profile = load_target(name)
-    settings = merge_settings([profile.settings_layer(), *model_layers])
+    settings = merge_settings([format_gates_layer(profile.precision), profile.settings_layer(), *model_layers])
     family = family_for(profile)
     if family == "fixed" and not quant_enabled:
         family = None  # an FPGA target without --quant takes the float model (hls4ml's float path)

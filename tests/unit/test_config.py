@@ -103,3 +103,24 @@ def test_recipe_with_bad_tiny_table_is_rejected(tmp_path: Path) -> None:
     (folder / "recipe.toml").write_text(text)
     with pytest.raises(ConfigError, match=r"unknown key 'epoks' in \[tiny.train\]"):
         resolve_model(str(folder))
+
+
+def test_default_gates_come_from_the_number_format_and_yield_to_profile_recipe_and_cli(tmp_path: Path) -> None:
+    from edgekit.config import FORMAT_GATES, parse_set_flags
+    from edgekit.planning import plan_target
+    from edgekit.targets import load_target
+
+    source = Path(load_target("gpu-tensorrt-fp16").source).read_text()
+    bare = source[: source.index("[gates]")]  # the profile without its own gates
+    for precision in ("fp16", "bf16", "fp32"):
+        path = tmp_path / f"bare-{precision}.toml"
+        path.write_text(bare.replace('precision = "fp16"', f'precision = "{precision}"'))
+        gates = plan_target(str(path), [], False).settings.gates
+        assert gates.max_abs_diff_vs_float == FORMAT_GATES[precision]["max_abs_diff_vs_float"]
+        assert gates.min_top1_agreement == FORMAT_GATES[precision]["min_top1_agreement"]
+    # the shipped profile's own value wins over the format default, and --set over both
+    assert plan_target("gpu-tensorrt-fp16", [], False).settings.gates.max_abs_diff_vs_float == 0.05
+    cli = parse_set_flags(("gates.max_abs_diff_vs_float=0.2",))
+    assert plan_target(str(tmp_path / "bare-fp16.toml"), [cli], False).settings.gates.max_abs_diff_vs_float == 0.2
+    int8 = plan_target("cpu-onnxruntime-int8", [], True).settings.gates
+    assert int8.max_abs_diff_vs_quantized == 0.0
