@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_compression.py
 	$(BIN)/python bench/bench_hls4ml.py
 	$(BIN)/python bench/bench_rtl.py
+	$(BIN)/python bench/bench_validate.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
