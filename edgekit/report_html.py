@@ -224,6 +224,18 @@ def _plots(manifest: dict[str, Any], report: ValidationReport) -> str:
                 caption="estimates are not synthesis; yosys counts are synthesis-mapped, no timing",
             )
         )
+        latency_bars = []
+        for name, artifact in (manifest["artifacts"].get("compiled") or {}).items():
+            info = artifact.get("info", {})
+            if "latency_ns" in info:  # the RTL pipeline: stages x clock period
+                latency_bars.append((f"{name} ({info['latency_cycles']} stages)", float(info["latency_ns"])))
+            elif "estimate" in info:
+                est = info["estimate"]
+                latency_bars.append((f"{name} ({est['latency_cycles']} cycles, estimate)", float(est["latency_ns"])))
+        figures.append(
+            bar_chart("plot-fpga-latency", "FPGA latency of one inference", latency_bars, unit="ns",
+                      caption="RTL: pipeline stages x clock period; hls4ml: edgekit's estimate; neither is timed")
+        )  # fmt: skip
         layer_bars = [
             (f"{name}: {layer['name']}", float(layer["lut"]))
             for name, artifact in (manifest["artifacts"].get("compiled") or {}).items()

@@ -47,7 +47,7 @@ def test_report_html_renders_in_chromium(jet_build: BuildResult) -> None:
             page.goto(page_file.as_uri())
             assert page.title() == "edgekit build: jet_tagger"
             for plot in ("plot-metric", "plot-agreement", "plot-exactness", "plot-latency", "plot-fpga-resources",
-                         "plot-fpga-layers"):  # fmt: skip
+                         "plot-fpga-latency", "plot-fpga-layers"):  # fmt: skip
                 figure = page.locator(f"#{plot}")
                 assert figure.count() == 1, plot
                 assert figure.locator("svg").count() == 1 and figure.locator("svg").bounding_box()["height"] > 40
