@@ -27,10 +27,12 @@ class Divergence:
     max_abs_diff: float
     samples: int  # how many traced samples differ at this layer
     traced: int
+    after: str = ""  # for an activation: the weighted layer that feeds it (where a weight fault would sit)
 
     def describe(self) -> str:
+        where = f"after {self.after}; " if self.after else ""
         return (
-            f"first diverging layer: {self.reference_layer} (target layer {self.target_layer}, {self.kind}), "
+            f"first diverging layer: {self.reference_layer} ({where}target layer {self.target_layer}, {self.kind}), "
             f"max |diff| {self.max_abs_diff:.6g} in {self.samples} of {self.traced} traced samples"
         )
 
@@ -78,7 +80,10 @@ def first_divergence(reference: LayerTrace, target: LayerTrace) -> Divergence | 
     for name, kind, values in target:
         by_kind.setdefault(kind, []).append((name, values))
     seen: dict[str, int] = {}
+    last_weighted = ""
     for name, kind, values in reference:
+        if kind == "weighted":
+            last_weighted = name
         index = seen.get(kind, 0)
         seen[kind] = index + 1
         candidates = by_kind.get(kind, [])
@@ -90,6 +95,7 @@ def first_divergence(reference: LayerTrace, target: LayerTrace) -> Divergence | 
         diff = np.abs(target_values.astype(np.float64) - values.astype(np.float64))
         if diff.max() > 0:
             return Divergence(
-                name, target_name, kind, float(diff.max()), int((diff.max(axis=1) > 0).sum()), len(values)
-            )
+                name, target_name, kind, float(diff.max()), int((diff.max(axis=1) > 0).sum()), len(values),
+                after=last_weighted if kind == "relu" else "",
+            )  # fmt: skip
     return None

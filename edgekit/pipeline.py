@@ -162,23 +162,46 @@ def _localize(
     base_model: FloatModel,
     base_dir: Path,
     inputs: np.ndarray,
+    artifact: CompiledArtifact | None = None,
 ) -> TargetResult:
-    """Name the first layer where a target that should be bit-exact departs from brevitas."""
-    trace = getattr(get_backend(profile.backend), "trace", None)
-    if trace is None or graph.format != "qonnx-clean":
+    """Name the first layer where a target that should be bit-exact departs from brevitas.
+
+    A backend traces its compiled artifact itself (``trace_artifact``: onnxruntime), or rebuilds a tracing
+    copy from the graph (``trace``: hls4ml, the RTL target).
+    """
+    backend = get_backend(profile.backend)
+    trace_artifact = getattr(backend, "trace_artifact", None)
+    trace = getattr(backend, "trace", None)
+    x = inputs[:LOCALIZE_SAMPLES]
+    if trace_artifact is not None and artifact is not None:
+        path = root / "targets" / profile.name / artifact.path
+
+        def run_trace() -> Any:
+            return trace_artifact(artifact, path, profile, x)
+    elif trace is not None and graph.format == "qonnx-clean":
+
+        def run_trace() -> Any:
+            return trace(graph_path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
+    else:
         return result
     from edgekit.brevitas_model import load_quant_model
     from edgekit.localize import first_divergence, torch_trace
 
     say(f"[validate] {profile.name} is not exact: tracing every layer on {LOCALIZE_SAMPLES} samples")
-    x = inputs[:LOCALIZE_SAMPLES]
     reference = torch_trace(load_quant_model(quantized, root / f"quant-{quantized.family}", base_model, base_dir), x)
     try:
-        traced = trace(graph_path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
+        traced = run_trace()
     except EdgekitError as err:
         return replace(result, divergence=f"layer tracing failed: {err.message}")
+    if not traced:
+        return result
     found = first_divergence(reference, traced)
-    text = found.describe() if found else f"no traced layer differs on the first {LOCALIZE_SAMPLES} samples"
+    text = (
+        found.describe()
+        if found
+        else f"no traced layer differs on the first {LOCALIZE_SAMPLES} samples: the difference arises after the "
+        "last traced layer (in the output layer)"
+    )
     return replace(result, divergence=text)
 
 
@@ -200,7 +223,7 @@ def _check_target(
         if quantized is not None and any(r.max_abs_diff_vs_quantized > 0 for r in results):
             graph_path = root / f"export-{quantized.family}" / graph.path
             located = _localize(
-                results[0], profile, graph, graph_path, quantized, root, base_model, base_dir, golden.inputs
+                results[0], profile, graph, graph_path, quantized, root, base_model, base_dir, golden.inputs, artifact
             )
             results = [
                 replace(r, divergence=located.divergence) if r.max_abs_diff_vs_quantized > 0 else r for r in results

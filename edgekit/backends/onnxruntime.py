@@ -18,7 +18,7 @@ from edgekit.errors import BackendUnavailable, ConfigError, InputError, Toolchai
 from edgekit.schema import build
 from edgekit.targets import TargetProfile
 
-__all__ = ["OnnxRuntimeBackend", "OnnxRuntimeOptions"]
+__all__ = ["OnnxRuntimeBackend", "OnnxRuntimeOptions", "resolve_providers", "trace_quantized"]
 
 ARTIFACT_NAME = "model.ort.onnx"
 
@@ -162,6 +162,14 @@ class OnnxRuntimeBackend:
             info=info,
         )
 
+    def trace_artifact(
+        self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile, x: np.ndarray
+    ) -> list[tuple[str, str, np.ndarray]]:
+        """Activation-quantizer outputs of the compiled QCDQ graph itself (empty for a float graph)."""
+        if target.precision != "int8":
+            return []
+        return trace_quantized(artifact_path, artifact.input_name, x)
+
     def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> OnnxRuntimeRunner:
         ort = _ort()
         if not artifact_path.is_file():
@@ -188,3 +196,50 @@ class OnnxRuntimeBackend:
             artifact.output_name,
             f"onnxruntime {ort.__version__} ({providers[0]}, {so.intra_op_num_threads or 'all'} threads)",
         )
+
+
+def _activation_quantizers(model: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(output, scale, zero point) of each QuantizeLinear of an activation, in graph order.
+
+    Read at the QuantizeLinear rather than at a DequantizeLinear: onnxruntime's optimizer fuses the last ones
+    into QGemm/QLinearConv, and may move signed zero points to unsigned (``qdq_s8_to_u8``).
+    """
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    found = []
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in consts:
+            has_zero = len(node.input) > 2 and node.input[2] in consts
+            zero: np.ndarray = consts[node.input[2]] if has_zero else np.zeros((), np.uint8)
+            found.append((str(node.output[0]), consts[node.input[1]], zero))
+    return found
+
+
+def trace_quantized(artifact_path: Path, input_name: str, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+    """The value every activation quantizer of a QCDQ artifact passes on, for ``x``.
+
+    The first is the input quantizer ("input"), the others follow ReLUs ("relu"); values are dequantized,
+    flattened per sample, channels last for images, as :func:`edgekit.localize.torch_trace` records them.
+    """
+    import onnx
+
+    ort = _ort()
+    model = onnx.load(str(artifact_path))
+    quantizers = _activation_quantizers(model)
+    known = {o.name for o in model.graph.output}
+    for name, _, _ in quantizers:
+        if name not in known:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    values = session.run([name for name, _, _ in quantizers], {input_name: x})
+    traced = []
+    for index, ((name, scale, zero), value) in enumerate(zip(quantizers, values, strict=True)):
+        array = (np.asarray(value).astype(np.float64) - zero.astype(np.float64)) * scale.astype(np.float64)
+        if array.ndim > 2:
+            array = np.moveaxis(array, 1, -1)
+        traced.append((name, "input" if index == 0 else "relu", array.astype(np.float32).reshape(len(array), -1)))
+    return traced
