@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Divergence", "LayerTrace", "first_divergence", "torch_trace"]
+__all__ = ["Divergence", "LayerTrace", "first_divergence", "layer_errors", "torch_trace"]
 
 LayerTrace = list[tuple[str, str, np.ndarray]]  # (layer name, kind, outputs of shape (N, values))
 
@@ -99,3 +99,20 @@ def first_divergence(reference: LayerTrace, target: LayerTrace) -> Divergence | 
                 after=last_weighted if kind == "relu" else "",
             )  # fmt: skip
     return None
+
+
+def layer_errors(reference: LayerTrace, target: LayerTrace) -> list[tuple[str, str, float]]:
+    """(reference layer, kind, max |diff|) for every reference layer the target traced, in forward order."""
+    by_kind: dict[str, list[np.ndarray]] = {}
+    for _, kind, values in target:
+        by_kind.setdefault(kind, []).append(values)
+    seen: dict[str, int] = {}
+    errors = []
+    for name, kind, values in reference:
+        index = seen.get(kind, 0)
+        seen[kind] = index + 1
+        candidates = by_kind.get(kind, [])
+        if index < len(candidates) and candidates[index].shape == values.shape:
+            diff = np.abs(candidates[index].astype(np.float64) - values.astype(np.float64))
+            errors.append((name, kind, float(diff.max())))
+    return errors

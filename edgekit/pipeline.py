@@ -34,6 +34,7 @@ from edgekit.stages.export import EXPORTER, export_float_onnx
 from edgekit.stages.train import TRAINER, train_float_model
 from edgekit.stages.validate import (
     GoldenSet,
+    LayerError,
     TargetResult,
     ValidationReport,
     evaluate_runner,
@@ -185,7 +186,7 @@ def _localize(
     else:
         return result
     from edgekit.brevitas_model import load_quant_model
-    from edgekit.localize import first_divergence, torch_trace
+    from edgekit.localize import first_divergence, layer_errors, torch_trace
 
     say(f"[validate] {profile.name} is not exact: tracing every layer on {LOCALIZE_SAMPLES} samples")
     reference = torch_trace(load_quant_model(quantized, root / f"quant-{quantized.family}", base_model, base_dir), x)
@@ -196,13 +197,14 @@ def _localize(
     if not traced:
         return result
     found = first_divergence(reference, traced)
+    errors = tuple(LayerError(*e) for e in layer_errors(reference, traced))
     text = (
         found.describe()
         if found
         else f"no traced layer differs on the first {LOCALIZE_SAMPLES} samples: the difference arises after the "
         "last traced layer (in the output layer)"
     )
-    return replace(result, divergence=text)
+    return replace(result, divergence=text, layer_errors=errors)
 
 
 def _check_target(
@@ -226,7 +228,10 @@ def _check_target(
                 results[0], profile, graph, graph_path, quantized, root, base_model, base_dir, golden.inputs, artifact
             )
             results = [
-                replace(r, divergence=located.divergence) if r.max_abs_diff_vs_quantized > 0 else r for r in results
+                replace(r, divergence=located.divergence, layer_errors=located.layer_errors)
+                if r.max_abs_diff_vs_quantized > 0
+                else r
+                for r in results
             ]
     except EdgekitError as err:
         return [skipped_result(profile.name, profile.backend, "failed", str(err), err.exit_code)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,16 @@ def _plots(manifest: dict[str, Any], report: ValidationReport) -> str:
                 caption="clocks: " + "; ".join(clocks),
             )
         )
+    for r in report.targets:
+        if r.layer_errors:
+            figures.append(
+                bar_chart(
+                    "plot-layer-errors-" + re.sub(r"[^A-Za-z0-9_-]+", "-", r.target),
+                    f"{r.target}: max |difference| per layer from brevitas",
+                    [(f"{e.layer} ({e.kind})", e.max_abs_diff) for e in r.layer_errors], log=True,
+                    caption=r.divergence or "every traced layer, in forward order",
+                )
+            )  # fmt: skip
     resources = _resource_rows(manifest)
     if resources:
         bars = []

@@ -21,6 +21,7 @@ from edgekit.runner import Runner
 __all__ = [
     "GateResult",
     "GoldenSet",
+    "LayerError",
     "TargetResult",
     "ValidationReport",
     "evaluate_runner",
@@ -66,6 +67,13 @@ class GateResult:
 
 
 @dataclass(frozen=True)
+class LayerError:
+    layer: str  # the reference (brevitas) layer name
+    kind: str
+    max_abs_diff: float
+
+
+@dataclass(frozen=True)
 class TargetResult:
     target: str
     backend: str
@@ -83,6 +91,7 @@ class TargetResult:
     max_abs_diff_vs_quantized: float = math.nan
     exact_match_vs_quantized: float = math.nan  # fraction of output values equal to brevitas' bit for bit
     divergence: str = ""  # when not exact: the first layer that departs from the quantized reference
+    layer_errors: tuple[LayerError, ...] = ()  # when not exact: max |diff| per traced layer
     latency: tuple[LatencyStat, ...] = ()
     gates: tuple[GateResult, ...] = ()
     exit_code: int = 0  # for a target that was not validated: why (3 unavailable, 4 toolchain)

@@ -82,8 +82,15 @@ def test_a_fault_planted_in_the_artifact_is_named_and_fails_the_gate(jet_int8: B
     )  # fmt: skip
     assert result.status == "ok" and result.max_abs_diff_vs_quantized > 0 and not result.passed
     assert result.divergence.startswith("first diverging layer: relu2 (after fc2; target layer"), result.divergence
+    errors = {e.layer: e.max_abs_diff for e in result.layer_errors}
+    assert errors["input_quant"] == 0 and errors["relu1"] == 0 and errors["relu2"] > 0
     report = replace(jet_int8.report, targets=(result,))
     assert exit_code_for(report) == 1
+    from edgekit.report_html import write_html_report
+
+    manifest = {**jet_int8.manifest, "validation": None}
+    page = write_html_report(tmp_path, manifest, report).read_text()
+    assert 'id="plot-layer-errors-cpu-onnxruntime-int8"' in page and "relu2 (relu)" in page
     from edgekit.report import problems
 
     assert any("relu2 (after fc2;" in line for line in problems(report))
