@@ -166,7 +166,34 @@ def _resource_rows(manifest: dict[str, Any]) -> list[tuple[str, dict[str, float]
     return rows
 
 
-def _plots(manifest: dict[str, Any], report: ValidationReport) -> str:
+def _bit_width_points(root: Path, manifest: dict[str, Any]) -> list[tuple[str, float]]:
+    """The quantized metric of every build of the same model next to this one (``root``'s parent), by precision.
+
+    A user who builds one model at several precisions (``--out build/w4a6``, ``--out build/w6a8``...) gets the
+    accuracy-vs-bits curve in each of those builds' reports. Only manifests are read; unreadable ones are skipped.
+    """
+    import json
+
+    model = manifest["model"]
+    points: list[tuple[int, int, str, float]] = []
+    for folder in sorted(p for p in root.resolve().parent.iterdir() if (p / "manifest.json").is_file()):
+        try:
+            other = json.loads((folder / "manifest.json").read_text())
+            same = other["model"]["name"] == model["name"] and other["model"]["metric"] == model["metric"]
+            quant = other["settings"]["model"]["quant"]
+            references = other["validation"]["extra_references"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not same or not quant.get("enabled"):
+            continue
+        for ref in references:
+            if ref.get("quant_family"):
+                label = f"w{quant['weight_bits']}a{quant['activation_bits']} {ref['quant_family']} ({folder.name})"
+                points.append((quant["weight_bits"], quant["activation_bits"], label, float(ref["metric"])))
+    return [(label, metric) for _, _, label, metric in sorted(points)]
+
+
+def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path) -> str:
     results = [report.reference, *report.extra_references, *report.targets]
     ok = [r for r in results if r.status == "ok"]
     figures = [
@@ -209,6 +236,16 @@ def _plots(manifest: dict[str, Any], report: ValidationReport) -> str:
                 caption="clocks: " + "; ".join(clocks),
             )
         )
+    bits = _bit_width_points(root, manifest)
+    if len(bits) >= 2:
+        figures.append(
+            bar_chart(
+                "plot-bits", f"quantized {report.metric_name} by bit width (builds of {manifest['model']['name']} "
+                "side by side)", bits, reference=report.reference.metric,
+                caption="the quantized reference of each build in this build's parent folder; the dashed line is "
+                "this build's float reference",
+            )
+        )  # fmt: skip
     for r in report.targets:
         if r.layer_errors:
             figures.append(
@@ -283,7 +320,7 @@ machine {_e(env["platform"])}, {_e(env["cpu_count"])} CPUs, Python {_e(env["pyth
 {model["n_parameters"]:,} parameters, input {_e(tuple(model["input_shape"]))};
 validated on {report.reference.n_samples} held-out samples. <b>{verdict}</b> (exit code {manifest["exit_code"]}).</p>
 <h2>Results</h2>{_results_table(report)}
-<h2>Plots</h2>{_plots(manifest, report)}
+<h2>Plots</h2>{_plots(manifest, report, root)}
 <h2>Gates</h2>{_gates(report)}
 <h2>Stages</h2>
 <table id="stages"><tr><th>stage</th><th>folder</th><th>cached</th><th>wall time</th></tr>{stages}</table>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,14 @@ def test_report_html_renders_in_chromium(jet_build: BuildResult) -> None:
             browser.close()
     assert errors == []
     assert all(url.startswith("file://") for url in requests), requests  # self-contained: nothing fetched
+
+
+def test_builds_side_by_side_give_the_bit_width_plot(jet_build: BuildResult, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    shutil.copytree(jet_build.build_dir, sweep / "w6a8")
+    (sweep / "notes").mkdir()
+    (sweep / "notes" / "manifest.json").write_text("{not json")  # an unreadable neighbour is skipped
+    result = compile_model(CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=sweep / "w4a6", tiny=True, quant="w4a6"))
+    page = (result.build_dir / "report.html").read_text()
+    assert 'id="plot-bits"' in page
+    assert page.index("w4a6 fixed (w4a6)") < page.index("w6a8 fixed (w6a8)")  # ordered by bit width
