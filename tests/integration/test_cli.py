@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgekit.pipeline import BuildResult
@@ -161,6 +162,11 @@ def test_shape_mismatch_between_recipe_and_data(cli, tmp_path: Path) -> None:  #
         (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "schema_version": 99})), "schema 99"),
         (lambda m: m.write_text(json.dumps({"hello": 1})), "not an edgekit manifest"),
         (lambda m: m.unlink(), "not an edgekit build directory"),
+        # golden vectors of the wrong shape: the integrity check names the file before anything runs
+        (
+            lambda m: np.save(m.parent / "float" / "golden_inputs.npy", np.zeros((3, 15), np.float32)),
+            "golden_inputs.npy changed since it was built",
+        ),
     ],
 )
 def test_corrupt_or_foreign_build_dirs(cli, tiny_jet_build: BuildResult, tmp_path: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
