@@ -15,7 +15,7 @@ from typing import cast
 from edgekit.backends.base import Backend, Runner
 from edgekit.errors import BackendUnavailable
 
-__all__ = ["BUILTIN", "PLANNED", "Backend", "Runner", "get_backend"]
+__all__ = ["BUILTIN", "Backend", "Runner", "get_backend"]
 
 BUILTIN = {
     "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
@@ -24,9 +24,6 @@ BUILTIN = {
     "inductor": "edgekit.backends.inductor:InductorBackend",
     "tensorrt": "edgekit.backends.tensorrt:TensorRTBackend",
 }
-
-# Backends a shipped profile may name that this version does not contain (none at present).
-PLANNED: dict[str, str] = {}
 
 
 def _load(spec: str) -> Backend:
@@ -42,11 +39,6 @@ def get_backend(name: str) -> Backend:
     for ep in entry_points(group="edgekit.backends"):
         if ep.name == name:
             return cast(Backend, ep.load()())
-    if name in PLANNED:
-        raise BackendUnavailable(
-            PLANNED[name],
-            hint="choose a target whose backend is available: edgekit targets",
-        )
     raise BackendUnavailable(
         f"no backend named {name!r}",
         hint=f"built-in backends: {', '.join(BUILTIN)}; others register in the 'edgekit.backends' entry-point group",

@@ -15,7 +15,6 @@ time (a one-op graph replay costs 8 us on an H200, an eager MLP call 75 us).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -75,8 +74,10 @@ def _build(source: dict[str, Any], weights: str, sample: np.ndarray, device: str
     from edgekit.torch_model import load_module
 
     log = Path(out_dir) / LOG
-    with log.open("a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        os.dup2(fh.fileno(), 1)  # the C++ compiler Inductor starts writes to the process's own stdout/stderr
+    with log.open("a", buffering=1) as fh:
+        # The worker is thrown away afterwards: point its stdout/stderr file descriptors at the log, so Python's
+        # prints and the C++ compiler Inductor starts both land there.
+        os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         dtype = getattr(torch, DTYPES[precision])
         model = load_module(build_artifact(ModelSource, source), Path(weights)).to(device=device, dtype=dtype)
@@ -99,7 +100,10 @@ def _build(source: dict[str, Any], weights: str, sample: np.ndarray, device: str
             got = loaded(x).float()
             expected = model(x).float()
         load_s = time.perf_counter() - started
-        print(f"edgekit: export {export_s:.1f} s, compile {compile_s:.1f} s, first load and run {load_s:.1f} s")
+        print(
+            f"edgekit: export {export_s:.1f} s, compile {compile_s:.1f} s, first load and run {load_s:.1f} s",
+            flush=True,
+        )
     facts = {
         "torch": torch.__version__,
         "export_s": export_s,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,15 +101,12 @@ def test_half_precision_graphs_for_tensorrt(tmp_path: Path, jet_int8: BuildResul
         x = np.load(build.build_dir / "float" / "golden_inputs.npy")
         floats = np.load(build.build_dir / "float" / "golden_float_outputs.npy")
         assert np.mean(np.argmax(_run(half, x), 1) == np.argmax(floats, 1)) >= 0.99
-    bf16 = build_settings(load_target("gpu-tensorrt-fp16"), (1, 8, 8)).__class__
-    lenet_bf16 = bf16(**{**build_settings(load_target("gpu-tensorrt-fp16"), (1, 8, 8)).__dict__, "graph": "bfloat16"})
+    lenet_bf16 = replace(build_settings(load_target("gpu-tensorrt-fp16"), (1, 8, 8)), graph="bfloat16")
     with pytest.raises(ConfigError, match="the bfloat16 graph is not valid ONNX"):
         _graph_for(lenet_bf16, lenet_int8.build_dir / "export" / "model.onnx", tmp_path)  # Conv takes no bf16 here
 
 
 def test_bfloat16_rounds_to_nearest_even() -> None:
-    from onnx import numpy_helper
-
     from edgekit.backends.trt_graph import _half_tensor
 
     values = np.array([1.0, 1.00390625, 1.01171875, -2.5, 3.0e38], dtype=np.float32)
@@ -117,7 +114,6 @@ def test_bfloat16_rounds_to_nearest_even() -> None:
     back = (bits.astype(np.uint32) << 16).view(np.float32)
     # 1 + 2^-8 is a tie between 1 and 1 + 2^-7: even is 1; 1 + 3 * 2^-8 rounds up to 1 + 2^-6
     assert back.tolist()[:4] == [1.0, 1.0, 1.015625, -2.5] and np.isfinite(back[4])
-    assert numpy_helper.to_array is not None
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA: the missing-device path cannot be shown")
@@ -176,7 +172,7 @@ def test_a_crash_inside_aotinductor_is_a_toolchain_error(tmp_path: Path, monkeyp
         and "AOTInductor (export, compile and first load of the package) crashed its worker process" in inductor.reason
     )
     assert "inductor.log" in inductor.reason and result.exit_code == 4
-    assert ort_target.status == "ok" and os.getpid() > 0
+    assert ort_target.status == "ok"  # and this process, which the worker's crash did not take down
     assert not (result.build_dir / "targets" / "cpu-inductor").exists()
 
 
@@ -208,6 +204,6 @@ def test_tensorrt_engines_fp16_and_int8(model: str, tmp_path: Path) -> None:
         assert target.status == "ok", target.reason
         assert all(g.passed for g in target.gates if g.name != "max_metric_drop_vs_float")
         info = next(iter(result.manifest["artifacts"]["compiled"].values()))["info"]
-        assert info["layers"]["count"] > 0 and (result.build_dir / "targets").rglob("timing.cache")
+        assert info["layers"]["count"] > 0 and any((result.build_dir / "targets").rglob("timing.cache"))
     (int8_target,) = int8.report.targets
     assert int8_target.max_abs_diff_vs_quantized <= 1e-3  # the same integers; fp32 accumulation order may differ
