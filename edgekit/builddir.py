@@ -139,14 +139,24 @@ class BuildDir:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-    def verify_files(self, directory: str, files: Mapping[str, str]) -> None:
-        """Every file a stage recorded still exists with the same content (for ``edgekit validate``)."""
+    def changed_files(self, directory: str, files: Mapping[str, str]) -> tuple[list[Path], list[Path]]:
+        """(missing, changed): the files a stage recorded that are gone, and those whose content hash differs."""
+        missing, changed = [], []
         for rel, digest in files.items():
             path = self.root / directory / rel
             if not path.is_file():
-                raise InputError(f"build file {path} is missing", hint="re-run edgekit compile for this build")
-            if file_sha256(path) != digest:
-                raise InputError(
-                    f"build file {path} changed since it was built (content hash differs)",
-                    hint="re-run edgekit compile, or restore the file",
-                )
+                missing.append(path)
+            elif file_sha256(path) != digest:
+                changed.append(path)
+        return missing, changed
+
+    def verify_files(self, directory: str, files: Mapping[str, str]) -> None:
+        """Every file a stage recorded still exists with the same content (for ``edgekit validate``)."""
+        missing, changed = self.changed_files(directory, files)
+        if missing:
+            raise InputError(f"build file {missing[0]} is missing", hint="re-run edgekit compile for this build")
+        if changed:
+            raise InputError(
+                f"build file {changed[0]} changed since it was built (content hash differs)",
+                hint="re-run edgekit compile, or restore the file",
+            )

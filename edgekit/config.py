@@ -76,13 +76,16 @@ class ValidationSettings:
 class GateSettings:
     """Pass/fail thresholds; a gate set to nothing (absent in every layer) is not checked."""
 
-    min_metric: float | None = None
+    min_metric: float | None = None  # for metrics where higher is better (accuracy, ROC AUC, PSNR)
+    max_metric: float | None = None  # for metrics where lower is better (MSE)
+    # how much worse than the float reference: lower for accuracy, ROC AUC and PSNR, higher for MSE
     max_metric_drop_vs_float: float | None = 0.002
     # Agreement with the float reference: set by each target profile for its number format.
     max_abs_diff_vs_float: float | None = None
     min_top1_agreement: float | None = None
     # Agreement with the quantized (brevitas) reference, for targets that run a quantized graph.
     max_abs_diff_vs_quantized: float | None = None
+    max_lsb_diff_vs_quantized: float | None = field(default=None, metadata={"min": 0.0})  # in the output's last bit
     max_latency_p50_us_batch1: float | None = field(default=None, metadata={"min": 0.0})
 
 

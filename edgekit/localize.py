@@ -4,6 +4,10 @@ Layer names differ across formats (``fc2`` in torch, ``Dense_MatMul_1`` in an hl
 model converted from QONNX), but the order of the weighted layers and of the
 activations is the same, so layers are matched by kind and position: the n-th
 weighted layer with the n-th weighted layer, the n-th ReLU with the n-th ReLU.
+
+A target that should be bit-exact (fixed point, INT8 against brevitas) departs at the
+first difference; a float target departs where its difference exceeds what its number
+format explains (:data:`LAYER_TOLERANCE`, relative to the layer's largest value).
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Divergence", "LayerTrace", "first_divergence", "layer_errors", "torch_trace"]
+__all__ = ["LAYER_TOLERANCE", "Divergence", "LayerTrace", "first_divergence", "layer_errors", "torch_trace"]
 
 LayerTrace = list[tuple[str, str, np.ndarray]]  # (layer name, kind, outputs of shape (N, values))
+
+# How far a float target's layer may be from the float reference before it counts as departing, relative to
+# the layer's largest |value| (at least 1): a few hundred fp32 roundings, a few fp16/bf16 ones (unit roundoff
+# 2**-24, 2**-11, 2**-8).
+LAYER_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 1e-1}
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,11 @@ def torch_trace(model: nn.Module, x: np.ndarray) -> LayerTrace:
     return found
 
 
-def first_divergence(reference: LayerTrace, target: LayerTrace) -> Divergence | None:
-    """The first layer, in forward order, where the target's outputs differ from the reference's."""
+def first_divergence(reference: LayerTrace, target: LayerTrace, tolerance: float = 0.0) -> Divergence | None:
+    """The first layer, in forward order, where the target's outputs differ from the reference's.
+
+    With a ``tolerance``, a layer differs when its max |diff| exceeds ``tolerance * max(1, max |reference|)``.
+    """
     by_kind: dict[str, list[tuple[str, np.ndarray]]] = {}
     for name, kind, values in target:
         by_kind.setdefault(kind, []).append((name, values))
@@ -93,9 +105,10 @@ def first_divergence(reference: LayerTrace, target: LayerTrace) -> Divergence | 
         if target_values.shape != values.shape:
             continue
         diff = np.abs(target_values.astype(np.float64) - values.astype(np.float64))
-        if diff.max() > 0:
+        allowed = tolerance * max(1.0, float(np.abs(values).max(initial=0.0)))
+        if diff.max(initial=0.0) > allowed:
             return Divergence(
-                name, target_name, kind, float(diff.max()), int((diff.max(axis=1) > 0).sum()), len(values),
+                name, target_name, kind, float(diff.max()), int((diff.max(axis=1) > allowed).sum()), len(values),
                 after=last_weighted if kind == "relu" else "",
             )  # fmt: skip
     return None

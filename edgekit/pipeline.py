@@ -80,9 +80,9 @@ class BuildResult:
 
 
 def exit_code_for(report: ValidationReport) -> int:
-    """4 a toolchain failed, 3 a backend was unavailable, 1 a gate failed, 0 all passed."""
+    """4 a toolchain failed, 3 a backend was unavailable, 2 an artifact is unreadable, 1 a gate failed, 0 passed."""
     codes = {t.exit_code for t in report.targets if t.status != "ok"}
-    for code in (4, 3):
+    for code in (4, 3, 2):
         if code in codes:
             return code
     return 0 if report.passed else 1
@@ -158,17 +158,19 @@ def _localize(
     profile: TargetProfile,
     graph: ExportedGraph,
     graph_path: Path,
-    quantized: QuantizedModel,
+    quantized: QuantizedModel | None,
     root: Path,
     base_model: FloatModel,
     base_dir: Path,
     inputs: np.ndarray,
     artifact: CompiledArtifact | None = None,
 ) -> TargetResult:
-    """Name the first layer where a target that should be bit-exact departs from brevitas.
+    """Name the first layer where a target departs from its reference model.
 
-    A backend traces its compiled artifact itself (``trace_artifact``: onnxruntime), or rebuilds a tracing
-    copy from the graph (``trace``: hls4ml, the RTL target).
+    A quantized target that should be bit-exact is traced against brevitas and departs at the first
+    difference; a float target is traced against the float model and departs where the difference exceeds
+    what its number format explains. A backend traces its compiled artifact itself (``trace_artifact``:
+    onnxruntime), or rebuilds a tracing copy from the graph (``trace``: hls4ml, the RTL target).
     """
     backend = get_backend(profile.backend)
     trace_artifact = getattr(backend, "trace_artifact", None)
@@ -179,24 +181,32 @@ def _localize(
 
         def run_trace() -> Any:
             return trace_artifact(artifact, path, profile, x)
-    elif trace is not None and graph.format == "qonnx-clean":
+    elif trace is not None and graph.format == "qonnx-clean" and quantized is not None:
 
         def run_trace() -> Any:
             return trace(graph_path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
     else:
         return result
-    from edgekit.brevitas_model import load_quant_model
-    from edgekit.localize import first_divergence, layer_errors, torch_trace
+    from edgekit.localize import LAYER_TOLERANCE, first_divergence, layer_errors, torch_trace
 
-    say(f"[validate] {profile.name} is not exact: tracing every layer on {LOCALIZE_SAMPLES} samples")
-    reference = torch_trace(load_quant_model(quantized, root / f"quant-{quantized.family}", base_model, base_dir), x)
     try:
+        if quantized is not None:
+            from edgekit.brevitas_model import load_quant_model
+
+            say(f"[validate] {profile.name} is not exact: tracing every layer on {LOCALIZE_SAMPLES} samples")
+            model = load_quant_model(quantized, root / f"quant-{quantized.family}", base_model, base_dir)
+            tolerance = 0.0
+        else:
+            say(f"[validate] {profile.name} fails a gate: tracing every layer on {LOCALIZE_SAMPLES} samples")
+            model = load_float_model(base_model, base_dir)
+            tolerance = LAYER_TOLERANCE.get(profile.precision, LAYER_TOLERANCE["fp32"])
+        reference = torch_trace(model, x)
         traced = run_trace()
     except EdgekitError as err:
         return replace(result, divergence=f"layer tracing failed: {err.message}")
     if not traced:
         return result
-    found = first_divergence(reference, traced)
+    found = first_divergence(reference, traced, tolerance)
     errors = tuple(LayerError(*e) for e in layer_errors(reference, traced))
     text = (
         found.describe()
@@ -219,18 +229,23 @@ def _check_target(
     base_model: FloatModel,
     base_dir: Path,
 ) -> list[TargetResult]:
-    """Validate one compiled target; a quantized one that is not exact gets its first diverging layer named."""
+    """Validate one compiled target; one that departs from its reference gets its first diverging layer named.
+
+    A quantized target departs when it is not exact; a float one when it fails a gate.
+    """
     try:
         results = _validate_target(profile, settings, artifact, root, golden, reference_metric)
-        if quantized is not None and any(r.max_abs_diff_vs_quantized > 0 for r in results):
-            graph_path = root / f"export-{quantized.family}" / graph.path
+
+        def departs(r: TargetResult) -> bool:
+            return r.max_abs_diff_vs_quantized > 0 if quantized is not None else not r.passed
+
+        if any(departs(r) for r in results):
+            graph_path = root / (f"export-{quantized.family}" if quantized else "export") / graph.path
             located = _localize(
                 results[0], profile, graph, graph_path, quantized, root, base_model, base_dir, golden.inputs, artifact
             )
             results = [
-                replace(r, divergence=located.divergence, layer_errors=located.layer_errors)
-                if r.max_abs_diff_vs_quantized > 0
-                else r
+                replace(r, divergence=located.divergence, layer_errors=located.layer_errors) if departs(r) else r
                 for r in results
             ]
     except EdgekitError as err:
@@ -473,8 +488,17 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
     except (EdgekitError, KeyError, TypeError) as err:
         raise InputError(f"{where} does not describe a complete build: {err}") from err
     build_dir = BuildDir(root)
+    modified: dict[str, tuple[str, ...]] = {}
     for stage in stages:
-        build_dir.verify_files(stage.directory, stage.files)
+        if not stage.directory.startswith("targets/"):
+            build_dir.verify_files(stage.directory, stage.files)  # references and golden vectors: refused if changed
+            continue
+        # A compiled artifact is what validation examines: a changed one is validated as it is, and flagged.
+        missing, changed = build_dir.changed_files(stage.directory, stage.files)
+        if missing:
+            raise InputError(f"build file {missing[0]} is missing", hint="re-run edgekit compile for this build")
+        if changed:
+            modified[stage.directory.removeprefix("targets/")] = tuple(str(p.relative_to(root)) for p in changed)
     pruned = artifacts.get("pruned")
     base = build(FloatModel, pruned, where) if pruned else float_model
     golden = _golden(base, root / ("pruned" if pruned else "float"), manifest["model"]["metric"])
@@ -493,17 +517,19 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
             results.append(skipped_result(name, profile.backend, "unavailable", reason, 3))
             continue
         family = entry.get("quant_family")
-        say(f"[validate] {name}")
+        if name in modified:
+            say(f"[validate] {name}: WARNING: changed since compile ({', '.join(modified[name])}); validating it as is")
+        else:
+            say(f"[validate] {name}")
         graph = build(ExportedGraph, entry["graph"], where)
         target_golden = quant_golden[family] if family else golden
         quant_model = quantized[family] if family else None
         base_dir = root / ("pruned" if pruned else "float")
-        results.extend(
-            _check_target(
-                profile, settings, compiled[name], root, target_golden, old.reference.metric,
-                graph, quant_model, base, base_dir,
-            )
+        checked = _check_target(
+            profile, settings, compiled[name], root, target_golden, old.reference.metric,
+            graph, quant_model, base, base_dir,
         )  # fmt: skip
+        results.extend(replace(r, modified=modified.get(name, ())) for r in checked)
     report = replace(old, targets=tuple(results))
     manifest["validation"] = to_plain(report)
     manifest["exit_code"] = exit_code_for(report)

@@ -9,7 +9,7 @@ from typing import Any
 from edgekit.builddir import atomic_write_text
 from edgekit.stages.validate import TargetResult, ValidationReport
 
-__all__ = ["latency_table", "results_table", "write_report"]
+__all__ = ["latency_table", "problems", "quant_diff", "results_table", "write_report"]
 
 
 def _us(value: float) -> str:
@@ -70,11 +70,20 @@ def results_table(report: ValidationReport) -> str:
         if with_quant:
             quant = "-"
             if result.quant_family and not is_ref:
-                quant = f"{_num(result.max_abs_diff_vs_quantized, '.2e')} ({result.quant_family})"
+                quant = quant_diff(result)
             row.append(quant)
         row.append(str(result.n_samples))
         rows.append(row)
     return _table(header, rows, right=set(range(2, len(header))))
+
+
+def quant_diff(result: TargetResult) -> str:
+    """The difference from the quantized reference, with its size in units of the output's last bit."""
+    text = _num(result.max_abs_diff_vs_quantized, ".2e")
+    lsb = result.max_lsb_diff_vs_quantized
+    if not math.isnan(lsb):
+        text += f" = {lsb:.0f} LSB" if math.isfinite(lsb) and lsb == round(lsb) else f" = {lsb:.3g} LSB"
+    return f"{text} ({result.quant_family})"
 
 
 def latency_table(report: ValidationReport) -> str:
@@ -103,6 +112,8 @@ def problems(report: ValidationReport) -> list[str]:
             first, *rest = t.reason.splitlines() or [""]
             lines.append(f"{t.target}: {t.status}: {first}")
             lines.extend(f"    {line}" for line in rest)
+        if t.modified:
+            lines.append(f"{t.target}: validated as modified since compile: {', '.join(t.modified)}")
         lines.extend(f"{t.target}: gate failed: {g.describe()}" for g in t.failed_gates())
         if t.divergence:
             lines.append(f"{t.target}: {t.divergence}")
@@ -333,11 +344,19 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
     for t in report.targets:
         lines.append(f"### {t.target} ({t.backend}): {_status(t, False)}")
         lines.append("")
+        if t.modified:
+            lines += [f"- **validated as modified since compile: {', '.join(t.modified)}**", ""]
         if t.status != "ok":
             lines += [f"{t.reason}", ""]
             continue
         lines += [f"- runner: {t.runner}"]
         lines += [f"- {'pass' if g.passed else 'FAIL'}: {g.describe()}" for g in t.gates]
+        if t.divergence:
+            lines += [f"- **{t.divergence}**"]
+        if t.layer_errors:
+            lines += ["", "Per-layer max |difference| from the reference, in forward order:", ""]
+            lines += ["| layer | kind | max abs diff |", "|---|---|---|"]
+            lines += [f"| {e.layer} | {e.kind} | {e.max_abs_diff:.3g} |" for e in t.layer_errors]
         lines.append("")
     lines += _fpga_section(manifest["artifacts"].get("compiled") or {}, manifest["artifacts"].get("synthesis") or {})
     lines += _rtl_section(manifest["artifacts"].get("compiled") or {}, manifest["targets"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.builddir import atomic_write_text
+from edgekit.report import quant_diff
 from edgekit.stages.validate import TargetResult, ValidationReport
 
 __all__ = ["bar_chart", "write_html_report"]
@@ -111,11 +112,7 @@ def _results_table(report: ValidationReport) -> str:
     for result in [*references, *report.targets]:
         is_ref = any(result is r for r in references)
         status, css = ("reference", "ref") if is_ref else _status(result)
-        quant = (
-            f"{_fmt(result.max_abs_diff_vs_quantized)} ({_e(result.quant_family)})"
-            if result.quant_family and not is_ref
-            else "-"
-        )
+        quant = _e(quant_diff(result)) if result.quant_family and not is_ref else "-"
         rows.append(
             f"<tr><td>{_e(result.target)}</td><td class='{css}'>{status}</td>"
             f"<td class='num'>{_fmt(result.metric)}</td><td class='num'>{_fmt(result.accuracy)}</td>"
@@ -138,7 +135,11 @@ def _gates(report: ValidationReport) -> str:
             "".join(f"<li class='{'pass' if g.passed else 'fail'}'>{_e(g.describe())}</li>" for g in t.gates)
             or f"<li>{_e(t.reason)}</li>"
         )
-        divergence = f"<p>{_e(t.divergence)}</p>" if t.divergence else ""
+        divergence = f"<p><strong>{_e(t.divergence)}</strong></p>" if t.divergence else ""
+        if t.modified:
+            divergence = f"<p class='fail'>validated as modified since compile: {_e(', '.join(t.modified))}</p>" + (
+                divergence
+            )
         items.append(
             f"<h3>{_e(t.target)} ({_e(t.backend)}): <span class='{css}'>{status}</span></h3>"
             f"<p class='ref'>{_e(t.runner)}</p><ul>{inner}</ul>{divergence}"
@@ -213,12 +214,14 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path) -> st
         ),
     ]
     quant = [r for r in report.targets if r.status == "ok" and r.quant_family]
+    in_lsb = all(not math.isnan(r.max_lsb_diff_vs_quantized) for r in quant)
     if quant:
         figures.append(
             bar_chart(
                 "plot-exactness",
-                "max |difference| from the quantized reference (brevitas)",
-                [(r.target, r.max_abs_diff_vs_quantized) for r in quant],
+                "max |difference| from the quantized reference (brevitas)"
+                + (", in units of the output's last bit (LSB)" if in_lsb else ""),
+                [(r.target, r.max_lsb_diff_vs_quantized if in_lsb else r.max_abs_diff_vs_quantized) for r in quant],
                 log=True,
                 caption="0 means every output value equals brevitas' bit for bit",
             )

@@ -165,10 +165,10 @@ class OnnxRuntimeBackend:
     def trace_artifact(
         self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile, x: np.ndarray
     ) -> list[tuple[str, str, np.ndarray]]:
-        """Activation-quantizer outputs of the compiled QCDQ graph itself (empty for a float graph)."""
-        if target.precision != "int8":
-            return []
-        return trace_quantized(artifact_path, artifact.input_name, x)
+        """Layer outputs of the compiled graph itself: activation quantizers (QCDQ) or ReLUs (a float graph)."""
+        if target.precision == "int8":
+            return trace_quantized(artifact_path, artifact.input_name, x)
+        return trace_float(artifact_path, artifact.input_name, x)
 
     def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> OnnxRuntimeRunner:
         ort = _ort()
@@ -216,30 +216,74 @@ def _activation_quantizers(model: Any) -> list[tuple[str, np.ndarray, np.ndarray
     return found
 
 
+def _traced_run(model: Any, input_name: str, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+    """Run ``model`` (already optimized: no further optimization) with ``names`` added to its outputs."""
+    import onnx
+
+    ort = _ort()
+    known = {o.name for o in model.graph.output}
+    for name in names:
+        if name not in known:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return [np.asarray(v) for v in session.run(names, {input_name: x})]
+    except Exception as err:  # onnxruntime's own error types
+        raise InputError(
+            f"onnxruntime cannot trace the compiled artifact: {err}", hint="re-run edgekit compile"
+        ) from err
+
+
+def _per_sample(array: np.ndarray) -> np.ndarray:
+    """Flattened per sample, channels last for images (as :func:`edgekit.localize.torch_trace` records layers)."""
+    if array.ndim > 2:
+        array = np.moveaxis(array, 1, -1)
+    return array.astype(np.float32).reshape(len(array), -1)
+
+
+def _load_onnx(artifact_path: Path) -> Any:
+    import onnx
+
+    try:
+        return onnx.load(str(artifact_path))
+    except Exception as err:  # protobuf's DecodeError and OSError
+        raise InputError(f"compiled artifact {artifact_path} is not a readable ONNX file: {err}") from err
+
+
+def trace_float(artifact_path: Path, input_name: str, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+    """The output of every ReLU of a float ONNX Runtime artifact, for ``x``, in graph order.
+
+    onnxruntime's optimizer fuses a ReLU into the layer before it (``FusedConv``, ``FusedGemm``, the NCHWc
+    ``Conv``, each with ``activation="Relu"``); such a node's output is the ReLU's, back in plain NCHW
+    after the ``ReorderOutput`` that follows a blocked-layout convolution.
+    """
+    from onnx import helper
+
+    model = _load_onnx(artifact_path)
+    reorder = {n.input[0]: str(n.output[0]) for n in model.graph.node if n.op_type == "ReorderOutput"}
+    names = []
+    for node in model.graph.node:
+        activation = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "activation"), b"")
+        if node.op_type == "Relu" or activation == b"Relu":
+            names.append(reorder.get(str(node.output[0]), str(node.output[0])))
+    values = _traced_run(model, input_name, x, names)
+    return [(name, "relu", _per_sample(value)) for name, value in zip(names, values, strict=True)]
+
+
 def trace_quantized(artifact_path: Path, input_name: str, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
     """The value every activation quantizer of a QCDQ artifact passes on, for ``x``.
 
     The first is the input quantizer ("input"), the others follow ReLUs ("relu"); values are dequantized,
     flattened per sample, channels last for images, as :func:`edgekit.localize.torch_trace` records them.
     """
-    import onnx
-
-    ort = _ort()
-    model = onnx.load(str(artifact_path))
+    model = _load_onnx(artifact_path)
     quantizers = _activation_quantizers(model)
-    known = {o.name for o in model.graph.output}
-    for name, _, _ in quantizers:
-        if name not in known:
-            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    values = session.run([name for name, _, _ in quantizers], {input_name: x})
+    values = _traced_run(model, input_name, x, [name for name, _, _ in quantizers])
     traced = []
     for index, ((name, scale, zero), value) in enumerate(zip(quantizers, values, strict=True)):
-        array = (np.asarray(value).astype(np.float64) - zero.astype(np.float64)) * scale.astype(np.float64)
-        if array.ndim > 2:
-            array = np.moveaxis(array, 1, -1)
-        traced.append((name, "input" if index == 0 else "relu", array.astype(np.float32).reshape(len(array), -1)))
+        array = (value.astype(np.float64) - zero.astype(np.float64)) * scale.astype(np.float64)
+        traced.append((name, "input" if index == 0 else "relu", _per_sample(array)))
     return traced

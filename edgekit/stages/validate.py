@@ -14,7 +14,17 @@ import numpy as np
 
 from edgekit.config import GateSettings, Settings
 from edgekit.latency import LatencyStat, measure_latency
-from edgekit.metrics import accuracy, max_abs_diff, mean_abs_diff, task_metric, top1_agreement
+from edgekit.metrics import (
+    CLASSIFICATION_METRICS,
+    accuracy,
+    lsb_grid,
+    max_abs_diff,
+    max_lsb_diff,
+    mean_abs_diff,
+    metric_drop,
+    task_metric,
+    top1_agreement,
+)
 from edgekit.progress import bar
 from edgekit.runner import Runner
 
@@ -40,18 +50,24 @@ class GoldenSet:
     metric: str
     quant_outputs: np.ndarray | None = None  # brevitas' outputs, for targets that run a quantized graph
     quant_family: str = ""
+    quant_lsb: np.ndarray | None = None  # the last bit of each quantized output value (None: not on a 2**k grid)
 
     def limited(self, max_samples: int | None) -> GoldenSet:
         if max_samples is None or max_samples >= len(self.labels):
             return self
         n = max_samples
         quant = None if self.quant_outputs is None else self.quant_outputs[:n]
-        return GoldenSet(
-            self.inputs[:n], self.labels[:n], self.float_outputs[:n], self.metric, quant, self.quant_family
+        return replace(
+            self,
+            inputs=self.inputs[:n],
+            labels=self.labels[:n],
+            float_outputs=self.float_outputs[:n],
+            quant_outputs=quant,
         )
 
     def with_quant(self, outputs: np.ndarray, family: str) -> GoldenSet:
-        return replace(self, quant_outputs=outputs, quant_family=family)
+        """The quantized reference's outputs; their last bit is read off the whole set before any limit."""
+        return replace(self, quant_outputs=outputs, quant_family=family, quant_lsb=lsb_grid(outputs))
 
 
 @dataclass(frozen=True)
@@ -90,11 +106,13 @@ class TargetResult:
     quant_family: str = ""  # the quantized model this target runs, if any
     max_abs_diff_vs_quantized: float = math.nan
     exact_match_vs_quantized: float = math.nan  # fraction of output values equal to brevitas' bit for bit
+    max_lsb_diff_vs_quantized: float = math.nan  # the same difference in units of the output's last bit
     divergence: str = ""  # when not exact: the first layer that departs from the quantized reference
     layer_errors: tuple[LayerError, ...] = ()  # when not exact: max |diff| per traced layer
     latency: tuple[LatencyStat, ...] = ()
     gates: tuple[GateResult, ...] = ()
     exit_code: int = 0  # for a target that was not validated: why (3 unavailable, 4 toolchain)
+    modified: tuple[str, ...] = ()  # artifact files that changed after the compile (edgekit validate ran them as is)
 
     @property
     def passed(self) -> bool:
@@ -131,15 +149,21 @@ def _run_all(runner: Runner, inputs: np.ndarray, batch_size: int, desc: str) -> 
 
 
 def _gates(cfg: GateSettings, result: TargetResult, reference_metric: float) -> tuple[GateResult, ...]:
+    drop = metric_drop(result.metric_name, reference_metric, result.metric)
     checks: list[tuple[str, Literal["<=", ">="], float | None, float]] = [
         (f"min_metric ({result.metric_name})", ">=", cfg.min_metric, result.metric),
-        ("max_metric_drop_vs_float", "<=", cfg.max_metric_drop_vs_float, reference_metric - result.metric),
+        (f"max_metric ({result.metric_name})", "<=", cfg.max_metric, result.metric),
+        ("max_metric_drop_vs_float", "<=", cfg.max_metric_drop_vs_float, drop),
         ("max_abs_diff_vs_float", "<=", cfg.max_abs_diff_vs_float, result.max_abs_diff_vs_float),
-        ("min_top1_agreement", ">=", cfg.min_top1_agreement, result.top1_agreement),
     ]
+    if result.metric_name in CLASSIFICATION_METRICS:  # top-1 means nothing for a reconstruction
+        checks.append(("min_top1_agreement", ">=", cfg.min_top1_agreement, result.top1_agreement))
     if result.quant_family:
         checks.append(
             ("max_abs_diff_vs_quantized", "<=", cfg.max_abs_diff_vs_quantized, result.max_abs_diff_vs_quantized)
+        )
+        checks.append(
+            ("max_lsb_diff_vs_quantized", "<=", cfg.max_lsb_diff_vs_quantized, result.max_lsb_diff_vs_quantized)
         )
     batch1 = result.latency_at(1)
     if cfg.max_latency_p50_us_batch1 is not None:
@@ -182,6 +206,7 @@ def evaluate_runner(
             quant_family=golden.quant_family,
             max_abs_diff_vs_quantized=max_abs_diff(outputs, golden.quant_outputs),
             exact_match_vs_quantized=float(np.mean(outputs == golden.quant_outputs)),
+            max_lsb_diff_vs_quantized=max_lsb_diff(outputs, golden.quant_outputs, golden.quant_lsb),
         )
     if reference_metric is None:
         return result
@@ -202,6 +227,7 @@ def reference_from_outputs(
 
 def _scored(target: str, backend: str, runner: str, outputs: np.ndarray, golden: GoldenSet) -> TargetResult:
     """Task metric and agreement with the float outputs of ``golden``."""
+    classes = golden.metric in CLASSIFICATION_METRICS
     return TargetResult(
         target=target,
         backend=backend,
@@ -210,8 +236,8 @@ def _scored(target: str, backend: str, runner: str, outputs: np.ndarray, golden:
         n_samples=len(golden.labels),
         metric_name=golden.metric,
         metric=task_metric(golden.metric, outputs, golden.labels),
-        accuracy=accuracy(outputs, golden.labels),
+        accuracy=accuracy(outputs, golden.labels) if classes else math.nan,
         max_abs_diff_vs_float=max_abs_diff(outputs, golden.float_outputs),
         mean_abs_diff_vs_float=mean_abs_diff(outputs, golden.float_outputs),
-        top1_agreement=top1_agreement(outputs, golden.float_outputs),
+        top1_agreement=top1_agreement(outputs, golden.float_outputs) if classes else math.nan,
     )

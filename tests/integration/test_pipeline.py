@@ -133,10 +133,22 @@ def test_unavailable_target_is_reported_not_crashed(tmp_path: Path) -> None:
     assert result.exit_code == 3
 
 
-def test_validate_rejects_tampered_artifact(tiny_jet_build: BuildResult, tmp_path: Path) -> None:
+def test_validate_runs_a_changed_artifact_as_is_and_refuses_changed_references(
+    tiny_jet_build: BuildResult, tmp_path: Path
+) -> None:
     root = tmp_path / "copy"
     shutil.copytree(tiny_jet_build.build_dir, root)
     artifact = root / "targets" / "cpu-onnxruntime" / "model.ort.onnx"
-    artifact.write_bytes(artifact.read_bytes()[:-10])
-    with pytest.raises(InputError, match="changed since it was built"):
+    artifact.write_bytes(artifact.read_bytes()[:-10])  # truncated: onnxruntime cannot load it
+    result = validate_build(root)
+    (cpu,) = result.report.targets
+    assert cpu.status == "failed" and "cannot be loaded by onnxruntime" in cpu.reason
+    assert cpu.modified == ("targets/cpu-onnxruntime/model.ort.onnx",) and result.exit_code == 2
+    assert (
+        "validated as modified since compile: targets/cpu-onnxruntime/model.ort.onnx"
+        in (root / "report.md").read_text()
+    )
+    weights = root / "float" / "model.pt"  # a reference: validation would mean nothing against a changed one
+    weights.write_bytes(weights.read_bytes() + b"x")
+    with pytest.raises(InputError, match=r"model\.pt changed since it was built"):
         validate_build(root)

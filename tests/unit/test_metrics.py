@@ -1,0 +1,61 @@
+"""Task metrics for regression, the direction of a metric drop, and differences in units of the last bit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edgekit.config import GateSettings
+from edgekit.metrics import lsb_grid, max_lsb_diff, metric_drop, mse, psnr, task_metric
+from edgekit.stages.validate import TargetResult, _gates
+
+
+def test_mse_and_psnr_against_hand_computed_values() -> None:
+    target = np.array([[0.0, 1.0], [2.0, 4.0]])
+    out = target + np.array([[0.5, 0.0], [0.0, -0.5]])
+    assert mse(out, target) == pytest.approx(0.125)
+    assert psnr(out, target) == pytest.approx(10 * math.log10(16 / 0.125))  # range 4
+    assert psnr(target, target) == math.inf and task_metric("mse", target, target) == 0.0
+    assert task_metric("psnr", out, target) == psnr(out, target)
+    with pytest.raises(ValueError, match="unknown metric"):
+        task_metric("f1", out, target)
+
+
+def test_a_drop_is_a_worsening_whichever_way_the_metric_points() -> None:
+    assert metric_drop("accuracy", 0.9, 0.85) == pytest.approx(0.05)
+    assert metric_drop("psnr", 40.0, 42.0) == pytest.approx(-2.0)
+    assert metric_drop("mse", 0.01, 0.03) == pytest.approx(0.02)  # higher MSE is worse
+    assert metric_drop("psnr", math.inf, math.inf) == 0.0  # both exact
+
+
+def _result(metric_name: str, metric: float) -> TargetResult:
+    return TargetResult("t", "b", "ok", metric_name=metric_name, metric=metric, max_abs_diff_vs_float=0.0)
+
+
+def test_gates_follow_the_metric_and_skip_top1_for_a_reconstruction() -> None:
+    cfg = GateSettings(max_metric=0.02, max_metric_drop_vs_float=0.005, min_top1_agreement=0.99)
+    gates = {g.name: g for g in _gates(cfg, _result("mse", 0.012), reference_metric=0.010)}
+    assert "min_top1_agreement" not in gates  # no argmax in an autoencoder's output
+    assert gates["max_metric (mse)"].passed and gates["max_metric_drop_vs_float"].passed
+    gates = {g.name: g for g in _gates(cfg, _result("mse", 0.030), reference_metric=0.010)}
+    assert not gates["max_metric (mse)"].passed and not gates["max_metric_drop_vs_float"].passed
+    gates = {g.name: g for g in _gates(cfg, _result("accuracy", 0.9), reference_metric=0.9)}
+    assert not gates["min_top1_agreement"].passed  # classification: the NaN agreement of this result fails
+
+
+def test_lsb_grid_reads_the_last_bit_of_each_output() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(-500, 500, size=(400, 3)).astype(np.float64)
+    q = codes * np.array([2.0**-13, 2.0**-6, 0.5])
+    q[:, 1] *= 4  # every value of column 1 is a multiple of 2**-4 after all
+    lsb = lsb_grid(q.astype(np.float32))
+    assert lsb is not None and list(lsb) == [2.0**-13, 2.0**-4, 0.5]
+    assert max_lsb_diff(q + np.array([2.0**-13, 0, 0]), q, lsb) == 1.0
+    assert max_lsb_diff(q + np.array([0, 0, 1.5]), q, lsb) == 3.0
+    assert lsb_grid(np.array([[0.1], [0.2]])) is None  # not on a power-of-two grid: no LSB
+    zero = lsb_grid(np.zeros((4, 1)))
+    assert zero is not None and math.isnan(zero[0])
+    assert max_lsb_diff(np.ones((4, 1)), np.zeros((4, 1)), zero) == math.inf
+    assert math.isnan(max_lsb_diff(q, q, None))
