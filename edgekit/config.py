@@ -87,6 +87,13 @@ class GateSettings:
     max_abs_diff_vs_quantized: float | None = None
     max_lsb_diff_vs_quantized: float | None = field(default=None, metadata={"min": 0.0})  # in the output's last bit
     max_latency_p50_us_batch1: float | None = field(default=None, metadata={"min": 0.0})
+    # Resource and latency budgets of an FPGA target, checked against what its backend reports
+    # (yosys' mapped cells for an RTL target, else the estimate); other targets have none to check.
+    max_lut: float | None = field(default=None, metadata={"min": 0.0})
+    max_ff: float | None = field(default=None, metadata={"min": 0.0})
+    max_dsp: float | None = field(default=None, metadata={"min": 0.0})
+    max_bram_18k: float | None = field(default=None, metadata={"min": 0.0})
+    max_fpga_latency_ns: float | None = field(default=None, metadata={"min": 0.0})
 
 
 @dataclass(frozen=True)

@@ -136,15 +136,19 @@ def _validate_target(
     backend = get_backend(profile.backend)
     path = root / "targets" / profile.name / artifact.path
     runner = backend.load(artifact, path, profile)
+    report_resources = getattr(backend, "resources", None)
+    resources = report_resources(artifact) if report_resources else None
     try:
-        results = [evaluate_runner(profile.name, profile.backend, runner, golden, settings, reference_metric)]
+        results = [
+            evaluate_runner(profile.name, profile.backend, runner, golden, settings, reference_metric, resources)
+        ]
     finally:
         runner.close()
     secondary = getattr(backend, "secondary_runners", None)
     for label, extra in (secondary(artifact, path, profile) if secondary else {}).items():
         try:
             name = f"{profile.name} [{label}]"
-            results.append(evaluate_runner(name, profile.backend, extra, golden, settings, reference_metric))
+            results.append(evaluate_runner(name, profile.backend, extra, golden, settings, reference_metric, resources))
         finally:
             extra.close()
     return results

@@ -295,6 +295,14 @@ class Hls4mlBackend:
         finally:
             pool.close()
 
+    def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str] | None:
+        """The estimate's totals and latency, for the resource and latency budget gates."""
+        est = artifact.info.get("estimate")
+        if not est:
+            return None
+        keys = ("lut", "ff", "dsp", "bram_18k", "latency_ns")
+        return {k: float(est[k]) for k in keys}, "estimate"
+
     def trace(self, graph_path: Path, target: TargetProfile, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
         """Every layer's output for ``x`` (a few samples), from a tracing build made in a worker process.
 

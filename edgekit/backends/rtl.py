@@ -413,6 +413,20 @@ class RtlBackend:
         (out_dir / "vectors.json").write_text(json.dumps(description, indent=1) + "\n")
         (out_dir / f"tb_{artifact.info['top']}.sv").write_text(testbench(description))
 
+    def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str]:
+        """yosys' mapped cells when synthesis ran, else da4ml's estimate; the pipeline's latency."""
+        info = artifact.info
+        latency = float(info["latency_ns"])
+        syn = info.get("synthesis")
+        if syn:
+            cells = syn.get("cells", {})
+            bram_18k = sum(n * (2 if c.startswith("RAMB36") else 1) for c, n in cells.items() if c.startswith("RAMB"))
+            counts = {"lut": syn["lut"], "ff": syn["ff"], "dsp": syn["dsp"], "bram_18k": bram_18k}
+            return {**{k: float(v) for k, v in counts.items()}, "latency_ns": latency}, "yosys"
+        est = info["da4ml_estimate"]
+        counts = {"lut": est["lut"], "ff": est["ff"], "dsp": est["dsp"], "bram_18k": 0}
+        return {**{k: float(v) for k, v in counts.items()}, "latency_ns": latency}, "da4ml estimate"
+
     def trace(self, graph_path: Path, target: TargetProfile, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
         """Every layer's output for ``x`` from da4ml's logic (one trace with each layer as an output)."""
         fixed = read_fixed_graph(graph_path)

@@ -7,6 +7,7 @@ of every validated target passed (Polygraphy's convention for comparisons).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -113,6 +114,9 @@ class TargetResult:
     gates: tuple[GateResult, ...] = ()
     exit_code: int = 0  # for a target that was not validated: why (3 unavailable, 4 toolchain)
     modified: tuple[str, ...] = ()  # artifact files that changed after the compile (edgekit validate ran them as is)
+    # FPGA targets: lut, ff, dsp, bram_18k, latency_ns, and where they come from (for the budget gates)
+    resources: Mapping[str, float] = field(default_factory=dict)
+    resource_source: str = ""
 
     @property
     def passed(self) -> bool:
@@ -165,6 +169,12 @@ def _gates(cfg: GateSettings, result: TargetResult, reference_metric: float) -> 
         checks.append(
             ("max_lsb_diff_vs_quantized", "<=", cfg.max_lsb_diff_vs_quantized, result.max_lsb_diff_vs_quantized)
         )
+    budgets = (("lut", cfg.max_lut), ("ff", cfg.max_ff), ("dsp", cfg.max_dsp), ("bram_18k", cfg.max_bram_18k),
+               ("latency_ns", cfg.max_fpga_latency_ns))  # fmt: skip
+    for key, limit in budgets:
+        if result.resource_source and limit is not None:  # a CPU or GPU target has no such budget
+            name = "max_fpga_latency_ns" if key == "latency_ns" else f"max_{key}"
+            checks.append((f"{name} ({result.resource_source})", "<=", limit, result.resources.get(key, math.nan)))
     batch1 = result.latency_at(1)
     if cfg.max_latency_p50_us_batch1 is not None:
         value = batch1.p50_us if batch1 else math.nan
@@ -185,10 +195,12 @@ def evaluate_runner(
     golden: GoldenSet,
     settings: Settings,
     reference_metric: float | None,
+    resources: tuple[Mapping[str, float], str] | None = None,
 ) -> TargetResult:
     """Outputs, metrics, agreement with the float reference, latency, and (for targets) gates.
 
-    ``reference_metric`` is None for the float reference itself, which has no gates.
+    ``reference_metric`` is None for the float reference itself, which has no gates. ``resources`` is an
+    FPGA target's (counts, where they come from), for its budget gates.
     """
     golden = golden.limited(settings.validation.max_samples)
     outputs = _run_all(runner, golden.inputs, settings.validation.batch_size, f"validate {target}")
@@ -200,6 +212,8 @@ def evaluate_runner(
         for b in bar(settings.latency.batch_sizes, desc=f"latency {target}", unit="batch size")
     )
     result = replace(_scored(target, backend, runner.description, outputs, golden), latency=latency)
+    if resources is not None:
+        result = replace(result, resources=dict(resources[0]), resource_source=resources[1])
     if golden.quant_outputs is not None:
         result = replace(
             result,

@@ -110,6 +110,14 @@ def test_emulator_runs_in_workers_after_the_build_moves(jet_fpga: BuildResult, t
     (fpga,) = result.report.targets
     assert fpga.status == "ok" and fpga.max_abs_diff_vs_quantized == 0.0
     assert "worker processes" in fpga.runner
+    # budgets from the recipe or --set: the estimate's LUTs against max_lut
+    lut = fpga.resources["lut"]
+    assert fpga.resource_source == "estimate" and lut > 0
+    failed_before = [g.name for g in fpga.failed_gates()]
+    tight = validate_build(moved, overrides=(f"gates.max_lut={lut - 1}", f"gates.max_fpga_latency_ns={1e6}"))
+    (fpga,) = tight.report.targets
+    assert tight.exit_code == 1 and [g.name for g in fpga.failed_gates()] == [*failed_before, "max_lut (estimate)"]
+    assert next(g for g in fpga.gates if g.name.startswith("max_fpga_latency_ns")).passed
 
 
 def test_cached_rebuild_reuses_the_emulator(jet_fpga: BuildResult, tmp_path: Path) -> None:

@@ -59,3 +59,17 @@ def test_lsb_grid_reads_the_last_bit_of_each_output() -> None:
     assert zero is not None and math.isnan(zero[0])
     assert max_lsb_diff(np.ones((4, 1)), np.zeros((4, 1)), zero) == math.inf
     assert math.isnan(max_lsb_diff(q, q, None))
+
+
+def test_resource_budgets_apply_to_fpga_targets_only() -> None:
+    cfg = GateSettings(max_metric_drop_vs_float=None, max_lut=20_000, max_dsp=0, max_fpga_latency_ns=40)
+    fpga = TargetResult(
+        "fpga", "rtl", "ok", metric_name="accuracy", metric=0.7,
+        resources={"lut": 19_005, "ff": 5_000, "dsp": 0, "bram_18k": 0, "latency_ns": 45.0}, resource_source="yosys",
+    )  # fmt: skip
+    gates = {g.name: g for g in _gates(cfg, fpga, reference_metric=0.7)}
+    assert gates["max_lut (yosys)"].passed and gates["max_dsp (yosys)"].passed
+    assert not gates["max_fpga_latency_ns (yosys)"].passed
+    assert "max_fpga_latency_ns (yosys): 45 (must be <= 40)" in gates["max_fpga_latency_ns (yosys)"].describe()
+    cpu = _gates(cfg, _result("accuracy", 0.7), reference_metric=0.7)
+    assert not [g for g in cpu if g.name.startswith(("max_lut", "max_dsp", "max_fpga"))]  # nothing to check on a CPU
