@@ -5,7 +5,8 @@
     │   └── UnknownNameError      2  a model, target or backend name that does not exist
     ├── InputError                2  missing or corrupt file, data that does not fit the model
     ├── BackendUnavailable        3  the target's backend is not built into edgekit or not installed
-    └── ToolchainError            4  an external tool or runtime failed (g++, onnxruntime, ...)
+    ├── ToolchainError            4  an external tool or runtime failed (g++, onnxruntime, ...)
+    └── DeviceError               4  a hardware-in-the-loop device could not be reached or its run failed
 
 A validation gate that fails is not an exception: it is data in the validation
 result, and the CLI turns it into exit code 1 (``GATES_FAILED``).
@@ -22,6 +23,7 @@ __all__ = [
     "OK",
     "BackendUnavailable",
     "ConfigError",
+    "DeviceError",
     "EdgekitError",
     "InputError",
     "ToolchainError",
@@ -76,5 +78,11 @@ class BackendUnavailable(EdgekitError):
 
 class ToolchainError(EdgekitError):
     """An external tool or foreign runtime failed while building or running an artifact."""
+
+    exit_code = 4
+
+
+class DeviceError(EdgekitError):
+    """A hardware-in-the-loop device could not be reached, refused us, or its run failed or timed out."""
 
     exit_code = 4

@@ -75,6 +75,11 @@ def test_verilator_and_interpreter_equal_brevitas_exactly(jet_rtl: BuildResult) 
         exact = next(g for g in result.gates if g.name == "max_abs_diff_vs_quantized")
         assert exact.passed and exact.threshold == 0.0
     assert "Verilator model of the RTL" in rtl.runner and "interpreter" in interpreter.runner
+    assert rtl.max_lsb_diff_vs_quantized == 0.0
+    # the budget gates see yosys' mapped cells and the pipeline latency
+    synth = jet_rtl.manifest["artifacts"]["compiled"][TARGET]["info"]["synthesis"]
+    assert rtl.resource_source == "yosys" and rtl.resources["lut"] == synth["lut"] > 0
+    assert hls.resource_source == "estimate" and rtl.resources["latency_ns"] > 0
 
 
 def test_stress_inputs_saturate_and_stay_bit_exact_with_brevitas_and_hls4ml(jet_rtl: BuildResult) -> None:
