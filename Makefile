@@ -9,7 +9,7 @@ STAMP := $(VENV)/.edgekit-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,quant,fpga,rtl]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,train,quant,fpga,rtl]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,8 +18,8 @@ demo: $(STAMP)
 test: lint pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check edgekit models tests bench
-	$(BIN)/ruff format --check edgekit models tests bench
+	$(BIN)/ruff check edgekit models tests bench hil
+	$(BIN)/ruff format --check edgekit models tests bench hil
 	$(BIN)/mypy
 
 pytest: $(STAMP)

@@ -54,7 +54,15 @@ from edgekit.targets import TargetProfile
 from edgekit.torch_model import TorchRunner, load_float_model
 from edgekit.zoo import ModelSpec, resolve_model
 
-__all__ = ["BuildResult", "CompileRequest", "compile_model", "exit_code_for", "validate_build"]
+__all__ = [
+    "BuildResult",
+    "CompileRequest",
+    "OpenedBuild",
+    "compile_model",
+    "exit_code_for",
+    "open_build",
+    "validate_build",
+]
 
 
 @dataclass(frozen=True)
@@ -478,8 +486,43 @@ def compile_model(request: CompileRequest) -> BuildResult:
     return BuildResult(root, manifest, report, manifest["exit_code"])
 
 
-def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
-    """Re-run every compiled target of an existing build against its golden vectors and gates."""
+@dataclass(frozen=True)
+class OpenedBuild:
+    """An existing build, read from its manifest and checked: references unchanged, artifacts present."""
+
+    root: Path
+    manifest: dict[str, Any]
+    compiled: dict[str, CompiledArtifact]
+    quantized: dict[str, QuantizedModel]
+    previous: ValidationReport
+    base: FloatModel  # the model targets were built from (the pruned one when pruned)
+    base_dir: Path
+    golden: GoldenSet
+    quant_golden: dict[str, GoldenSet]
+    modified: dict[str, tuple[str, ...]]  # target -> its artifact files that changed after the compile
+
+    def profile(self, name: str) -> TargetProfile:
+        return build(TargetProfile, self.manifest["targets"][name]["profile"], str(self.root / "manifest.json"))
+
+    def family(self, name: str) -> str | None:
+        family: str | None = self.manifest["targets"][name].get("quant_family")
+        return family
+
+    def target_golden(self, name: str) -> GoldenSet:
+        family = self.family(name)
+        return self.quant_golden[family] if family else self.golden
+
+    def settings(self, name: str, cli_layer: Layer | None = None) -> Settings:
+        layers = [Layer("manifest.json", self.manifest["settings"]["targets"][name])]
+        return merge_settings([*layers, cli_layer] if cli_layer else layers)
+
+
+def open_build(root: Path) -> OpenedBuild:
+    """Read and check a build directory for ``edgekit validate`` and hardware-in-the-loop runs.
+
+    A changed reference (weights, golden vectors, exported graphs) is refused; a changed compiled artifact is
+    recorded in ``modified`` and examined as it is.
+    """
     manifest = read_manifest(root)
     where = str(root / "manifest.json")
     try:
@@ -505,33 +548,40 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
             modified[stage.directory.removeprefix("targets/")] = tuple(str(p.relative_to(root)) for p in changed)
     pruned = artifacts.get("pruned")
     base = build(FloatModel, pruned, where) if pruned else float_model
-    golden = _golden(base, root / ("pruned" if pruned else "float"), manifest["model"]["metric"])
+    base_dir = root / ("pruned" if pruned else "float")
+    golden = _golden(base, base_dir, manifest["model"]["metric"])
     quant_golden = {f: _quant_golden(golden, root, q) for f, q in quantized.items()}
+    return OpenedBuild(root, manifest, compiled, quantized, old, base, base_dir, golden, quant_golden, modified)
+
+
+def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
+    """Re-run every compiled target of an existing build against its golden vectors and gates."""
+    opened = open_build(root)
+    manifest, old, modified = opened.manifest, opened.previous, opened.modified
+    where = str(root / "manifest.json")
     cli_layer = parse_set_flags(overrides)
     results = []
     for name, entry in manifest["targets"].items():
-        profile = build(TargetProfile, entry["profile"], where)
+        profile = opened.profile(name)
         previous = [t for t in old.targets if t.target == name or t.target.startswith(f"{name} [")]
-        if name not in compiled:
+        if name not in opened.compiled:
             results.extend(previous)
             continue
-        settings = merge_settings([Layer("manifest.json", manifest["settings"]["targets"][name]), cli_layer])
+        settings = opened.settings(name, cli_layer)
         reason = get_backend(profile.backend).unavailable_reason()
         if reason:
             results.append(skipped_result(name, profile.backend, "unavailable", reason, 3))
             continue
-        family = entry.get("quant_family")
+        family = opened.family(name)
         if name in modified:
             say(f"[validate] {name}: WARNING: changed since compile ({', '.join(modified[name])}); validating it as is")
         else:
             say(f"[validate] {name}")
         graph = build(ExportedGraph, entry["graph"], where)
-        target_golden = quant_golden[family] if family else golden
-        quant_model = quantized[family] if family else None
-        base_dir = root / ("pruned" if pruned else "float")
+        quant_model = opened.quantized[family] if family else None
         checked = _check_target(
-            profile, settings, compiled[name], root, target_golden, old.reference.metric,
-            graph, quant_model, base, base_dir,
+            profile, settings, opened.compiled[name], root, opened.target_golden(name), old.reference.metric,
+            graph, quant_model, opened.base, opened.base_dir,
         )  # fmt: skip
         results.extend(replace(r, modified=modified.get(name, ())) for r in checked)
     report = replace(old, targets=tuple(results))

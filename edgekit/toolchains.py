@@ -45,7 +45,12 @@ _PROGRAMS = [
 
 _PACKAGES = [
     ("onnxruntime", "onnxruntime", "cpu-onnxruntime target", "pip install onnxruntime"),
-    ("torch", "torch", "training, float reference, export", "pip install torch==2.13.0"),
+    (
+        "torch",
+        "torch",
+        "training, float reference, export",
+        "pip install 'edgekit[train]' (torch==2.13.0, the CPU wheel)",
+    ),
     ("brevitas", "brevitas", "quantization-aware training and PTQ (issue #3)", "pip install 'edgekit[quant]'"),
     ("qonnx", "qonnx", "QONNX export and cleanup for FPGA flows", "pip install 'edgekit[quant]'"),
     ("hls4ml", "hls4ml", "fpga-* targets through hls4ml", "pip install 'edgekit[fpga]'"),

@@ -282,6 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if err.hint:
             print(f"  hint: {err.hint}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as err:
+        if err.name not in ("torch", "sklearn", "torchvision"):
+            raise
+        print(f"edgekit: error: edgekit {args.command} needs the training part ({err.name} is not installed)",
+              file=sys.stderr)  # fmt: skip
+        print("  hint: pip install 'edgekit[train]' (the base install is the runtime a device needs)", file=sys.stderr)
+        return 3
     except BrokenPipeError:  # output piped into head and the like
         sys.stderr.close()
         return 0

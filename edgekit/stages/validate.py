@@ -37,6 +37,7 @@ __all__ = [
     "ValidationReport",
     "evaluate_runner",
     "reference_from_outputs",
+    "score_outputs",
     "skipped_result",
 ]
 
@@ -211,7 +212,25 @@ def evaluate_runner(
         measure_latency(runner, sample, b, settings.latency)
         for b in bar(settings.latency.batch_sizes, desc=f"latency {target}", unit="batch size")
     )
-    result = replace(_scored(target, backend, runner.description, outputs, golden), latency=latency)
+    return score_outputs(target, backend, runner.description, outputs, latency, golden, settings, reference_metric,
+                         resources)  # fmt: skip
+
+
+def score_outputs(
+    target: str,
+    backend: str,
+    runner: str,
+    outputs: np.ndarray,
+    latency: tuple[LatencyStat, ...],
+    golden: GoldenSet,
+    settings: Settings,
+    reference_metric: float | None,
+    resources: tuple[Mapping[str, float], str] | None = None,
+) -> TargetResult:
+    """Metrics, agreement and gates of outputs computed elsewhere (by a runner here, or on a device)."""
+    if outputs.shape != golden.float_outputs.shape:
+        raise ValueError(f"{target} returned outputs of shape {outputs.shape}, expected {golden.float_outputs.shape}")
+    result = replace(_scored(target, backend, runner, outputs, golden), latency=latency)
     if resources is not None:
         result = replace(result, resources=dict(resources[0]), resource_source=resources[1])
     if golden.quant_outputs is not None:
