@@ -18,7 +18,9 @@ __all__ = [
     "metric_drop",
     "mse",
     "psnr",
+    "reconstruction_metrics",
     "roc_auc_ovr",
+    "signal_recovered",
     "task_metric",
     "top1_agreement",
 ]
@@ -67,6 +69,26 @@ def psnr(outputs: np.ndarray, targets: np.ndarray) -> float:
     if peak == 0:
         return -math.inf
     return 10.0 * math.log10(peak * peak / error)
+
+
+def signal_recovered(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Of the voxels that carry signal in the targets (non-zero), the fraction the reconstruction keeps.
+
+    Zero-suppressed targets are either 0 or at least the suppression threshold; a voxel is kept when its
+    reconstruction reaches half the smallest non-zero target (it would survive a suppression at that level).
+    """
+    t = targets.astype(np.float64).reshape(outputs.shape)
+    signal = t > 0
+    if not signal.any():
+        return math.nan
+    level = 0.5 * float(t[signal].min())
+    return float(np.mean(outputs[signal] >= level))
+
+
+def reconstruction_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Every reconstruction measure edgekit reports, by name."""
+    return {"mse": mse(outputs, targets), "psnr": psnr(outputs, targets),
+            "signal_recovered": signal_recovered(outputs, targets)}  # fmt: skip
 
 
 def higher_is_better(name: str) -> bool:

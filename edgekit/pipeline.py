@@ -27,6 +27,7 @@ from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
 from edgekit.planning import check_pruning, check_synthesis, plan_quantization_for, plan_target
 from edgekit.progress import say
+from edgekit.reconstruction import compression_summary
 from edgekit.report import write_report
 from edgekit.report_html import write_html_report
 from edgekit.schema import build, to_plain
@@ -415,7 +416,8 @@ def compile_model(request: CompileRequest) -> BuildResult:
     say("[validate] against the float reference" + (" and the quantized reference" if quantized else ""))
     validate_started = time.perf_counter()
     golden_float = _golden(float_model, root / "float", spec.recipe.metric)
-    torch_runner = TorchRunner(load_float_model(float_model, root / "float"))
+    float_module = load_float_model(float_model, root / "float")
+    torch_runner = TorchRunner(float_module)
     reference = evaluate_runner("float reference", "torch", torch_runner, golden_float, settings, None)
     golden, quant_golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
     beside: dict[str, list[TargetResult]] = {}  # emulators a backend validates beside the target's own
@@ -446,7 +448,9 @@ def compile_model(request: CompileRequest) -> BuildResult:
             "input_shape": list(spec.recipe.input_shape),
             "classes": list(float_model.classes),
             "metric": spec.recipe.metric,
+            "task": spec.recipe.task,
             "n_parameters": float_model.n_parameters,
+            "compression": compression_summary(spec.recipe, float_module, quantized),
         },
         "environment": environment(),
         "settings": {

@@ -42,11 +42,15 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
 
 
 def results_table(report: ValidationReport) -> str:
-    with_accuracy = report.metric_name != "accuracy"
+    """One row per reference and target: task metric(s), agreement with float and quantized references."""
+    reconstruction = any(t.reconstruction for t in (report.reference, *report.targets))
     with_quant = any(t.quant_family for t in report.targets)
-    header = ["target", "status", report.metric_name, "max|diff| vs float", "top-1 agree"]
-    if with_accuracy:
-        header.insert(3, "accuracy")
+    if reconstruction:
+        header = ["target", "status", "mse", "psnr (dB)", "signal kept", "max|diff| vs float"]
+    else:
+        header = ["target", "status", report.metric_name, "max|diff| vs float", "top-1 agree"]
+        if report.metric_name != "accuracy":
+            header.insert(3, "accuracy")
     if with_quant:
         header.append("max|diff| vs quantized")
     header.append("samples")
@@ -58,23 +62,33 @@ def results_table(report: ValidationReport) -> str:
             rows.append([result.target, _status(result, is_ref)] + ["-"] * (len(header) - 2))
             continue
         is_float = result is report.reference
-        row = [
-            result.target,
-            _status(result, is_ref),
-            _num(result.metric, ".4f"),
-            "-" if is_float else _num(result.max_abs_diff_vs_float, ".2e"),
-            "-" if is_float else f"{result.top1_agreement * 100:.2f}%",
-        ]
-        if with_accuracy:
-            row.insert(3, _num(result.accuracy, ".4f"))
+        vs_float = "-" if is_float else _num(result.max_abs_diff_vs_float, ".2e")
+        if reconstruction:
+            r = result.reconstruction
+            nan = math.nan
+            row = [result.target, _status(result, is_ref), _num(r.get("mse", nan), ".3e"),
+                   _num(r.get("psnr", nan), ".2f"), _pct(r.get("signal_recovered", nan)), vs_float]  # fmt: skip
+        else:
+            row = [result.target, _status(result, is_ref), _num(result.metric, ".4f"), vs_float,
+                   "-" if is_float else _pct(result.top1_agreement)]  # fmt: skip
+            if report.metric_name != "accuracy":
+                row.insert(3, _num(result.accuracy, ".4f"))
         if with_quant:
-            quant = "-"
-            if result.quant_family and not is_ref:
-                quant = quant_diff(result)
-            row.append(quant)
+            row.append(quant_diff(result) if result.quant_family and not is_ref else "-")
         row.append(str(result.n_samples))
         rows.append(row)
     return _table(header, rows, right=set(range(2, len(header))))
+
+
+def _compression_lines(summary: dict[str, Any] | None) -> list[str]:
+    from edgekit.reconstruction import describe
+
+    lines = describe(summary or {})
+    return ["## Compression", "", "```", *lines, "```", ""] if lines else []
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value * 100:.2f}%"
 
 
 def quant_diff(result: TargetResult) -> str:
@@ -330,6 +344,7 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
         results_table(report),
         "```",
         "",
+        *_compression_lines(model.get("compression")),
         "## Latency",
         "",
         "Each row: warm-up, then timed calls of one batch; percentiles over the timed calls.",

@@ -44,8 +44,11 @@ def fit(
     else:
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(n_epochs, 1))
-    loss_fn = nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(np.asarray(y))
+    # integer labels: a classifier; float targets (a reconstruction): mean squared error
+    targets = np.asarray(y)
+    loss_fn: nn.Module = nn.CrossEntropyLoss() if np.issubdtype(targets.dtype, np.integer) else nn.MSELoss()
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    yt = torch.from_numpy(targets if np.issubdtype(targets.dtype, np.integer) else targets.astype(np.float32))
     history: list[dict[str, float]] = []
     for epoch in bar(range(n_epochs), desc=desc, total=n_epochs, unit="epoch"):
         model.train()

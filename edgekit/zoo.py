@@ -48,8 +48,12 @@ class Recipe:
     model: str
     data: str
     input_shape: tuple[int, ...] = field(metadata={"min": 1})
-    metric: Literal["accuracy", "roc_auc"] = "accuracy"
-    task: Literal["classification"] = "classification"
+    metric: Literal["accuracy", "roc_auc", "mse", "psnr"] = "accuracy"
+    # classification: class scores against integer labels; reconstruction: outputs against target arrays
+    # (an autoencoder's own input), trained with a mean squared error
+    task: Literal["classification", "reconstruction"] = "classification"
+    latent_layer: str = ""  # reconstruction: the layer whose output is the compressed representation
+    readout_bits: int = field(default=0, metadata={"min": 0, "max": 64})  # bits per input value as read out
     default_targets: tuple[str, ...] = ("cpu-onnxruntime",)
     train: Mapping[str, Any] = field(default_factory=dict)
     export: Mapping[str, Any] = field(default_factory=dict)
@@ -117,6 +121,12 @@ def load_recipe(path: Path) -> Recipe:
         if reserved in data:
             raise ConfigError(f"{source}: {reserved!r} is set by edgekit, remove it from the recipe")
     recipe = build(Recipe, data, source)
+    classifier_metric = recipe.metric in ("accuracy", "roc_auc")
+    if classifier_metric != (recipe.task == "classification"):
+        raise ConfigError(
+            f"{source}: metric {recipe.metric!r} does not fit task {recipe.task!r}",
+            hint="classification takes accuracy or roc_auc; reconstruction takes mse or psnr",
+        )
     layers = recipe.settings_layers(tiny=False)
     check_table(Settings, layers[0].table, source)
     check_table(Settings, to_plain(recipe.tiny), source, "tiny")

@@ -84,6 +84,26 @@ def _input_precision(model: Any) -> str:
     return f"fixed<{INPUT_INTEGER_BITS + fraction_bits},{INPUT_INTEGER_BITS},TRN,SAT>"
 
 
+SMALLEST_ACTIVATION_SCALE = 2.0**-24  # an activation quantizer finer than this saw (almost) only zeros
+
+
+def _check_activation_scales(model: Any) -> None:
+    """Refuse an activation quantizer whose scale collapsed: its layer never fired on the calibration data."""
+    initializers = {i.name for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Quant" or node.input[0] in initializers:
+            continue  # weights and biases are quantized from initializers
+        scale = model.get_initializer(node.input[1])
+        if scale is not None and 0 < float(np.max(scale)) < SMALLEST_ACTIVATION_SCALE:
+            producer = next((n for n in model.graph.node if node.input[0] in n.output), None)
+            after = f" after {producer.name} ({producer.op_type})" if producer is not None else ""
+            raise ConfigError(
+                f"the activation quantizer {node.name}{after} has scale {float(np.max(scale)):.3g}: that layer's "
+                "output was (almost) always zero on the calibration data, so hls4ml cannot size its fixed-point types",
+                hint="train longer or wider (a dead ReLU), or check the data",
+            )
+
+
 class HlsEmulatorRunner:
     clock = "wall clock of the C++ emulation on the host CPU (not FPGA latency: see the estimates)"
 
@@ -221,6 +241,7 @@ class Hls4mlBackend:
         from qonnx.core.modelwrapper import ModelWrapper
 
         model = ModelWrapper(str(path))
+        _check_activation_scales(model)
         config = self._config(model, target)
         hls_model = _hls4ml().converters.convert_from_onnx_model(model, hls_config=config, **common)
         channels_last = len(model.get_tensor_shape(model.graph.input[0].name)) > 2

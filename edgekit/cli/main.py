@@ -155,16 +155,20 @@ def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
             }
         )
         return int(result.exit_code)
+    from edgekit.reconstruction import describe
+
     print()
     print(results_table(result.report))
+    for line in describe(result.manifest["model"].get("compression") or {}):
+        print(line)
     print()
     print(latency_table(result.report))
     print()
     for line in problems(result.report):
         print(line)
-    verdict = {0: "all gates passed", 1: "a validation gate failed", 3: "a backend is unavailable"}.get(
-        result.exit_code, "a toolchain failed"
-    )
+    verdicts = {0: "all gates passed", 1: "a validation gate failed", 2: "an artifact could not be read",
+                3: "a backend is unavailable"}  # fmt: skip
+    verdict = verdicts.get(result.exit_code, "a toolchain failed")
     print(f"{verdict} (exit code {result.exit_code}) in {wall_s:.1f} s; report: {result.build_dir / 'report.md'}")
     return int(result.exit_code)
 

@@ -25,6 +25,7 @@ from edgekit.precision import QuantPlan
 from edgekit.progress import bar, say
 from edgekit.schema import to_plain
 from edgekit.sparsity import apply_masks, remove_masks, zero_masks
+from edgekit.stages.train import training_targets
 from edgekit.torch_model import load_float_model
 from edgekit.training import batched_outputs, fit, seed_everything
 from edgekit.zoo import ModelSpec
@@ -60,7 +61,7 @@ def quantize_model(
     cfg = settings.quant
     data = load_data(spec, settings)
     x_train = np.ascontiguousarray(data["x_train"], dtype=np.float32)
-    y_train = np.asarray(data["y_train"], dtype=np.int64)
+    y_train = training_targets(spec.recipe.task, data["y_train"])
     seed_everything(settings.train.seed)
     order = np.random.default_rng(settings.train.seed).permutation(len(x_train))
     x_cal = x_train[order[: cfg.calibration_samples]]

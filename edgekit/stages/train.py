@@ -20,12 +20,19 @@ from edgekit.torch_model import instantiate
 from edgekit.training import batched_outputs, fit, seed_everything
 from edgekit.zoo import ModelSpec
 
-__all__ = ["TRAINER", "train_float_model"]
+__all__ = ["TRAINER", "train_float_model", "training_targets"]
 
 TRAINER = f"edgekit float trainer, torch {torch.__version__}"
 
 
-def _check_model(model: nn.Module, spec: ModelSpec, x: np.ndarray, n_classes: int) -> None:
+def training_targets(task: str, y: object) -> np.ndarray:
+    """Class indices (int64) for a classifier, float32 target arrays for a reconstruction."""
+    if task == "classification":
+        return np.asarray(y, dtype=np.int64)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _check_model(model: nn.Module, spec: ModelSpec, x: np.ndarray, per_sample: tuple[int, ...], why: str) -> None:
     try:
         with torch.no_grad():
             out = model(torch.from_numpy(x[:2]))
@@ -35,9 +42,9 @@ def _check_model(model: nn.Module, spec: ModelSpec, x: np.ndarray, n_classes: in
             f"(recipe input_shape): {str(err).splitlines()[0]}",
             hint=f"make input_shape in {spec.recipe.source} match the model's first layer",
         ) from err
-    if out.ndim != 2 or out.shape[1] != n_classes:
+    if tuple(out.shape[1:]) != per_sample:
         raise InputError(
-            f"model {spec.name!r} outputs shape {tuple(out.shape[1:])} per sample; its data has {n_classes} classes",
+            f"model {spec.name!r} outputs shape {tuple(out.shape[1:])} per sample, not {per_sample}: {why}"
         )
 
 
@@ -46,17 +53,24 @@ def train_float_model(spec: ModelSpec, source: ModelSource, settings: Settings, 
     started = time.perf_counter()
     data = load_data(spec, settings)
     x_train = np.ascontiguousarray(data["x_train"], dtype=np.float32)
-    y_train = np.asarray(data["y_train"], dtype=np.int64)
+    y_train = training_targets(spec.recipe.task, data["y_train"])
     x_test = np.ascontiguousarray(data["x_test"], dtype=np.float32)
-    y_test = np.asarray(data["y_test"], dtype=np.int64)
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    classes = tuple(str(c) for c in data.get("classes", range(n_classes)))
-    if len(classes) < n_classes:
-        raise InputError(f"data loader {spec.recipe.data!r} names {len(classes)} classes but labels reach {n_classes}")
-
+    y_test = training_targets(spec.recipe.task, data["y_test"])
     seed_everything(settings.train.seed)
     model = instantiate(source)
-    _check_model(model, spec, x_train, len(classes))
+    if spec.recipe.task == "classification":
+        n_classes = int(max(y_train.max(), y_test.max())) + 1
+        classes = tuple(str(c) for c in data.get("classes", range(n_classes)))
+        if len(classes) < n_classes:
+            raise InputError(
+                f"data loader {spec.recipe.data!r} names {len(classes)} classes but labels reach {n_classes}"
+            )
+        _check_model(model, spec, x_train, (len(classes),), "its data has that many classes")
+    else:
+        classes = ()
+        if y_train.shape[0] != x_train.shape[0] or y_train.shape[1:] != y_test.shape[1:]:
+            raise InputError(f"data loader {spec.recipe.data!r}: targets {y_train.shape} do not pair with inputs")
+        _check_model(model, spec, x_train, tuple(y_train.shape[1:]), "its data's targets have that shape")
     history = fit(model, x_train, y_train, settings.train, desc=f"train {spec.name}")
     outputs = batched_outputs(model, x_test)
     metric_name = spec.recipe.metric

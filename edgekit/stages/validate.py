@@ -23,6 +23,7 @@ from edgekit.metrics import (
     max_lsb_diff,
     mean_abs_diff,
     metric_drop,
+    reconstruction_metrics,
     task_metric,
     top1_agreement,
 )
@@ -102,6 +103,7 @@ class TargetResult:
     metric_name: str = ""
     metric: float = math.nan
     accuracy: float = math.nan
+    reconstruction: Mapping[str, float] = field(default_factory=dict)  # mse, psnr, signal_recovered
     max_abs_diff_vs_float: float = math.nan
     mean_abs_diff_vs_float: float = math.nan
     top1_agreement: float = math.nan
@@ -273,4 +275,5 @@ def _scored(target: str, backend: str, runner: str, outputs: np.ndarray, golden:
         max_abs_diff_vs_float=max_abs_diff(outputs, golden.float_outputs),
         mean_abs_diff_vs_float=mean_abs_diff(outputs, golden.float_outputs),
         top1_agreement=top1_agreement(outputs, golden.float_outputs) if classes else math.nan,
+        reconstruction={} if classes else reconstruction_metrics(outputs, golden.labels),
     )

@@ -270,3 +270,24 @@ def test_a_layer_hls4ml_cannot_take_is_a_clear_toolchain_error(tmp_path: Path, m
     assert fpga.status == "failed" and "hls4ml could not convert the model for fpga-xcvu13p" in fpga.reason
     assert result.exit_code == 4 and cpu.status == "ok"
     assert not (result.build_dir / "targets" / "fpga-xcvu13p").exists()
+
+
+def test_a_collapsed_activation_scale_is_refused_by_name(jet_fpga: BuildResult, tmp_path: Path) -> None:
+    """A ReLU that never fired on the calibration data leaves a ~0 scale; hls4ml would fail with an IndexError."""
+    import onnx
+    from onnx import numpy_helper
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from edgekit.backends.hls4ml import _check_activation_scales
+    from edgekit.errors import ConfigError
+
+    model = onnx.load(str(jet_fpga.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    _check_activation_scales(ModelWrapper(model))  # the real build passes
+    relu = next(n for n in model.graph.node if n.op_type == "Relu")
+    quant = next(n for n in model.graph.node if n.op_type == "Quant" and n.input[0] == relu.output[0])
+    scale = next(i for i in model.graph.initializer if i.name == quant.input[1])
+    scale.CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(scale), 1e-10), scale.name))
+    with pytest.raises(
+        ConfigError, match=rf"activation quantizer {quant.name} after {relu.name} \(Relu\) has scale 1e-10"
+    ):
+        _check_activation_scales(ModelWrapper(model))
