@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgekit-installed
 
-.PHONY: demo test lint pytest bench clean
+.PHONY: demo test lint pytest bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_hls4ml.py
 	$(BIN)/python bench/bench_rtl.py
 	$(BIN)/python bench/bench_validate.py
+
+# Run the notebooks at full size and refresh the figures the README shows (docs/figures/).
+notebooks: $(STAMP)
+	for nb in notebooks/*.ipynb; do \
+		EDGEKIT_NOTEBOOK_FIGURES=docs/figures $(BIN)/jupyter-execute --timeout=-1 "$$nb" || exit 1; \
+	done
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
