@@ -27,6 +27,7 @@ from edgekit.brevitas_model import load_quant_model
 from edgekit.config import ExportSettings
 from edgekit.errors import ToolchainError
 from edgekit.metrics import max_abs_diff
+from edgekit.progress import say
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -47,6 +48,7 @@ __all__ = ["QUANT_EXPORTER", "export_quantized"]
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 QUANT_EXPORTER = "brevitas export_onnx_qcdq / export_qonnx (TorchScript, dynamo=False), qonnx cleanup"
+QCDQ_MAX_BITS = 8
 CHECK_SAMPLES = 4096  # enough for the ">= 1000 held-out samples" exactness claim, quick in qonnx's executor
 
 
@@ -120,20 +122,15 @@ def export_quantized(
     golden = np.load(float_root / float_model.golden_inputs)[:CHECK_SAMPLES]
     reference = np.load(quant_root / quantized.golden_quant_outputs)[:CHECK_SAMPLES]
     spatial = len(float_model.input_shape) > 1
+    # QCDQ carries 8-bit integers at most (QuantizeLinear's int8/uint8): wider models export QONNX only,
+    # which is what the fixed-point (FPGA) targets compile anyway.
+    widest = max(max(lp.weight_bits or 0, lp.activation_bits) for lp in quantized.plan.layers)
+    with_qcdq = widest <= QCDQ_MAX_BITS
+    if not with_qcdq:
+        say(f"  {quantized.family}: {widest}-bit layers have no QCDQ form (at most {QCDQ_MAX_BITS} bits): QONNX only")
     try:
-        _quiet_export(
-            export_onnx_qcdq,
-            model,
-            example,
-            export_path=str(out_dir / "model.qcdq.onnx"),
-            dynamo=False,
-            opset_version=cfg.opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        )
-        qcdq = onnx.load(str(out_dir / "model.qcdq.onnx"))
-        onnx.checker.check_model(qcdq, full_check=True)
+        if with_qcdq:
+            _export_qcdq(model, example, out_dir, cfg)
         _quiet_export(export_qonnx, model, example, export_path=str(out_dir / "model.qonnx.onnx"), dynamo=False)
         raw = cleanup_model(ModelWrapper(str(out_dir / "model.qonnx.onnx")))
         clean = _clean_for_fpga(out_dir / "model.qonnx.onnx", out_dir / "model.qonnx.clean.onnx", spatial)
@@ -145,10 +142,12 @@ def export_quantized(
 
     channels_last = np.moveaxis(golden, 1, -1) if spatial else golden
     diffs = {
-        "qcdq": _max_diff(_execute(ModelWrapper(qcdq), golden, "QCDQ"), reference),
         "qonnx": _max_diff(_execute(raw, golden, "QONNX"), reference),
         "qonnx-clean": _max_diff(_execute(clean, np.ascontiguousarray(channels_last), "clean QONNX"), reference),
     }
+    if with_qcdq:
+        qcdq = ModelWrapper(str(out_dir / "model.qcdq.onnx"))
+        diffs = {"qcdq": _max_diff(_execute(qcdq, golden, "QCDQ"), reference), **diffs}
     if quantized.plan.scale_type == "power_of_two" and any(d != 0.0 for d in diffs.values()):
         raise ToolchainError(
             f"an exported graph of the {quantized.family} model does not compute what brevitas computes "
@@ -156,11 +155,27 @@ def export_quantized(
             hint="with power-of-two scales every format must be exact; this is an exporter bug, please report it",
         )
     graphs = (
-        ExportedGraph("model.qcdq.onnx", "qcdq", INPUT_NAME, OUTPUT_NAME, cfg.opset, QUANT_EXPORTER),
+        *((ExportedGraph("model.qcdq.onnx", "qcdq", INPUT_NAME, OUTPUT_NAME, cfg.opset, QUANT_EXPORTER),)
+          if with_qcdq else ()),
         _graph_of(raw, "model.qonnx.onnx", "qonnx", cfg.opset),
         _graph_of(clean, "model.qonnx.clean.onnx", "qonnx-clean", cfg.opset),
-    )
+    )  # fmt: skip
     return QuantExport(quantized.family, graphs, diffs, len(golden))
+
+
+def _export_qcdq(model: nn.Module, example: torch.Tensor, out_dir: Path, cfg: ExportSettings) -> None:
+    _quiet_export(
+        export_onnx_qcdq,
+        model,
+        example,
+        export_path=str(out_dir / "model.qcdq.onnx"),
+        dynamo=False,
+        opset_version=cfg.opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+    )
+    onnx.checker.check_model(onnx.load(str(out_dir / "model.qcdq.onnx")), full_check=True)
 
 
 def _graph_of(model: ModelWrapper, path: str, fmt: str, opset: int) -> ExportedGraph:

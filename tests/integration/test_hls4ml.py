@@ -291,3 +291,16 @@ def test_a_collapsed_activation_scale_is_refused_by_name(jet_fpga: BuildResult, 
         ConfigError, match=rf"activation quantizer {quant.name} after {relu.name} \(Relu\) has scale 1e-10"
     ):
         _check_activation_scales(ModelWrapper(model))
+
+
+def test_wider_than_8_bits_exports_qonnx_only_and_stays_exact(tmp_path: Path) -> None:
+    """QCDQ holds 8-bit integers at most: a 12-bit model skips it and the FPGA target still matches brevitas."""
+    result = compile_model(
+        CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True, quant="w12a12")
+    )
+    (fpga,) = result.report.targets
+    assert fpga.status == "ok" and fpga.max_abs_diff_vs_quantized == 0.0
+    formats = [g["format"] for g in result.manifest["artifacts"]["quant_exports"]["fixed"]["graphs"]]
+    assert formats == ["qonnx", "qonnx-clean"] and not (tmp_path / "b" / "export-fixed" / "model.qcdq.onnx").exists()
+    est = result.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]["estimate"]
+    assert est["dsp"] > 0  # 12-bit products go to DSP slices in the estimate
