@@ -31,11 +31,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_hls4ml.py
 	$(BIN)/python bench/bench_rtl.py
 	$(BIN)/python bench/bench_validate.py
+	$(BIN)/python bench/bench_sweep.py
 
 # Run the notebooks at full size and refresh the figures the README shows (docs/figures/).
 notebooks: $(STAMP)
 	for nb in notebooks/*.ipynb; do \
-		EDGEKIT_NOTEBOOK_FIGURES=docs/figures $(BIN)/jupyter-execute --timeout=-1 "$$nb" || exit 1; \
+		EDGEKIT_NOTEBOOK_FIGURES=$(CURDIR)/docs/figures EDGEKIT_NOTEBOOK_OUT=$(CURDIR)/build/notebooks $(BIN)/jupyter-execute --timeout=-1 "$$nb" || exit 1; \
 	done
 
 clean:

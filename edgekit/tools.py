@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -74,3 +75,14 @@ def program_version(path: str, flag: str, label: str) -> str:
     out = run_tool([path, flag], cwd=Path.cwd(), timeout_s=30, name=f"{Path(path).name} {flag}").output
     match = re.search(rf"{label}\s+(\d+\.\d+)", out)
     return match.group(1) if match else out.strip()[:40]
+
+
+CPUS_ENV = "EDGEKIT_CPUS"
+
+
+def available_cpus() -> int:
+    """The cores this process may use: ``EDGEKIT_CPUS`` when a scheduler (a sweep worker) set it, else all."""
+    value = os.environ.get(CPUS_ENV, "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return os.cpu_count() or 1

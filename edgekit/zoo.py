@@ -66,6 +66,7 @@ class Recipe:
     model_options: Mapping[str, Any] = field(default_factory=dict)
     data_options: Mapping[str, Any] = field(default_factory=dict)
     tiny: Mapping[str, Any] = field(default_factory=dict)
+    sweep: Mapping[str, Any] = field(default_factory=dict)  # edgekit sweep's default grid and targets
     folder: str = ""
     source: str = ""
     content_sha256: str = ""

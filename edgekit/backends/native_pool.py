@@ -10,7 +10,6 @@ between the workers, one core each. This module imports nothing heavier than num
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ToolchainError
+from edgekit.tools import available_cpus
 
 __all__ = ["NativePool", "run_isolated"]
 
@@ -41,7 +41,7 @@ class NativePool:
         workers: int | None = None,
         split_from: int = 32,
     ) -> None:
-        self.workers = workers or max(1, min(os.cpu_count() or 1, 8))
+        self.workers = workers or max(1, min(available_cpus(), 8))
         self._library = library
         self._work = work
         self._n_in = n_in

@@ -27,7 +27,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import shutil
 import time
 import warnings
@@ -44,7 +43,7 @@ from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, Toolch
 from edgekit.progress import say
 from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
-from edgekit.tools import require_program
+from edgekit.tools import available_cpus, require_program
 
 __all__ = ["RtlBackend", "RtlOptions", "trace_logic"]
 
@@ -315,7 +314,7 @@ class RtlBackend:
             library = synthesis = None
             if options.emulation == "verilator":
                 say(f"  {target.name}: Verilator model of the RTL (log: targets/{target.name}/verilator.log)")
-                jobs = os.cpu_count() or 2
+                jobs = available_cpus()
                 library = pool.submit(build_library, project, TOP, jobs, out_dir, options.build_timeout_s)
             if options.synthesis:
                 say(f"  {target.name}: yosys synth_xilinx (log: targets/{target.name}/yosys/yosys.log)")
@@ -352,7 +351,7 @@ class RtlBackend:
 
             # CombLogic.predict re-encodes the logic on every call (9 ms for the jet tagger): encode it once.
             binary = CombLogic.load(project / "model" / "comb.json").to_binary()
-            threads = options.emulation_workers or (os.cpu_count() or 1)
+            threads = options.emulation_workers or available_cpus()
 
             def interpret(q: np.ndarray) -> np.ndarray:
                 result: np.ndarray = dais_interp_run(binary, q, threads if len(q) >= 1024 else 1)

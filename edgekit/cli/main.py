@@ -93,6 +93,34 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     _add_output_flags(v)
 
+    s = sub.add_parser(
+        "sweep",
+        help="build and validate every point of a grid (bits, sparsity, reuse) on Ray",
+        description="Every point runs the normal pipeline into SWEEP/points/NAME; finished points are reused, "
+        "so a repeated or interrupted sweep runs only what is missing. Results: results.csv, results.parquet, "
+        "sweep.md and sweep.html in the sweep folder.",
+        epilog=EPILOG,
+    )
+    s.add_argument("model", metavar="MODEL", help="zoo model name, model folder, or module:factory")
+    s.add_argument(
+        "--grid",
+        nargs="+",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="weight_bits, act_bits, sparsity, reuse; e.g. --grid weight_bits=4,6,8 sparsity=0,0.5 "
+        "(default: the recipe's [sweep] grid)",
+    )
+    s.add_argument("-t", "--target", action="append", default=[], metavar="TARGET", help="repeatable")
+    s.add_argument("-o", "--out", type=Path, help="sweep folder (default: build/sweep-MODEL)")
+    s.add_argument("--recipe", help="recipe for a module:factory model")
+    s.add_argument("--tiny", action="store_true", help="the recipe's tiny variant at every point")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    s.add_argument("--address", help="join an existing Ray cluster (default: a local one on 127.0.0.1)")
+    s.add_argument("--workers", type=int, help="local Ray workers (default: every core)")
+    s.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    s.add_argument("--best", metavar="CONDITIONS", help='pick a point, e.g. "accuracy>=0.74, lut<=20000"')
+    _add_output_flags(s)
+
     t = sub.add_parser("targets", help="list target profiles, or show one")
     t.add_argument("name", nargs="?", help="a profile name or TOML path to show in full")
     t.add_argument("--json", action="store_true")
@@ -258,9 +286,57 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from edgekit.sweep import (
+        SweepSpec,
+        best_point,
+        grid_from_recipe,
+        grid_points,
+        parse_grid,
+        print_progress_line,
+        rebuild_command,
+        run_sweep,
+    )
+    from edgekit.zoo import resolve_model
+
+    spec = resolve_model(args.model, args.recipe)
+    recipe_grid, recipe_targets = grid_from_recipe(spec.recipe.sweep)
+    grid = parse_grid(args.grid) if args.grid else recipe_grid
+    if not grid:
+        raise EdgekitError(
+            "nothing to sweep: no --grid and no [sweep] grid in the recipe",
+            hint="e.g. --grid weight_bits=4,6,8 sparsity=0,0.5",
+        )
+    targets = tuple(args.target) or recipe_targets or tuple(spec.recipe.default_targets)
+    root = args.out or Path("build") / f"sweep-{spec.name}"
+    sweep = SweepSpec(args.model, targets, str(root.resolve()), args.tiny, tuple(args.overrides), args.recipe,
+                      spec.code_sha256)  # fmt: skip
+    points = grid_points(grid)
+    quiet = args.quiet or args.json
+    progress = None if quiet else print_progress_line
+    result = run_sweep(sweep, points, address=args.address, workers=args.workers, retry_failed=args.retry_failed,
+                       on_progress=progress)  # fmt: skip
+    chosen = best_point(result.rows, args.best) if args.best else None
+    if args.json:
+        _print_json({"root": str(result.root), "ran": result.ran, "reused": result.reused, "failed": result.failed,
+                     "wall_s": result.wall_s, "files": result.files, "rows": result.rows,
+                     "best": chosen, "rebuild": rebuild_command(sweep, chosen) if chosen else None})  # fmt: skip
+    else:
+        print()
+        print((result.root / "sweep.md").read_text())
+        print(f"{len(points)} points: {result.ran} run now, {result.reused} reused, {result.failed} failed, "
+              f"in {result.wall_s:.1f} s on {result.workers} workers; results: {result.files.get('csv')}")  # fmt: skip
+        if chosen:
+            print(f"best for {args.best!r}: {chosen['point']} (accuracy {chosen.get('accuracy')}, "
+                  f"metric {chosen.get('metric')})")  # fmt: skip
+            print(f"rebuild it with:\n  {rebuild_command(sweep, chosen)}")
+    return 1 if result.failed else 0
+
+
 COMMANDS = {
     "compile": _cmd_compile,
     "validate": _cmd_validate,
+    "sweep": _cmd_sweep,
     "targets": _cmd_targets,
     "models": _cmd_models,
     "doctor": _cmd_doctor,

@@ -1,0 +1,520 @@
+"""Design-space sweeps: every point of a grid (bit widths, sparsity, reuse factor) built and validated, on Ray.
+
+Each point is an ordinary ``compile_model`` run into its own build folder under ``SWEEP/points/``, so it
+reuses the normal stage cache; a finished point leaves ``point.json`` (its settings, measured numbers and a
+key over everything that defines it), which is what lets a repeated or interrupted sweep skip finished
+points. Points run as Ray tasks: ``ray.init()`` on this machine by default (every port on 127.0.0.1), or
+an existing cluster with ``address``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError
+from edgekit.progress import say
+from edgekit.tools import CPUS_ENV
+
+__all__ = [
+    "GRID_KEYS",
+    "SweepPoint",
+    "SweepResult",
+    "SweepSpec",
+    "best_point",
+    "grid_points",
+    "pareto_front",
+    "parse_grid",
+    "run_sweep",
+]
+
+GRID_KEYS: dict[str, type] = {"weight_bits": int, "act_bits": int, "sparsity": float, "reuse": int}
+_ALIASES = {"activation_bits": "act_bits"}
+POINT_FILE = "point.json"
+POINT_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    weight_bits: int | None = None
+    act_bits: int | None = None
+    sparsity: float = 0.0
+    reuse: int | None = None
+
+    @property
+    def name(self) -> str:
+        parts = []
+        if self.weight_bits is not None or self.act_bits is not None:
+            parts.append(f"w{self.weight_bits or self.act_bits}a{self.act_bits or self.weight_bits}")
+        else:
+            parts.append("float")
+        parts.append(f"s{self.sparsity:g}")
+        if self.reuse is not None:
+            parts.append(f"r{self.reuse}")
+        return "-".join(parts)
+
+    @property
+    def quant(self) -> str | None:
+        if self.weight_bits is None and self.act_bits is None:
+            return None
+        return f"w{self.weight_bits or self.act_bits}a{self.act_bits or self.weight_bits}"
+
+    @property
+    def prune(self) -> str | None:
+        return None if self.sparsity == 0 else f"{self.sparsity:g}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What every point shares; plain data, sent to the Ray workers."""
+
+    model: str
+    targets: tuple[str, ...]
+    root: str
+    tiny: bool = False
+    overrides: tuple[str, ...] = ()
+    recipe: str | None = None
+    code_sha256: str = ""  # the model's code and recipe: a change invalidates every finished point
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+    """``["weight_bits=4,6,8", "sparsity=0,0.5"]`` -> ``{"weight_bits": (4, 6, 8), "sparsity": (0.0, 0.5)}``."""
+    grid: dict[str, tuple[Any, ...]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = _ALIASES.get(key.strip(), key.strip())
+        if not sep or key not in GRID_KEYS:
+            raise ConfigError(f"grid entry {item!r} is not KEY=V1,V2,...", hint=f"keys: {', '.join(GRID_KEYS)}")
+        kind = GRID_KEYS[key]
+        try:
+            parsed = tuple(kind(v) for v in values.split(",") if v.strip())
+        except ValueError as err:
+            raise ConfigError(f"grid entry {item!r}: {err}") from err
+        if not parsed:
+            raise ConfigError(f"grid entry {item!r} has no values")
+        if key == "sparsity" and not all(0 <= v < 1 for v in parsed):
+            raise ConfigError(f"grid entry {item!r}: a sparsity is a fraction in [0, 1)")
+        if key != "sparsity" and not all(v >= 1 for v in parsed):
+            raise ConfigError(f"grid entry {item!r}: values must be at least 1")
+        grid[key] = tuple(dict.fromkeys(parsed))
+    return grid
+
+
+def grid_from_recipe(table: Mapping[str, Any]) -> tuple[dict[str, tuple[Any, ...]], tuple[str, ...]]:
+    """A recipe's ``[sweep]``: ``grid = {weight_bits = [4, 6], ...}`` and ``targets = [...]``."""
+    unknown = set(table) - {"grid", "targets"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [sweep]: {', '.join(sorted(unknown))}", hint="allowed: grid, targets")
+    grid = table.get("grid", {})
+    items = [f"{k}={','.join(str(v) for v in (vs if isinstance(vs, list) else [vs]))}" for k, vs in grid.items()]
+    return parse_grid(items), tuple(table.get("targets", ()))
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[SweepPoint]:
+    keys = list(grid)
+    return [SweepPoint(**dict(zip(keys, combo, strict=True))) for combo in itertools.product(*grid.values())]
+
+
+def point_key(spec: SweepSpec, point: SweepPoint) -> str:
+    blob = json.dumps(
+        {"edgekit": __version__, "model": spec.model, "code": spec.code_sha256, "targets": spec.targets,
+         "tiny": spec.tiny, "overrides": spec.overrides, "recipe": spec.recipe, "point": asdict(point)},
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _target_variants(spec: SweepSpec, point: SweepPoint, folder: Path) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The targets to compile for this point: FPGA profiles get the point's reuse factor as a variant file."""
+    from edgekit.targets import load_target
+
+    targets, names = [], {}
+    for requested in spec.targets:
+        profile = load_target(requested)
+        if point.reuse is None or profile.family != "fpga" or profile.fpga is None:
+            targets.append(requested)
+            names[profile.name] = requested
+            continue
+        text = Path(profile.source).read_text()
+        variant = f"{profile.name}-r{point.reuse}"
+        text = re.sub(r'(?m)^name = ".*"$', f'name = "{variant}"', text, count=1)
+        text, n = re.subn(r"(?m)^reuse_factor = \d+$", f"reuse_factor = {point.reuse}", text, count=1)
+        if n != 1:
+            raise ConfigError(f"target {requested}: no reuse_factor line in {profile.source} to sweep")
+        path = folder / "profiles" / f"{variant}.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        targets.append(str(path))
+        names[variant] = requested
+    return tuple(targets), names
+
+
+def _summary(result: Any, point: SweepPoint, names: Mapping[str, str]) -> dict[str, Any]:
+    """The point's row: its settings, the compressed model's metric, and each target's numbers."""
+    report = result.report
+    model = report.extra_references[-1] if report.extra_references else report.reference
+    row: dict[str, Any] = {
+        "metric_name": report.metric_name,
+        "float_metric": report.reference.metric,
+        "metric": model.metric,  # the quantized (or pruned) model: what the bit-exact targets compute
+        "accuracy": model.accuracy,
+        "exit_code": result.exit_code,
+    }
+    for t in report.targets:
+        if "[" in t.target:
+            continue  # an emulator validated beside its target
+        base = names.get(t.target, t.target)
+        row[f"{base}.status"] = t.status if t.status != "ok" else ("pass" if t.passed else "fail")
+        row[f"{base}.metric"] = t.metric
+        for key, value in t.resources.items():
+            row[f"{base}.{key}"] = value
+        batch1 = t.latency_at(1)
+        if batch1 is not None and not t.resources:
+            row[f"{base}.p50_us"] = batch1.p50_us
+        if t.resources and not any(k in row for k in ("lut", "dsp")):  # the first FPGA target's, unprefixed
+            row.update({"lut": t.resources.get("lut"), "ff": t.resources.get("ff"), "dsp": t.resources.get("dsp"),
+                        "fpga_latency_ns": t.resources.get("latency_ns")})  # fmt: skip
+        if batch1 is not None and not t.resources and "p50_us" not in row:
+            row["p50_us"] = batch1.p50_us
+    return row
+
+
+def run_point(spec: SweepSpec, point: SweepPoint, cpus: int) -> dict[str, Any]:
+    """Build and validate one point (in a Ray worker, or here); write and return its row."""
+    os.environ[CPUS_ENV] = str(cpus)
+    from edgekit.pipeline import CompileRequest, compile_model
+    from edgekit.progress import configure
+
+    configure(bars=False, messages=False)
+    with contextlib.suppress(ImportError):
+        import torch
+
+        torch.set_num_threads(cpus)
+    folder = Path(spec.root) / "points" / point.name
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    row: dict[str, Any] = {"point": point.name, **asdict(point)}
+    try:
+        targets, names = _target_variants(spec, point, folder)
+        request = CompileRequest(
+            spec.model, targets, out=folder / "build", recipe=spec.recipe, tiny=spec.tiny, quant=point.quant,
+            prune=point.prune, overrides=spec.overrides,
+        )  # fmt: skip
+        row.update(status="ok", **_summary(compile_model(request), point, names))
+    except EdgekitError as err:
+        row.update(status="failed", error=err.message, exit_code=err.exit_code)
+    except Exception as err:  # a bug in a point must not stop the sweep: recorded with its type
+        row.update(status="failed", error=f"{type(err).__name__}: {err}", exit_code=70)
+    row["wall_s"] = time.perf_counter() - started
+    record = {"schema": POINT_SCHEMA, "key": point_key(spec, point), "row": row}
+    tmp = folder / f".{POINT_FILE}.tmp"
+    tmp.write_text(json.dumps(record, indent=1, default=_json_default))
+    tmp.replace(folder / POINT_FILE)
+    return row
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def finished_row(spec: SweepSpec, point: SweepPoint) -> dict[str, Any] | None:
+    """The stored row of a finished point, if its key still matches."""
+    path = Path(spec.root) / "points" / point.name / POINT_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("schema") != POINT_SCHEMA or record.get("key") != point_key(spec, point):
+        return None
+    row: dict[str, Any] = record["row"]
+    return row
+
+
+@dataclass
+class SweepResult:
+    root: Path
+    rows: list[dict[str, Any]]
+    ran: int  # points computed in this run
+    reused: int  # finished points found from earlier runs
+    failed: int
+    wall_s: float
+    workers: int
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _ray_init(address: str | None, workers: int, temp_dir: Path) -> Any:
+    if not address:
+        # Measured (TOOLCHAIN notes): these keep every port of a local Ray on 127.0.0.1 and its token out of
+        # $HOME. Ray reads them when it is imported, so they are set first.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        import ray
+    except ImportError as err:
+        raise BackendUnavailable(
+            "edgekit sweep runs on Ray, which is not installed", hint="pip install 'edgekit[sweep]'"
+        ) from err
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(
+            num_cpus=workers, include_dashboard=False, _temp_dir=str(temp_dir), log_to_driver=False,
+            configure_logging=False, _node_ip_address="127.0.0.1",
+        )  # fmt: skip
+    return ray
+
+
+def run_sweep(
+    spec: SweepSpec,
+    points: Sequence[SweepPoint],
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    retry_failed: bool = False,
+    on_progress: Callable[[int, int, int, int], None] | None = None,
+) -> SweepResult:
+    """Run every point that has no finished row yet on Ray; return all rows in grid order."""
+    started = time.perf_counter()
+    root = Path(spec.root)
+    (root / "points").mkdir(parents=True, exist_ok=True)
+    names = [p.name for p in points]
+    if len(set(names)) != len(names):
+        raise ConfigError("the grid has duplicate points")
+    done = {p.name: finished_row(spec, p) for p in points}
+    if retry_failed:
+        done = {k: v for k, v in done.items() if v is not None and v.get("status") == "ok"}
+    todo = [p for p in points if done.get(p.name) is None]
+    reused = len(points) - len(todo)
+    n_workers = workers or os.cpu_count() or 1
+    if reused:
+        say(f"[sweep] {reused} of {len(points)} points already finished (point.json matches); running {len(todo)}")
+    if todo:
+        temp_dir = Path(tempfile.mkdtemp(prefix="ekray-"))  # short: Ray's socket paths must fit 107 bytes
+        ray = _ray_init(address, n_workers, temp_dir)
+        try:
+            cpus = 1 if address else max(1, n_workers // min(n_workers, len(todo)))
+            task = ray.remote(num_cpus=cpus, max_retries=0)(run_point)
+            pending = {task.remote(spec, p, cpus): p for p in todo}
+            failed = sum(1 for r in done.values() if r is not None and r.get("status") != "ok")
+            where = f"cluster {address}" if address else f"{n_workers} local workers, {cpus} core(s) per point"
+            say(f"[sweep] {len(todo)} points on Ray ({where})")
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+                for ref in ready:
+                    point = pending.pop(ref)
+                    try:
+                        row = ray.get(ref)
+                    except Exception as err:  # the worker died (killed, out of memory): recorded, the sweep goes on
+                        row = {"point": point.name, **asdict(point), "status": "failed", "exit_code": 70,
+                               "error": f"the Ray task died: {str(err).splitlines()[0][:300]}"}  # fmt: skip
+                    done[point.name] = row
+                    failed += row.get("status") != "ok"
+                    state = "failed: " + str(row.get("error", ""))[:120] if row.get("status") != "ok" else "done"
+                    say(f"[sweep] {point.name}: {state} ({row.get('wall_s', 0):.1f} s)")
+                n_done = sum(1 for r in done.values() if r is not None)
+                if on_progress:
+                    on_progress(n_done, len(pending), failed, len(points))
+                say(f"[sweep] {n_done}/{len(points)} done, {len(pending)} running or queued, {failed} failed")
+        finally:
+            ray.shutdown()
+            import shutil
+
+            shutil.rmtree(temp_dir, ignore_errors=True)
+    rows = [done[p.name] or {} for p in points]
+    failed_total = sum(1 for r in rows if r.get("status") != "ok")
+    result = SweepResult(root, rows, len(todo), reused, failed_total, time.perf_counter() - started, n_workers)
+    result.files = write_results(root, rows)
+    return result
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    first = ["point", "status", "weight_bits", "act_bits", "sparsity", "reuse", "metric_name", "metric", "accuracy",
+             "float_metric", "lut", "ff", "dsp", "fpga_latency_ns", "p50_us"]  # fmt: skip
+    seen = [c for c in first if any(c in r for r in rows)]
+    rest = sorted({k for r in rows for k in r} - set(seen) - {"error", "wall_s", "exit_code"})
+    return [*seen, *rest, "exit_code", "wall_s", "error"]
+
+
+def write_results(root: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """``results.csv`` always; ``results.parquet`` with pyarrow; ``sweep.md`` with the Pareto fronts."""
+    columns = _columns(rows)
+    files = {}
+    with (root / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    files["csv"] = str(root / "results.csv")
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        say("[sweep] pyarrow is not installed: results.csv only (pip install 'edgekit[sweep]' adds Parquet)")
+    else:
+        table = pa.table({c: [_cell(r.get(c)) for r in rows] for c in columns})
+        pq.write_table(table, root / "results.parquet")
+        files["parquet"] = str(root / "results.parquet")
+    (root / "sweep.md").write_text(sweep_markdown(rows))
+    files["markdown"] = str(root / "sweep.md")
+    return files
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value if value is None else str(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return str(value)
+
+
+def _number(row: Mapping[str, Any], key: str) -> float:
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def pareto_front(rows: Sequence[Mapping[str, Any]], maximize: str, minimize: str) -> list[Mapping[str, Any]]:
+    """The finished points no other point beats on both: higher ``maximize`` and lower ``minimize``."""
+    pts = [r for r in rows if r.get("status") == "ok"]
+    pts = [r for r in pts if math.isfinite(_number(r, maximize)) and math.isfinite(_number(r, minimize))]
+    front = []
+    for r in pts:
+        a, c = _number(r, maximize), _number(r, minimize)
+        dominated = any(
+            _number(o, maximize) >= a and _number(o, minimize) <= c
+            and (_number(o, maximize) > a or _number(o, minimize) < c)
+            for o in pts
+        )  # fmt: skip
+        if not dominated:
+            front.append(r)
+    return sorted(front, key=lambda r: _number(r, minimize))
+
+
+def _cost_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    keys = {k for r in rows for k in r}
+    costs = [c for c in ("lut", "dsp", "fpga_latency_ns", "p50_us") if c in keys]
+    return costs + sorted(k for k in keys if k.endswith(".p50_us") and k not in costs)
+
+
+def sweep_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    metric = "accuracy" if any(math.isfinite(_number(r, "accuracy")) for r in ok) else "metric"
+    lines = [f"# Sweep: {len(rows)} points, {len(ok)} finished, {len(rows) - len(ok)} failed", ""]
+    columns = [c for c in ("point", "status", "metric", "accuracy", "lut", "dsp", "fpga_latency_ns", "p50_us")
+               if any(c in r for r in rows)]  # fmt: skip
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    for cost in _cost_columns(rows):
+        front = pareto_front(rows, metric, cost)
+        if front:
+            lines += ["", f"## Pareto front: {metric} against {cost}", ""]
+            lines += [f"- {r['point']}: {metric} {_fmt(r.get(metric))}, {cost} {_fmt(r.get(cost))}" for r in front]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    if failed:
+        lines += ["", "## Failed points", ""] + [f"- {r.get('point')}: {r.get('error', '')}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+_CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*$")
+
+
+def parse_conditions(text: str) -> list[tuple[str, str, float]]:
+    conditions = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        match = _CONDITION.match(part)
+        if match is None:
+            raise ConfigError(
+                f"--best condition {part.strip()!r} is not COLUMN OP NUMBER", hint='e.g. "accuracy>=0.74"'
+            )
+        conditions.append((match[1], match[2], float(match[3])))
+    if not conditions:
+        raise ConfigError("--best needs at least one condition", hint='e.g. "accuracy>=0.74, lut<=20000"')
+    return conditions
+
+
+def best_point(rows: Sequence[Mapping[str, Any]], text: str) -> Mapping[str, Any]:
+    """The finished point meeting every condition with the highest accuracy (then metric, then fewest LUTs)."""
+    conditions = parse_conditions(text)
+    known = {k for r in rows for k in r}
+    for column, _, _ in conditions:
+        if column not in known:
+            raise ConfigError(
+                f"--best: no column {column!r} in this sweep", hint=f"columns: {', '.join(sorted(known))}"
+            )
+    ops: dict[str, Callable[[float, float], bool]] = {
+        ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b, "==": lambda a, b: a == b,
+    }  # fmt: skip
+    fits = [
+        r for r in rows
+        if r.get("status") == "ok" and all(ops[op](_number(r, col), value) for col, op, value in conditions)
+    ]  # fmt: skip
+    if not fits:
+        raise InputError(f"no finished point meets {text!r}", hint="loosen a condition, or widen the grid")
+
+    def score(r: Mapping[str, Any]) -> tuple[float, float, float]:
+        lut = _number(r, "lut")
+        return (_number(r, "accuracy"), _number(r, "metric"), -(lut if math.isfinite(lut) else 0.0))
+
+    return max(fits, key=lambda r: tuple(-math.inf if math.isnan(v) else v for v in score(r)))
+
+
+def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
+    """The ``edgekit compile`` command that builds this point on its own."""
+    point = SweepPoint(row.get("weight_bits"), row.get("act_bits"), float(row.get("sparsity") or 0.0), row.get("reuse"))
+    folder = Path(spec.root) / "points" / point.name
+    words = ["edgekit", "compile", spec.model]
+    from edgekit.targets import load_target
+
+    for requested in spec.targets:
+        profile = load_target(requested)
+        variant = folder / "profiles" / f"{profile.name}-r{point.reuse}.toml"
+        words += ["--target", str(variant) if point.reuse is not None and variant.is_file() else requested]
+    if point.quant:
+        words += ["--quant", point.quant]
+    if point.prune:
+        words += ["--prune", point.prune]
+    if spec.tiny:
+        words.append("--tiny")
+    if spec.recipe:
+        words += ["--recipe", spec.recipe]
+    for override in spec.overrides:
+        words += ["--set", override]
+    return shlex.join(words)
+
+
+def print_progress_line(done: int, running: int, failed: int, total: int) -> None:
+    """A one-line progress bar on a terminal (points done, running or queued, failed)."""
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = round(width * done / max(total, 1))
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done, {running} running/queued, "
+          f"{failed} failed", end="", file=sys.stderr, flush=True)  # fmt: skip

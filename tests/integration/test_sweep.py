@@ -1,0 +1,135 @@
+"""edgekit sweep on a local Ray cluster: 12 points of jet_tagger on the FPGA target, interrupted and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="edgekit sweep runs on Ray: pip install 'edgekit[sweep]'")
+pytest.importorskip("hls4ml", reason="the FPGA target needs the fpga extra: pip install 'edgekit[fpga]'")
+REPO = Path(__file__).resolve().parents[2]
+GRID = ["weight_bits=4,6,8", "sparsity=0,0.5", "reuse=1,4"]  # 12 points
+
+
+def _sweep(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "edgekit", "sweep", "jet_tagger", "--tiny", "--grid", *GRID,
+            "--target", "fpga-xcvu13p", "--out", str(out), "--workers", "2", *extra]  # fmt: skip
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found | {pid}
+
+
+def _listening_off_loopback(pids: set[int]) -> list[str]:
+    """TCP sockets the processes listen on at an address other than 127.0.0.1 / ::1."""
+    inodes = {}
+    # 127.0.0.1, ::1 and ::ffff:127.0.0.1 as the kernel writes them
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and address.split(":")[0] not in loopback:  # 0A: LISTEN
+                inodes[inode] = address
+    found = []
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    name = Path(f"/proc/{pid}/comm").read_text().strip()
+                    found.append(f"{name} (pid {pid}) on {inodes[target[8:-1]]}")
+        except OSError:
+            continue
+    return found
+
+
+def _finished(out: Path) -> int:
+    return len(list((out / "points").glob("*/point.json")))
+
+
+def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    first = subprocess.Popen(_sweep(out), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)  # fmt: skip
+    off_loopback: list[str] = []
+    deadline = time.monotonic() + 300
+    while _finished(out) < 3 and first.poll() is None and time.monotonic() < deadline:
+        if not off_loopback:
+            off_loopback = _listening_off_loopback(_descendants(first.pid))
+        time.sleep(0.5)
+    assert first.poll() is None, first.communicate()[1][-3000:]
+    assert not off_loopback, off_loopback  # Ray's head, raylet and workers listen on 127.0.0.1 only
+    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr[-3000:]
+    before = _finished(out)
+    assert 3 <= before < 12
+
+    second = subprocess.run(_sweep(out), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"12 points: {12 - before} run now, {before} reused, 0 failed" in second.stdout
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
+    assert {r["point"] for r in rows} == {f"w{b}a{b}-s{s}-r{r}" for b in (4, 6, 8) for s in (0, 0.5) for r in (1, 4)}
+    assert all(float(r["lut"]) > 0 and r["fpga-xcvu13p.status"] == "pass" for r in rows)
+    assert (out / "results.parquet").is_file() and "## Pareto front: accuracy against lut" in (
+        out / "sweep.md"
+    ).read_text()
+
+    # a fully cached rerun starts no Ray and picks a point by its numbers
+    third = subprocess.run(_sweep(out, "--json", "--best", "accuracy>=0.3, lut<=100000"), cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert third.returncode == 0, third.stderr[-3000:]
+    result = json.loads(third.stdout)
+    assert (result["ran"], result["reused"]) == (0, 12)
+    best = result["best"]
+    fitting = [r for r in rows if float(r["accuracy"]) >= 0.3 and float(r["lut"]) <= 100000]
+    assert float(best["accuracy"]) == max(float(r["accuracy"]) for r in fitting)
+    assert (
+        result["rebuild"].startswith("edgekit compile jet_tagger --target ")
+        and f"--quant w{best['weight_bits']}" in (result["rebuild"])
+    )
+
+
+def test_grid_and_best_errors_are_clear(tmp_path: Path) -> None:
+    from edgekit.errors import ConfigError, InputError
+    from edgekit.sweep import best_point, grid_points, parse_grid
+
+    assert len(grid_points(parse_grid(GRID))) == 12
+    with pytest.raises(ConfigError, match="keys: weight_bits, act_bits, sparsity, reuse"):
+        parse_grid(["bits=4,6"])
+    with pytest.raises(ConfigError, match="a sparsity is a fraction"):
+        parse_grid(["sparsity=0,1.5"])
+    rows = [{"point": "a", "status": "ok", "accuracy": 0.7, "lut": 900.0},
+            {"point": "b", "status": "ok", "accuracy": 0.75, "lut": 30_000.0},
+            {"point": "c", "status": "failed", "accuracy": 0.9, "lut": 10.0}]  # fmt: skip
+    assert best_point(rows, "accuracy>=0.7, lut<=20000")["point"] == "a"
+    assert best_point(rows, "accuracy>=0.7")["point"] == "b"  # a failed point is never picked
+    with pytest.raises(InputError, match="no finished point meets"):
+        best_point(rows, "accuracy>=0.8")
+    with pytest.raises(ConfigError, match="no column 'luts'"):
+        best_point(rows, "luts<=5")
