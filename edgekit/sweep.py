@@ -55,6 +55,8 @@ class SweepPoint:
     act_bits: int | None = None
     sparsity: float = 0.0
     reuse: int | None = None
+    # per-layer precision on top of the uniform one: (layer, "weight_bits" or "activation_bits", bits)
+    layers: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -66,7 +68,14 @@ class SweepPoint:
         parts.append(f"s{self.sparsity:g}")
         if self.reuse is not None:
             parts.append(f"r{self.reuse}")
+        if self.layers:
+            short = {"weight_bits": "w", "activation_bits": "a"}
+            parts.append("+".join(f"{layer}.{short.get(kind, kind)}{bits}" for layer, kind, bits in self.layers))
         return "-".join(parts)
+
+    @property
+    def layer_overrides(self) -> tuple[str, ...]:
+        return tuple(f"quant.layers.{layer}.{kind}={bits}" for layer, kind, bits in self.layers)
 
     @property
     def quant(self) -> str | None:
@@ -171,6 +180,7 @@ def _summary(result: Any, point: SweepPoint, names: Mapping[str, str]) -> dict[s
     row: dict[str, Any] = {
         "metric_name": report.metric_name,
         "float_metric": report.reference.metric,
+        "float_accuracy": report.reference.accuracy,
         "metric": model.metric,  # the quantized (or pruned) model: what the bit-exact targets compute
         "accuracy": model.accuracy,
         "exit_code": result.exit_code,
@@ -213,7 +223,7 @@ def run_point(spec: SweepSpec, point: SweepPoint, cpus: int) -> dict[str, Any]:
         targets, names = _target_variants(spec, point, folder)
         request = CompileRequest(
             spec.model, targets, out=folder / "build", recipe=spec.recipe, tiny=spec.tiny, quant=point.quant,
-            prune=point.prune, overrides=spec.overrides,
+            prune=point.prune, overrides=(*spec.overrides, *point.layer_overrides),
         )  # fmt: skip
         row.update(status="ok", **_summary(compile_model(request), point, names))
     except EdgekitError as err:
@@ -488,7 +498,9 @@ def best_point(rows: Sequence[Mapping[str, Any]], text: str) -> Mapping[str, Any
 
 def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
     """The ``edgekit compile`` command that builds this point on its own."""
-    point = SweepPoint(row.get("weight_bits"), row.get("act_bits"), float(row.get("sparsity") or 0.0), row.get("reuse"))
+    layers = tuple((str(a), str(b), int(c)) for a, b, c in row.get("layers") or ())
+    point = SweepPoint(row.get("weight_bits"), row.get("act_bits"), float(row.get("sparsity") or 0.0), row.get("reuse"),
+                       layers)  # fmt: skip
     folder = Path(spec.root) / "points" / point.name
     words = ["edgekit", "compile", spec.model]
     from edgekit.targets import load_target
@@ -505,7 +517,7 @@ def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
         words.append("--tiny")
     if spec.recipe:
         words += ["--recipe", spec.recipe]
-    for override in spec.overrides:
+    for override in (*spec.overrides, *point.layer_overrides):
         words += ["--set", override]
     return shlex.join(words)
 

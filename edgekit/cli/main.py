@@ -121,6 +121,26 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--best", metavar="CONDITIONS", help='pick a point, e.g. "accuracy>=0.74, lut<=20000"')
     _add_output_flags(s)
 
+    r = sub.add_parser(
+        "search",
+        help="per-layer precision search: the narrowest bit widths per layer that keep an accuracy budget",
+        description="Uniform precision from --start down to --lowest bits, then each layer's weights and "
+        "activations narrowed on their own (bisection), combined and repaired until the budget holds. Every "
+        "trial is a sweep point (QAT, compile, validate) on Ray; the result is a model folder to compile.",
+        epilog=EPILOG,
+    )
+    r.add_argument("model", metavar="MODEL", help="zoo model name or model folder")
+    r.add_argument("-t", "--target", required=True, metavar="TARGET", help="an FPGA target (its LUT estimate)")
+    r.add_argument("--budget", type=float, default=0.01, help="accuracy below float that is allowed (0.01)")
+    r.add_argument("--start", type=int, default=8, help="the widest precision, every layer (default 8)")
+    r.add_argument("--lowest", type=int, default=2, help="the narrowest precision tried (default 2)")
+    r.add_argument("-o", "--out", type=Path, help="search folder (default: build/search-MODEL)")
+    r.add_argument("--tiny", action="store_true", help="the recipe's tiny variant for every trial")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    r.add_argument("--address", help="join an existing Ray cluster")
+    r.add_argument("--workers", type=int, help="local Ray workers (default: every core)")
+    _add_output_flags(r)
+
     t = sub.add_parser("targets", help="list target profiles, or show one")
     t.add_argument("name", nargs="?", help="a profile name or TOML path to show in full")
     t.add_argument("--json", action="store_true")
@@ -333,8 +353,47 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from edgekit.search import precision_search, write_recipe_folder
+    from edgekit.sweep import SweepSpec, rebuild_command
+    from edgekit.zoo import resolve_model
+
+    spec = resolve_model(args.model)
+    if not spec.recipe.folder:
+        raise EdgekitError("the search writes a model folder: give a zoo model name or a model folder")
+    root = (args.out or Path("build") / f"search-{spec.name}").resolve()
+    sweep = SweepSpec(args.model, (args.target,), str(root), args.tiny, tuple(args.overrides), None, spec.code_sha256)
+    result = precision_search(sweep, budget=args.budget, start=args.start, lowest=args.lowest, workers=args.workers,
+                              address=args.address)  # fmt: skip
+    if result.chosen is not None:
+        result.recipe_folder = write_recipe_folder(result, Path(spec.recipe.folder), args.start, root / "recipe")
+    if args.json:
+        _print_json(result)
+        return 0 if result.chosen else 1
+    print(f"\nfloat accuracy {result.float_accuracy:.4f}; goal: accuracy >= {result.target_accuracy:.4f} "
+          f"({result.trials} trials run now)")  # fmt: skip
+    print("uniform precision:")
+    for row in result.uniform:
+        print(f"  {row['point']:<12} accuracy {row.get('accuracy', float('nan')):.4f}  LUT {row.get('lut', '-')}")
+    if result.best_uniform:
+        best = result.best_uniform
+        print(f"best uniform within budget: {best['point']} (accuracy {best['accuracy']:.4f}, LUT {best['lut']:,.0f})")
+    if result.chosen is None:
+        print("no per-layer precision met the budget; " + "; ".join(result.history))
+        return 1
+    chosen = result.chosen
+    print(f"per-layer: accuracy {chosen['accuracy']:.4f}, LUT {chosen['lut']:,.0f}")
+    for layer, fields in result.layers.items():
+        print(f"  {layer}: " + ", ".join(f"{k} {v}" for k, v in fields.items()))
+    print(f"recipe: {result.recipe_folder}/recipe.toml; build it with:")
+    print(f"  edgekit compile {result.recipe_folder} --target {args.target}" + (" --tiny" if args.tiny else ""))
+    print(f"(the same trial: {rebuild_command(sweep, chosen)})")
+    return 0
+
+
 COMMANDS = {
     "compile": _cmd_compile,
+    "search": _cmd_search,
     "validate": _cmd_validate,
     "sweep": _cmd_sweep,
     "targets": _cmd_targets,
