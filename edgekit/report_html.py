@@ -333,3 +333,82 @@ validated on {report.reference.n_samples} held-out samples. <b>{verdict}</b> (ex
     path = root / "report.html"
     atomic_write_text(path, body)
     return path
+
+
+def scatter_chart(
+    plot_id: str, title: str, points: list[tuple[str, float, float, bool]], x_label: str, y_label: str
+) -> str:
+    """An SVG scatter plot as a ``<figure>``: (label, x, y, highlighted) points; highlighted ones are joined."""
+    width, height, left, bottom, pad = 620, 360, 70, 44, 16
+    finite = [(lbl, x, y, h) for lbl, x, y, h in points if math.isfinite(x) and math.isfinite(y)]
+    if not finite:
+        return f"<figure id='{_e(plot_id)}'><figcaption>{_e(title)}: no points</figcaption></figure>"
+    xs, ys = [p[1] for p in finite], [p[2] for p in finite]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - pad)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - y0) / (y1 - y0) * (height - bottom - pad)
+
+    front = sorted((p for p in finite if p[3]), key=lambda p: p[1])
+    parts = [
+        f"<line x1='{left}' y1='{height - bottom}' x2='{width - pad}' y2='{height - bottom}' stroke='#57606a'/>",
+        f"<line x1='{left}' y1='{pad}' x2='{left}' y2='{height - bottom}' stroke='#57606a'/>",
+        f"<text x='{(left + width) / 2}' y='{height - 8}' text-anchor='middle'>{_e(x_label)}</text>",
+        f"<text x='14' y='{(height - bottom) / 2}' transform='rotate(-90 14 {(height - bottom) / 2})' "
+        f"text-anchor='middle'>{_e(y_label)}</text>",
+        f"<text x='{left}' y='{height - bottom + 16}' text-anchor='start'>{x0:.4g}</text>",
+        f"<text x='{width - pad}' y='{height - bottom + 16}' text-anchor='end'>{x1:.4g}</text>",
+        f"<text x='{left - 6}' y='{height - bottom}' text-anchor='end'>{y0:.4g}</text>",
+        f"<text x='{left - 6}' y='{pad + 10}' text-anchor='end'>{y1:.4g}</text>",
+    ]
+    if len(front) > 1:
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for _, x, y, _ in front)
+        parts.append(f"<polyline points='{path}' fill='none' stroke='#cf222e' stroke-width='1.5'/>")
+    for label, x, y, on_front in finite:
+        color = "#cf222e" if on_front else "#0969da"
+        parts.append(
+            f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='{5 if on_front else 4}' fill='{color}'>"
+            f"<title>{_e(label)}: {x:.4g}, {y:.4g}</title></circle>"
+        )
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-size='12'>"
+        f"{''.join(parts)}</svg>"
+    )
+    caption = f"{_e(title)} (red: the Pareto front; hover a point for its name)"
+    return f"<figure id='{_e(plot_id)}'>{svg}<figcaption>{caption}</figcaption></figure>"
+
+
+def sweep_html(rows: list[dict[str, Any]], fronts: dict[str, list[str]], metric: str) -> str:
+    """A self-contained page for a sweep: one scatter per cost column against ``metric``, and the table."""
+    figures = []
+    for cost, names in fronts.items():
+        points = [
+            (str(r.get("point")), float(r[cost]), float(r[metric]), str(r.get("point")) in names)
+            for r in rows
+            if r.get("status") == "ok"
+            and isinstance(r.get(cost), (int, float))
+            and isinstance(r.get(metric), (int, float))
+        ]
+        figures.append(
+            scatter_chart(f"plot-{cost.replace('.', '-')}", f"{metric} against {cost}", points, cost, metric)
+        )
+    columns = [c for c in ("point", "status", "metric", "accuracy", "lut", "dsp", "fpga_latency_ns", "p50_us", "error")
+               if any(c in r for r in rows)]  # fmt: skip
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+
+    def cell(value: Any) -> str:
+        return _fmt(value) if isinstance(value, float) else str("-" if value is None else value)
+
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows)
+    ok = sum(1 for r in rows if r.get("status") == "ok")
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>edgekit sweep</title>
+<style>{STYLE}</style></head><body>
+<h1>edgekit sweep: {len(rows)} points, {ok} finished, {len(rows) - ok} failed</h1>
+<h2>Trade-offs</h2>{"".join(figures) or "<p>no cost columns to plot</p>"}
+<h2>Points</h2><table id='points'><tr>{head}</tr>{body}</table>
+</body></html>
+"""

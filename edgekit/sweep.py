@@ -382,6 +382,13 @@ def write_results(root: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, st
         files["parquet"] = str(root / "results.parquet")
     (root / "sweep.md").write_text(sweep_markdown(rows))
     files["markdown"] = str(root / "sweep.md")
+    from edgekit.report_html import sweep_html
+
+    ok = [r for r in rows if r.get("status") == "ok"]
+    metric = "accuracy" if any(math.isfinite(_number(r, "accuracy")) for r in ok) else "metric"
+    fronts = {cost: [str(r["point"]) for r in pareto_front(rows, metric, cost)] for cost in _cost_columns(rows)}
+    (root / "sweep.html").write_text(sweep_html([dict(r) for r in rows], fronts, metric))
+    files["html"] = str(root / "sweep.html")
     return files
 
 

@@ -96,9 +96,13 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
     assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
     assert {r["point"] for r in rows} == {f"w{b}a{b}-s{s}-r{r}" for b in (4, 6, 8) for s in (0, 0.5) for r in (1, 4)}
     assert all(float(r["lut"]) > 0 and r["fpga-xcvu13p.status"] == "pass" for r in rows)
-    assert (out / "results.parquet").is_file() and "## Pareto front: accuracy against lut" in (
-        out / "sweep.md"
-    ).read_text()
+    assert "## Pareto front: accuracy against lut" in (out / "sweep.md").read_text()
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out / "results.parquet").num_rows == 12
+    page = (out / "sweep.html").read_text()
+    lut_plot = page.split("id='plot-lut'")[1].split("</figure>")[0]
+    assert lut_plot.count("<circle") == 12 and "<polyline" in lut_plot  # every point, the front joined
 
     # a fully cached rerun starts no Ray and picks a point by its numbers
     third = subprocess.run(_sweep(out, "--json", "--best", "accuracy>=0.3, lut<=100000"), cwd=REPO, env=env,
@@ -133,3 +137,19 @@ def test_grid_and_best_errors_are_clear(tmp_path: Path) -> None:
         best_point(rows, "accuracy>=0.8")
     with pytest.raises(ConfigError, match="no column 'luts'"):
         best_point(rows, "luts<=5")
+
+
+def test_a_failing_point_is_recorded_and_the_recipe_grid_is_read(tmp_path: Path) -> None:
+    from edgekit.sweep import SweepPoint, SweepSpec, finished_row, grid_from_recipe, run_point
+
+    spec = SweepSpec("jet_tagger", ("fpga-xcvu13p",), str(tmp_path / "s"), tiny=True)
+    point = SweepPoint(weight_bits=1, act_bits=1)  # below what brevitas quantizes to
+    row = run_point(spec, point, 1)
+    assert row["status"] == "failed" and row["exit_code"] == 2 and "weight_bits" in row["error"]
+    assert finished_row(spec, point) == json.loads(json.dumps(row))  # recorded: a rerun does not retry it
+    grid, targets = grid_from_recipe({"grid": {"weight_bits": [4, 6], "sparsity": 0.5}, "targets": ["fpga-xc7z020"]})
+    assert grid == {"weight_bits": (4, 6), "sparsity": (0.5,)} and targets == ("fpga-xc7z020",)
+    from edgekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key"):
+        grid_from_recipe({"grids": {}})
