@@ -29,7 +29,7 @@ from typing import Any
 
 from edgekit.errors import ConfigError, InputError
 from edgekit.progress import say
-from edgekit.sweep import SweepPoint, SweepSpec, run_sweep
+from edgekit.sweep import SweepPoint, SweepSpec, run_sweep, write_results
 
 __all__ = ["SearchResult", "precision_search", "toml_text"]
 
@@ -72,6 +72,7 @@ def precision_search(
     if not 2 <= lowest < start <= 16:
         raise ConfigError(f"precision search needs 2 <= lowest < start <= 16, got lowest {lowest}, start {start}")
     trials = 0
+    every: dict[str, dict[str, Any]] = {}
 
     def run(points: Sequence[SweepPoint]) -> list[dict[str, Any]]:
         nonlocal trials
@@ -79,6 +80,7 @@ def precision_search(
         result = run_sweep(spec, unique, workers=workers, address=address)
         trials += result.ran
         rows = {p.name: r for p, r in zip(unique, result.rows, strict=True)}
+        every.update(rows)
         return [rows[p.name] for p in points]
 
     say(f"[search] uniform precision, {start} down to {lowest} bits")
@@ -128,6 +130,9 @@ def precision_search(
             config, row = max(zip(candidates, rows, strict=True), key=lambda cr: float(cr[1].get("accuracy", -1)))
         history.append(f"repair round {rounds}: accuracy {float(row.get('accuracy', math.nan)):.4f}")
     chosen = row if _ok(row, goal) else None
+    if chosen is None:
+        history.append(f"no per-layer combination met the budget within {max_repair_rounds} repair rounds")
+    write_results(Path(spec.root), list(every.values()))  # every trial of the search in one table
     layers: dict[str, dict[str, int]] = {}
     for (layer, kind), bits in config.items():
         layers.setdefault(layer, {})[kind] = bits

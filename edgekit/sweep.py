@@ -18,6 +18,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError
+from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.progress import say
 from edgekit.tools import CPUS_ENV
 
@@ -140,8 +141,12 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[SweepPoint]:
 
 
 def point_key(spec: SweepSpec, point: SweepPoint) -> str:
+    from edgekit.targets import load_target
+
+    profiles = [load_target(t).content_sha256 for t in spec.targets]  # an edited profile invalidates its points
     blob = json.dumps(
         {"edgekit": __version__, "model": spec.model, "code": spec.code_sha256, "targets": spec.targets,
+         "profiles": profiles,
          "tiny": spec.tiny, "overrides": spec.overrides, "recipe": spec.recipe, "point": asdict(point)},
         sort_keys=True,
     )  # fmt: skip
@@ -162,9 +167,11 @@ def _target_variants(spec: SweepSpec, point: SweepPoint, folder: Path) -> tuple[
         text = Path(profile.source).read_text()
         variant = f"{profile.name}-r{point.reuse}"
         text = re.sub(r'(?m)^name = ".*"$', f'name = "{variant}"', text, count=1)
-        text, n = re.subn(r"(?m)^reuse_factor = \d+$", f"reuse_factor = {point.reuse}", text, count=1)
-        if n != 1:
-            raise ConfigError(f"target {requested}: no reuse_factor line in {profile.source} to sweep")
+        text, n = re.subn(r"(?m)^reuse_factor\s*=\s*\d+", f"reuse_factor = {point.reuse}", text, count=1)
+        if n != 1:  # a backend without a reuse factor (the RTL target): the point builds it as it is
+            targets.append(requested)
+            names[profile.name] = requested
+            continue
         path = folder / "profiles" / f"{variant}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -225,7 +232,13 @@ def run_point(spec: SweepSpec, point: SweepPoint, cpus: int) -> dict[str, Any]:
             spec.model, targets, out=folder / "build", recipe=spec.recipe, tiny=spec.tiny, quant=point.quant,
             prune=point.prune, overrides=(*spec.overrides, *point.layer_overrides),
         )  # fmt: skip
-        row.update(status="ok", **_summary(compile_model(request), point, names))
+        result = compile_model(request)
+        row.update(**_summary(result, point, names))
+        if result.exit_code in (0, 1):  # built and validated (a failed gate is a measured point, not a failure)
+            row["status"] = "ok"
+        else:  # a target did not build or could not run: the point has no numbers to compare
+            reasons = [f"{t.target}: {t.reason.splitlines()[0]}" for t in result.report.targets if t.status != "ok"]
+            row.update(status="failed", error="; ".join(reasons) or f"exit code {result.exit_code}")
     except EdgekitError as err:
         row.update(status="failed", error=err.message, exit_code=err.exit_code)
     except Exception as err:  # a bug in a point must not stop the sweep: recorded with its type
@@ -281,13 +294,17 @@ def _ray_init(address: str | None, workers: int, temp_dir: Path) -> Any:
         raise BackendUnavailable(
             "edgekit sweep runs on Ray, which is not installed", hint="pip install 'edgekit[sweep]'"
         ) from err
-    if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:
-        ray.init(
-            num_cpus=workers, include_dashboard=False, _temp_dir=str(temp_dir), log_to_driver=False,
-            configure_logging=False, _node_ip_address="127.0.0.1",
-        )  # fmt: skip
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(
+                num_cpus=workers, include_dashboard=False, _temp_dir=str(temp_dir), log_to_driver=False,
+                configure_logging=False, _node_ip_address="127.0.0.1",
+            )  # fmt: skip
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray cluster"
+        raise ToolchainError(f"cannot {where}: {str(err).splitlines()[0]}", hint="check --address") from err
     return ray
 
 
@@ -312,14 +329,21 @@ def run_sweep(
         done = {k: v for k, v in done.items() if v is not None and v.get("status") == "ok"}
     todo = [p for p in points if done.get(p.name) is None]
     reused = len(points) - len(todo)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
     n_workers = workers or os.cpu_count() or 1
     if reused:
         say(f"[sweep] {reused} of {len(points)} points already finished (point.json matches); running {len(todo)}")
     if todo:
         temp_dir = Path(tempfile.mkdtemp(prefix="ekray-"))  # short: Ray's socket paths must fit 107 bytes
-        ray = _ray_init(address, n_workers, temp_dir)
         try:
-            cpus = 1 if address else max(1, n_workers // min(n_workers, len(todo)))
+            ray = _ray_init(address, n_workers, temp_dir)
+        except BaseException:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            raise
+        try:
+            # one core per point, always: a point's numbers (training threads) must not depend on the round size
+            cpus = 1
             task = ray.remote(num_cpus=cpus, max_retries=0)(run_point)
             pending = {task.remote(spec, p, cpus): p for p in todo}
             failed = sum(1 for r in done.values() if r is not None and r.get("status") != "ok")
@@ -344,8 +368,6 @@ def run_sweep(
                 say(f"[sweep] {n_done}/{len(points)} done, {len(pending)} running or queued, {failed} failed")
         finally:
             ray.shutdown()
-            import shutil
-
             shutil.rmtree(temp_dir, ignore_errors=True)
     rows = [done[p.name] or {} for p in points]
     failed_total = sum(1 for r in rows if r.get("status") != "ok")
@@ -470,7 +492,11 @@ def parse_conditions(text: str) -> list[tuple[str, str, float]]:
             raise ConfigError(
                 f"--best condition {part.strip()!r} is not COLUMN OP NUMBER", hint='e.g. "accuracy>=0.74"'
             )
-        conditions.append((match[1], match[2], float(match[3])))
+        try:
+            number = float(match[3])
+        except ValueError as err:
+            raise ConfigError(f"--best condition {part.strip()!r}: {match[3]!r} is not a number") from err
+        conditions.append((match[1], match[2], number))
     if not conditions:
         raise ConfigError("--best needs at least one condition", hint='e.g. "accuracy>=0.74, lut<=20000"')
     return conditions

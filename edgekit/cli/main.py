@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -328,8 +329,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             hint="e.g. --grid weight_bits=4,6,8 sparsity=0,0.5",
         )
     targets = tuple(args.target) or recipe_targets or tuple(spec.recipe.default_targets)
+    # paths resolved here: Ray workers may run in another directory (or on another node of a cluster)
+    targets = tuple(str(Path(t).resolve()) if Path(t).suffix == ".toml" else t for t in targets)
+    model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
+    recipe = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
     root = args.out or Path("build") / f"sweep-{spec.name}"
-    sweep = SweepSpec(args.model, targets, str(root.resolve()), args.tiny, tuple(args.overrides), args.recipe,
+    sweep = SweepSpec(model, targets, str(root.resolve()), args.tiny, tuple(args.overrides), recipe,
                       spec.code_sha256)  # fmt: skip
     points = grid_points(grid)
     quiet = args.quiet or args.json
@@ -356,11 +361,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     from edgekit.search import precision_search, write_recipe_folder
     from edgekit.sweep import SweepSpec, rebuild_command
+    from edgekit.targets import load_target
     from edgekit.zoo import resolve_model
 
     spec = resolve_model(args.model)
     if not spec.recipe.folder:
         raise EdgekitError("the search writes a model folder: give a zoo model name or a model folder")
+    if load_target(args.target).family != "fpga":
+        raise EdgekitError(f"the search weighs LUTs: --target must be an FPGA target, not {args.target}")
     root = (args.out or Path("build") / f"search-{spec.name}").resolve()
     sweep = SweepSpec(args.model, (args.target,), str(root), args.tiny, tuple(args.overrides), None, spec.code_sha256)
     result = precision_search(sweep, budget=args.budget, start=args.start, lowest=args.lowest, workers=args.workers,
@@ -377,16 +385,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"  {row['point']:<12} accuracy {row.get('accuracy', float('nan')):.4f}  LUT {row.get('lut', '-')}")
     if result.best_uniform:
         best = result.best_uniform
-        print(f"best uniform within budget: {best['point']} (accuracy {best['accuracy']:.4f}, LUT {best['lut']:,.0f})")
+        print(f"best uniform within budget: {best['point']} (accuracy {best['accuracy']:.4f}, LUT {best.get('lut')})")
     if result.chosen is None:
         print("no per-layer precision met the budget; " + "; ".join(result.history))
         return 1
     chosen = result.chosen
-    print(f"per-layer: accuracy {chosen['accuracy']:.4f}, LUT {chosen['lut']:,.0f}")
+    print(f"per-layer: accuracy {chosen['accuracy']:.4f}, LUT {chosen.get('lut')}")
     for layer, fields in result.layers.items():
         print(f"  {layer}: " + ", ".join(f"{k} {v}" for k, v in fields.items()))
     print(f"recipe: {result.recipe_folder}/recipe.toml; build it with:")
-    print(f"  edgekit compile {result.recipe_folder} --target {args.target}" + (" --tiny" if args.tiny else ""))
+    extra = (" --tiny" if args.tiny else "") + "".join(f" --set {shlex.quote(o)}" for o in args.overrides)
+    print(f"  edgekit compile {shlex.quote(str(result.recipe_folder))} --target {shlex.quote(args.target)}{extra}")
     print(f"(the same trial: {rebuild_command(sweep, chosen)})")
     return 0
 

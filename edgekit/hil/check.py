@@ -8,7 +8,6 @@ the build (agreement, metric drop, latency budget) are applied to the device's o
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.backends import get_backend
 from edgekit.config import FORMAT_GATES
 from edgekit.errors import ConfigError, InputError
 from edgekit.hil.device_run import (
@@ -28,6 +28,7 @@ from edgekit.hil.device_run import (
 )
 from edgekit.hil.devices import Device, job_tempdir
 from edgekit.latency import LatencyStat
+from edgekit.metrics import task_metric
 from edgekit.pipeline import OpenedBuild
 from edgekit.progress import say
 from edgekit.schema import build, to_plain
@@ -110,6 +111,8 @@ def _read_result(result_dir: Path, n: int, n_outputs: tuple[int, ...]) -> tuple[
         device = json.loads((result_dir / DEVICE_FILE).read_text())
     except (OSError, ValueError) as err:
         raise InputError(f"the device's results in {result_dir} are missing or corrupt: {err}") from err
+    if not isinstance(outputs, np.ndarray) or outputs.dtype.kind not in "fiu":
+        raise InputError(f"the device returned outputs that are not a numeric array ({type(outputs).__name__})")
     if outputs.shape != (n, *n_outputs):
         raise InputError(f"the device returned outputs of shape {outputs.shape}, expected {(n, *n_outputs)}")
     return outputs, device
@@ -120,6 +123,8 @@ def run_target(opened: OpenedBuild, name: str, device: Device, *, timeout_s: flo
     """Run target ``name`` of the build on ``device`` and judge its outputs and latency."""
     if name not in opened.compiled:
         raise ConfigError(f"target {name!r} is not compiled in {opened.root}")
+    if samples is not None and samples < 1:
+        raise ConfigError(f"--samples must be at least 1, not {samples}")
     profile = opened.profile(name)
     settings = opened.settings(name)
     family = opened.family(name)
@@ -134,12 +139,22 @@ def run_target(opened: OpenedBuild, name: str, device: Device, *, timeout_s: flo
         shutil.rmtree(folder, ignore_errors=True)
     try:
         latency = tuple(build(LatencyStat, s) for s in info["latency"])
-        runner, host, platform, load_s = str(info["runner"]), str(info["host"]), str(info["platform"]), info["load_s"]
-    except (KeyError, TypeError, ConfigError) as err:
+        runner, host, platform = str(info["runner"]), str(info["host"]), str(info["platform"])
+        load_s = float(info["load_s"])
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
         raise InputError(f"the device's {DEVICE_FILE} is incomplete: {err}") from err
+    # the metric drop is measured on the samples that ran: the float model's metric on the same ones
+    reference_metric = opened.previous.reference.metric
+    if len(outputs) < opened.previous.reference.n_samples:
+        float_model = opened.manifest["artifacts"]["float_model"]
+        float_outputs = np.load(opened.root / "float" / float_model["golden_float_outputs"], allow_pickle=False)
+        labels = np.load(opened.root / "float" / float_model["golden_labels"], allow_pickle=False)
+        reference_metric = task_metric(golden.metric, float_outputs[: len(outputs)], labels[: len(outputs)])
+    report_resources = getattr(get_backend(profile.backend), "resources", None)
+    resources = report_resources(opened.compiled[name]) if report_resources else None
     result = score_outputs(
         name, profile.backend, f"{runner} on {device.name} ({host})", outputs, latency, golden, settings,
-        opened.previous.reference.metric,
+        reference_metric, resources,
     )  # fmt: skip
     if family:
         assert golden.quant_outputs is not None
@@ -156,6 +171,6 @@ def run_target(opened: OpenedBuild, name: str, device: Device, *, timeout_s: flo
     return HilResult(
         target=name, device=device.name, reference=reference, tolerance=float(tolerance), n_samples=len(outputs),
         n_mismatched=len(bad), mismatches=mismatches, result=replace(result, modified=opened.modified.get(name, ())),
-        host=host, platform=platform, load_s=float(load_s) if math.isfinite(load_s) else math.nan,
+        host=host, platform=platform, load_s=load_s,
         modified=opened.modified.get(name, ()),
     )  # fmt: skip

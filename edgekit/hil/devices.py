@@ -118,10 +118,10 @@ class SshDevice:
         args += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, round(self.connect_timeout_s))}"]
         args += ["-o", f"StrictHostKeyChecking={'accept-new' if self.trust_new_host else 'yes'}"]
         args += ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
-        if self.known_hosts is not None:
-            args += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if self.known_hosts is not None:  # quoted: ssh splits the value on spaces and expands % and ~ tokens
+            args += ["-o", f'UserKnownHostsFile="{_ssh_path(self.known_hosts)}"']
         if self.identity is not None:
-            args += ["-o", "IdentitiesOnly=yes", "-i", str(self.identity)]
+            args += ["-o", "IdentitiesOnly=yes", "-o", f'IdentityFile="{_ssh_path(self.identity)}"']
         if self.port is not None:
             args += ["-p", str(self.port)]
         if self.user is not None:
@@ -172,12 +172,20 @@ class SshDevice:
         return DeviceError(f"{self.name}: ssh failed: {_tail(text, 3)}")
 
     def run(self, job_dir: Path, timeout_s: float) -> Path:
-        remote_dir = self._call(
-            ["mktemp", "-d", "-t", "edgekit-hil.XXXXXXXX"], self.connect_timeout_s + 10, what="mktemp"
+        made = self._call(["mktemp", "-d", "-t", "edgekit-hil.XXXXXXXX"], self.connect_timeout_s + 10, what="mktemp")
+        lines = made.decode(errors="replace").strip().splitlines()
+        remote = lines[-1].strip() if lines else ""
+        quiet = (
+            "a login script that prints to stdout (.bashrc) corrupts every transfer: keep it quiet when not interactive"
         )
-        remote = remote_dir.decode().strip()
         if not _REMOTE_TMP.match(remote):
-            raise DeviceError(f"{self.name}: unexpected temporary folder name {remote!r}")
+            raise DeviceError(f"{self.name}: mktemp printed {made[:200]!r}, not a folder name", hint=quiet)
+        if len(lines) > 1:
+            with contextlib.suppress(DeviceError):
+                self._call(["rm", "-rf", "--", remote], self.connect_timeout_s + 10, what="cleanup")
+            raise DeviceError(
+                f"{self.name}: the remote shell prints {lines[0][:120]!r} before every command", hint=quiet
+            )
         try:
             self._call(["tar", "-xf", "-", "-C", remote], timeout_s, stdin=_tar_folder(job_dir), what="upload")
             self._call([self.python, "-c", "import edgekit"], self.connect_timeout_s + 30, what="edgekit check")
@@ -200,6 +208,14 @@ class SshDevice:
         local = Path(tempfile.mkdtemp(prefix="edgekit-hil-result-", dir=job_dir))
         safe_extract(archive, local)
         return local
+
+
+def _ssh_path(path: Path) -> str:
+    """A path for an ssh option value: %-tokens escaped, to be put in double quotes."""
+    text = str(path.resolve())
+    if '"' in text:
+        raise ConfigError(f"ssh cannot take a path with a double quote: {text}")
+    return text.replace("%", "%%")
 
 
 def _tar_folder(folder: Path) -> bytes:

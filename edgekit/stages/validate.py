@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from edgekit.config import GateSettings, Settings
+from edgekit.errors import InputError
 from edgekit.latency import LatencyStat, measure_latency
 from edgekit.metrics import (
     CLASSIFICATION_METRICS,
@@ -207,8 +208,6 @@ def evaluate_runner(
     """
     golden = golden.limited(settings.validation.max_samples)
     outputs = _run_all(runner, golden.inputs, settings.validation.batch_size, f"validate {target}")
-    if outputs.shape != golden.float_outputs.shape:
-        raise ValueError(f"{target} returned outputs of shape {outputs.shape}, expected {golden.float_outputs.shape}")
     sample = golden.inputs[: max(settings.latency.batch_sizes)]
     latency = tuple(
         measure_latency(runner, sample, b, settings.latency)
@@ -231,7 +230,7 @@ def score_outputs(
 ) -> TargetResult:
     """Metrics, agreement and gates of outputs computed elsewhere (by a runner here, or on a device)."""
     if outputs.shape != golden.float_outputs.shape:
-        raise ValueError(f"{target} returned outputs of shape {outputs.shape}, expected {golden.float_outputs.shape}")
+        raise InputError(f"{target} returned outputs of shape {outputs.shape}, expected {golden.float_outputs.shape}")
     result = replace(_scored(target, backend, runner, outputs, golden), latency=latency)
     if resources is not None:
         result = replace(result, resources=dict(resources[0]), resource_source=resources[1])

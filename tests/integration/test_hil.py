@@ -148,7 +148,8 @@ def test_host_keys_are_verified(jet: BuildResult, sshd, tmp_path: Path) -> None:
     wrong = sshd.known_hosts(tmp_path / "wrong_known_hosts", public=other)
     with pytest.raises(DeviceError, match="host key verification failed: the key differs from known_hosts"):
         _run(jet, _device(sshd, tmp_path, known_hosts=wrong))
-    empty = tmp_path / "empty_known_hosts"
+    empty = tmp_path / "known hosts; $(touch PWNED) %d" / "known_hosts"  # ssh must not split or expand it
+    empty.parent.mkdir()
     empty.write_text("")
     with pytest.raises(DeviceError, match="not in known_hosts") as err:
         _run(jet, _device(sshd, tmp_path, known_hosts=empty))

@@ -39,7 +39,11 @@ def test_notebook_runs_at_toy_size(path: Path, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
     book = nbformat.read(str(path), as_version=4)
     kernel = KernelManager(kernel_name="python3", ip="127.0.0.1")  # the kernel's sockets stay on loopback
-    nbclient.NotebookClient(book, km=kernel, timeout=600, resources={"metadata": {"path": str(REPO)}}).execute()
+    try:
+        nbclient.NotebookClient(book, km=kernel, timeout=600, resources={"metadata": {"path": str(REPO)}}).execute()
+    finally:
+        if kernel.has_kernel:  # a kernel manager passed in is ours to stop, not nbclient's
+            kernel.shutdown_kernel(now=True)
     figure = tmp_path / "figures" / FIGURES[path.stem]
     assert figure.is_file() and figure.stat().st_size > 10_000  # a real plot, not an empty canvas
     errors = [o for c in book.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -44,6 +45,7 @@ def test_search_finds_per_layer_widths_within_budget_and_writes_a_buildable_reci
         [sys.executable, "-m", "edgekit", "compile", str(folder), "--tiny", "--target", "fpga-xcvu13p", "--json",
          "--out", str(tmp_path / "rebuild")],
         cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # trained as the trial was: one thread
     )  # fmt: skip
     assert build.returncode in (0, 1), build.stderr[-3000:]  # 1: the recipe's own gates, not the search's budget
     manifest = json.loads((tmp_path / "rebuild" / "manifest.json").read_text())

@@ -72,19 +72,21 @@ def _finished(out: Path) -> int:
 def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    first = subprocess.Popen(_sweep(out), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)  # fmt: skip
+    log = (tmp_path / "first.log").open("w")  # a file, not a pipe nobody reads while the sweep runs
+    first = subprocess.Popen(_sweep(out), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)  # fmt: skip
     off_loopback: list[str] = []
     deadline = time.monotonic() + 300
     while _finished(out) < 3 and first.poll() is None and time.monotonic() < deadline:
         if not off_loopback:
             off_loopback = _listening_off_loopback(_descendants(first.pid))
         time.sleep(0.5)
-    assert first.poll() is None, first.communicate()[1][-3000:]
+    assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
     assert not off_loopback, off_loopback  # Ray's head, raylet and workers listen on 127.0.0.1 only
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
-    _, stderr = first.communicate(timeout=120)
-    assert first.returncode == 130, stderr[-3000:]
+    first.wait(timeout=120)
+    log.close()
+    assert first.returncode == 130, (tmp_path / "first.log").read_text()[-3000:]
     before = _finished(out)
     assert 3 <= before < 12
 
@@ -139,17 +141,30 @@ def test_grid_and_best_errors_are_clear(tmp_path: Path) -> None:
         best_point(rows, "luts<=5")
 
 
-def test_a_failing_point_is_recorded_and_the_recipe_grid_is_read(tmp_path: Path) -> None:
-    from edgekit.sweep import SweepPoint, SweepSpec, finished_row, grid_from_recipe, run_point
+def test_a_failing_point_is_recorded_and_the_recipe_grid_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
 
+    from edgekit.errors import ConfigError
+    from edgekit.progress import _state
+    from edgekit.sweep import SweepPoint, SweepSpec, finished_row, grid_from_recipe, run_point
+    from edgekit.tools import CPUS_ENV
+
+    # run_point configures the process it runs in (a Ray worker): this one is put back afterwards
+    monkeypatch.setenv(CPUS_ENV, os.environ.get(CPUS_ENV, ""))
+    monkeypatch.setitem(_state, "bars", _state["bars"])
+    monkeypatch.setitem(_state, "messages", _state["messages"])
+    threads = torch.get_num_threads()
     spec = SweepSpec("jet_tagger", ("fpga-xcvu13p",), str(tmp_path / "s"), tiny=True)
     point = SweepPoint(weight_bits=1, act_bits=1)  # below what brevitas quantizes to
-    row = run_point(spec, point, 1)
+    try:
+        row = run_point(spec, point, 1)
+    finally:
+        torch.set_num_threads(threads)
     assert row["status"] == "failed" and row["exit_code"] == 2 and "weight_bits" in row["error"]
     assert finished_row(spec, point) == json.loads(json.dumps(row))  # recorded: a rerun does not retry it
     grid, targets = grid_from_recipe({"grid": {"weight_bits": [4, 6], "sparsity": 0.5}, "targets": ["fpga-xc7z020"]})
     assert grid == {"weight_bits": (4, 6), "sparsity": (0.5,)} and targets == ("fpga-xc7z020",)
-    from edgekit.errors import ConfigError
-
     with pytest.raises(ConfigError, match="unknown key"):
         grid_from_recipe({"grids": {}})
