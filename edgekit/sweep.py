@@ -19,6 +19,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -341,6 +342,8 @@ def run_sweep(
         except BaseException:
             shutil.rmtree(temp_dir, ignore_errors=True)
             raise
+        # `kill` (SIGTERM) stops the sweep like Ctrl-C does: through the finally below, which stops Ray
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             # one core per point, always: a point's numbers (training threads) must not depend on the round size
             cpus = 1
@@ -367,6 +370,7 @@ def run_sweep(
                     on_progress(n_done, len(pending), failed, len(points))
                 say(f"[sweep] {n_done}/{len(points)} done, {len(pending)} running or queued, {failed} failed")
         finally:
+            signal.signal(signal.SIGTERM, previous)
             ray.shutdown()
             shutil.rmtree(temp_dir, ignore_errors=True)
     rows = [done[p.name] or {} for p in points]
@@ -374,6 +378,10 @@ def run_sweep(
     result = SweepResult(root, rows, len(todo), reused, failed_total, time.perf_counter() - started, n_workers)
     result.files = write_results(root, rows)
     return result
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
