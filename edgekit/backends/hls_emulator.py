@@ -45,6 +45,7 @@ class EmulatorPool(NativePool):
     """Worker processes with the emulation library loaded; batches of 32 or more are split between them."""
 
     def __init__(self, library: Path, top: str, n_in: int, n_out: int, workers: int | None = None) -> None:
+        library = library.resolve()  # absolute: each worker changes into firmware/ before loading it
         super().__init__(
             library, _init, (str(library), str(library.parent), top, n_in, n_out), _emulate, n_in,
             what="the hls4ml emulation library",

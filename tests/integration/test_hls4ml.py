@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -304,3 +305,14 @@ def test_wider_than_8_bits_exports_qonnx_only_and_stays_exact(tmp_path: Path) ->
     assert formats == ["qonnx", "qonnx-clean"] and not (tmp_path / "b" / "export-fixed" / "model.qcdq.onnx").exists()
     est = result.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]["estimate"]
     assert est["dsp"] > 0  # 12-bit products go to DSP slices in the estimate
+
+
+def test_a_relative_build_folder_works(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The emulator workers change into firmware/: the library path they load must not be relative."""
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "--target", "fpga-xcvu13p", "--out", "b", "-q",
+              cwd=tmp_path)  # fmt: skip
+    assert run.returncode in (0, 1), run.stderr
+    assert "crashed its worker process" not in run.stdout + run.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    (fpga,) = manifest["validation"]["targets"]
+    assert fpga["status"] == "ok" and fpga["max_abs_diff_vs_quantized"] == 0.0
