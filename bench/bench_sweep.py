@@ -51,6 +51,10 @@ def main() -> None:
     cached = run_sweep(spec("ray"), points, workers=2)
     cached_s = time.perf_counter() - started
     failed = [r["point"] for r in [*serial, *ray_run.rows] if r.get("status") != "ok"]
+    serial_point_s = sum(r["wall_s"] for r in serial) / len(serial)
+    ray_point_s = sum(r["wall_s"] for r in ray_run.rows) / len(ray_run.rows)
+    # what Ray adds on top of the points' own time, two at a time: start, worker imports, scheduling
+    overhead_s = ray_s - sum(r["wall_s"] for r in ray_run.rows) / 2
     summary = {
         "machine": f"{platform.machine()}, {cores} cores, {platform.platform()}",
         "points": len(points),
@@ -58,6 +62,9 @@ def main() -> None:
         "serial_s": serial_s,
         "ray_2_workers_s": ray_s,
         "speedup": serial_s / ray_s,
+        "serial_point_s": serial_point_s,
+        "ray_point_s": ray_point_s,
+        "ray_overhead_s": overhead_s,
         "cached_rerun_s": cached_s,
         "cached_reused": cached.reused,
         "failed": failed,
@@ -70,6 +77,8 @@ def main() -> None:
           f"{summary['machine']}")  # fmt: skip
     print(f"  one after another, {cores} cores per point: {serial_s:7.1f} s")
     print(f"  Ray, 2 workers, 1 core per point:       {ray_s:7.1f} s")
+    print(f"  mean time per point: {serial_point_s:.1f} s with {cores} cores, {ray_point_s:.1f} s with 1 core; "
+          f"Ray's start and worker imports: {overhead_s:.1f} s")  # fmt: skip
     verdict = "met" if summary["speedup"] >= GOAL else "not met"
     print(f"  speedup {summary['speedup']:.2f}x (goal >= {GOAL}: {verdict})")
     print(f"  fully cached rerun ({cached.reused} of {len(points)} points reused): {cached_s:.2f} s")

@@ -520,6 +520,11 @@ class OpenedBuild:
         family = self.family(name)
         return self.quant_golden[family] if family else self.golden
 
+    def float_golden(self) -> GoldenSet:
+        """The full-precision model's golden set (the reference of every metric drop), pruned or not."""
+        float_model = build(FloatModel, self.manifest["artifacts"]["float_model"], str(self.root / "manifest.json"))
+        return _golden(float_model, self.root / "float", self.golden.metric)
+
     def settings(self, name: str, cli_layer: Layer | None = None) -> Settings:
         layers = [Layer("manifest.json", self.manifest["settings"]["targets"][name])]
         return merge_settings([*layers, cli_layer] if cli_layer else layers)

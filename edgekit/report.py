@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.builddir import atomic_write_text
+from edgekit.reconstruction import describe
 from edgekit.stages.validate import TargetResult, ValidationReport
 
 __all__ = ["latency_table", "problems", "quant_diff", "results_table", "write_report"]
@@ -81,8 +82,6 @@ def results_table(report: ValidationReport) -> str:
 
 
 def _compression_lines(summary: dict[str, Any] | None) -> list[str]:
-    from edgekit.reconstruction import describe
-
     lines = describe(summary or {})
     return ["## Compression", "", "```", *lines, "```", ""] if lines else []
 

@@ -50,7 +50,7 @@ class SearchResult:
 
 
 def _ok(row: Mapping[str, Any] | None, goal: float) -> bool:
-    return bool(row) and row.get("status") == "ok" and float(row.get("accuracy", math.nan)) >= goal  # type: ignore[union-attr]
+    return row is not None and row.get("status") == "ok" and float(row.get("accuracy", math.nan)) >= goal
 
 
 def _lut(row: Mapping[str, Any] | None) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import itertools
 import json
@@ -141,10 +142,16 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[SweepPoint]:
     return [SweepPoint(**dict(zip(keys, combo, strict=True))) for combo in itertools.product(*grid.values())]
 
 
-def point_key(spec: SweepSpec, point: SweepPoint) -> str:
+@functools.lru_cache(maxsize=32)
+def _profile_hashes(targets: tuple[str, ...]) -> tuple[str, ...]:
+    """Content hashes of the target profiles, read once per sweep (an edited profile invalidates its points)."""
     from edgekit.targets import load_target
 
-    profiles = [load_target(t).content_sha256 for t in spec.targets]  # an edited profile invalidates its points
+    return tuple(load_target(t).content_sha256 for t in targets)
+
+
+def point_key(spec: SweepSpec, point: SweepPoint) -> str:
+    profiles = _profile_hashes(spec.targets)
     blob = json.dumps(
         {"edgekit": __version__, "model": spec.model, "code": spec.code_sha256, "targets": spec.targets,
          "profiles": profiles,
@@ -414,8 +421,7 @@ def write_results(root: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, st
     files["markdown"] = str(root / "sweep.md")
     from edgekit.report_html import sweep_html
 
-    ok = [r for r in rows if r.get("status") == "ok"]
-    metric = "accuracy" if any(math.isfinite(_number(r, "accuracy")) for r in ok) else "metric"
+    metric = _ranking_metric(rows)
     fronts = {cost: [str(r["point"]) for r in pareto_front(rows, metric, cost)] for cost in _cost_columns(rows)}
     (root / "sweep.html").write_text(sweep_html([dict(r) for r in rows], fronts, metric))
     files["html"] = str(root / "sweep.html")
@@ -435,6 +441,12 @@ def _number(row: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
+
+
+def _ranking_metric(rows: Sequence[Mapping[str, Any]]) -> str:
+    """What the fronts weigh costs against: accuracy for a classifier, the task metric otherwise."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    return "accuracy" if any(math.isfinite(_number(r, "accuracy")) for r in ok) else "metric"
 
 
 def pareto_front(rows: Sequence[Mapping[str, Any]], maximize: str, minimize: str) -> list[Mapping[str, Any]]:
@@ -462,7 +474,7 @@ def _cost_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def sweep_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     ok = [r for r in rows if r.get("status") == "ok"]
-    metric = "accuracy" if any(math.isfinite(_number(r, "accuracy")) for r in ok) else "metric"
+    metric = _ranking_metric(rows)
     lines = [f"# Sweep: {len(rows)} points, {len(ok)} finished, {len(rows) - len(ok)} failed", ""]
     columns = [c for c in ("point", "status", "metric", "accuracy", "lut", "dsp", "fpga_latency_ns", "p50_us")
                if any(c in r for r in rows)]  # fmt: skip

@@ -146,10 +146,8 @@ def run_target(opened: OpenedBuild, name: str, device: Device, *, timeout_s: flo
     # the metric drop is measured on the samples that ran: the float model's metric on the same ones
     reference_metric = opened.previous.reference.metric
     if len(outputs) < opened.previous.reference.n_samples:
-        float_model = opened.manifest["artifacts"]["float_model"]
-        float_outputs = np.load(opened.root / "float" / float_model["golden_float_outputs"], allow_pickle=False)
-        labels = np.load(opened.root / "float" / float_model["golden_labels"], allow_pickle=False)
-        reference_metric = task_metric(golden.metric, float_outputs[: len(outputs)], labels[: len(outputs)])
+        float_ref = opened.float_golden().limited(len(outputs))
+        reference_metric = task_metric(golden.metric, float_ref.float_outputs, float_ref.labels)
     report_resources = getattr(get_backend(profile.backend), "resources", None)
     resources = report_resources(opened.compiled[name]) if report_resources else None
     result = score_outputs(
