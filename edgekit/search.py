@@ -29,7 +29,7 @@ from typing import Any
 
 from edgekit.errors import ConfigError, InputError
 from edgekit.progress import say
-from edgekit.sweep import SweepPoint, SweepSpec, run_sweep, write_results
+from edgekit.sweep import RaySession, SweepPoint, SweepSpec, run_sweep, write_results
 
 __all__ = ["SearchResult", "precision_search", "toml_text"]
 
@@ -47,6 +47,7 @@ class SearchResult:
     trials: int
     recipe_folder: Path | None = None
     history: list[str] = field(default_factory=list)
+    ray_starts: int = 0  # 1: every round ran in one Ray session; 0: every trial was already finished
 
 
 def _ok(row: Mapping[str, Any] | None, goal: float) -> bool:
@@ -68,16 +69,28 @@ def precision_search(
     address: str | None = None,
     max_repair_rounds: int = 6,
 ) -> SearchResult:
-    """Search per-layer bit widths for ``spec.model`` on ``spec.targets`` (one FPGA target gives the LUTs)."""
+    """Search per-layer bit widths for ``spec.model`` on ``spec.targets`` (one FPGA target gives the LUTs).
+
+    Every round of trials runs in one Ray session, started when the first trial needs running.
+    """
     if not 2 <= lowest < start <= 16:
         raise ConfigError(f"precision search needs 2 <= lowest < start <= 16, got lowest {lowest}, start {start}")
+    with RaySession(address, workers) as session:
+        result = _search(spec, session, budget, start, lowest, max_repair_rounds)
+    result.ray_starts = session.starts
+    return result
+
+
+def _search(
+    spec: SweepSpec, session: RaySession, budget: float, start: int, lowest: int, max_repair_rounds: int
+) -> SearchResult:
     trials = 0
     every: dict[str, dict[str, Any]] = {}
 
     def run(points: Sequence[SweepPoint]) -> list[dict[str, Any]]:
         nonlocal trials
         unique = list(dict.fromkeys(points))
-        result = run_sweep(spec, unique, workers=workers, address=address)
+        result = run_sweep(spec, unique, session=session)
         trials += result.ran
         rows = {p.name: r for p, r in zip(unique, result.rows, strict=True)}
         every.update(rows)

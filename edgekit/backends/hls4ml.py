@@ -34,6 +34,7 @@ import numpy as np
 
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.hls_emulator import EmulatorPool
+from edgekit.backends.native_pool import without_main_script
 from edgekit.errors import BackendUnavailable, ConfigError, ToolchainError
 from edgekit.fpga_estimate import LayerFacts, estimate
 from edgekit.schema import build, to_plain
@@ -331,7 +332,8 @@ class Hls4mlBackend:
         """
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            future = pool.submit(_trace_worker, str(graph_path), to_plain(target), x)
+            with without_main_script():
+                future = pool.submit(_trace_worker, str(graph_path), to_plain(target), x)
             try:
                 return future.result()
             except BrokenProcessPool as err:

@@ -9,8 +9,11 @@ between the workers, one core each. This module imports nothing heavier than num
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -22,7 +25,27 @@ import numpy as np
 from edgekit.errors import ToolchainError
 from edgekit.tools import available_cpus
 
-__all__ = ["NativePool", "run_isolated"]
+__all__ = ["NativePool", "run_isolated", "without_main_script"]
+
+
+@contextlib.contextmanager
+def without_main_script() -> Iterator[None]:
+    """Processes spawned inside this block do not run the caller's main script again.
+
+    A spawned child normally re-executes the parent's ``__main__`` file before it unpickles its work. Our
+    workers need nothing from it (their functions live in edgekit's modules), and it can be costly: in a Ray
+    worker, which runs every sweep point, the main script is Ray's own worker module, and re-running it took
+    0.3 s per child on an idle 2-core machine (two children per hls4ml point). Python leaves the main script
+    alone when ``__main__`` names no file, so the block stands a bare module in its place; spawning is
+    synchronous in the calling thread (ProcessPoolExecutor starts its workers in ``submit``).
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 class NativePool:
@@ -60,7 +83,9 @@ class NativePool:
         parts = 1 if len(x) < self._split_from else self.workers
         chunks = [c for c in np.array_split(x.reshape(len(x), self._n_in), parts) if len(c)]
         try:
-            results = list(self._pool.map(self._work, chunks))
+            with without_main_script():  # workers start on the first submit
+                pending = self._pool.map(self._work, chunks)
+            results = list(pending)
         except BrokenProcessPool as err:
             raise ToolchainError(f"{self._what} {self._library} crashed its worker process", hint=self._hint) from err
         return np.concatenate(results)
@@ -75,7 +100,8 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout_s: float, what: str
     Exceptions ``fn`` raises come back as they are (EdgekitErrors keep their message, not their hint).
     """
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        future = pool.submit(fn, *args)
+        with without_main_script():
+            future = pool.submit(fn, *args)
         try:
             return future.result(timeout=timeout_s)
         except BrokenProcessPool as err:

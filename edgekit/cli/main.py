@@ -379,7 +379,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         _print_json(result)
         return 0 if result.chosen else 1
     print(f"\nfloat accuracy {result.float_accuracy:.4f}; goal: accuracy >= {result.target_accuracy:.4f} "
-          f"({result.trials} trials run now)")  # fmt: skip
+          f"({result.trials} trials run now{', in one Ray session' if result.ray_starts else ''})")  # fmt: skip
     print("uniform precision:")
     for row in result.uniform:
         print(f"  {row['point']:<12} accuracy {row.get('accuracy', float('nan')):.4f}  LUT {row.get('lut', '-')}")

@@ -27,6 +27,7 @@ def test_search_finds_per_layer_widths_within_budget_and_writes_a_buildable_reci
     run = _search(tmp_path / "search")
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout)
+    assert result["ray_starts"] == 1  # every round (uniform, bisection, combination, repairs) in one Ray session
     goal = result["target_accuracy"]
     assert goal == pytest.approx(result["float_accuracy"] - 0.05)
     assert [r["point"] for r in result["uniform"]] == ["w6a6-s0", "w5a5-s0", "w4a4-s0", "w3a3-s0"]
@@ -57,6 +58,7 @@ def test_search_finds_per_layer_widths_within_budget_and_writes_a_buildable_reci
     # every trial is a finished sweep point: a rerun runs none
     again = json.loads(_search(tmp_path / "search").stdout)
     assert again["trials"] == 0 and again["layers"] == result["layers"]
+    assert again["ray_starts"] == 0  # nothing to run: no Ray at all
 
 
 def test_recipe_toml_round_trips() -> None:
