@@ -435,7 +435,8 @@ def run_sweep(
                 n_done = sum(1 for r in done.values() if r is not None)
                 if on_progress:
                     on_progress(n_done, len(pending), failed, len(points))
-                say(f"[sweep] {n_done}/{len(points)} done, {len(pending)} running or queued, {failed} failed")
+                if ready:  # the 5 s timeout only polls (and keeps Ctrl-C responsive): nothing new to say
+                    say(f"[sweep] {n_done}/{len(points)} done, {len(pending)} running or queued, {failed} failed")
         finally:
             if own:
                 active.close()
