@@ -23,6 +23,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -334,7 +335,7 @@ class RaySession:
 
     Keeping one session for a whole search spares each round Ray's start and stop (about 3.5 s here) and lets
     the next round's points run in workers that have already imported torch, brevitas and hls4ml. While it
-    is open, SIGTERM stops the program like Ctrl-C, so ``kill`` also stops Ray.
+    is open (from the main thread), SIGTERM stops the program like Ctrl-C, so ``kill`` also stops Ray.
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
@@ -360,12 +361,15 @@ class RaySession:
                 raise
             self._temp_dir = temp_dir
             self.starts += 1
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+            if threading.current_thread() is threading.main_thread():  # only there can Python set a handler
+                self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
         return self._ray
 
     def close(self) -> None:
         if self._ray is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+                self._previous_sigterm = None
             self._ray.shutdown()
             self._ray = None
         if self._temp_dir is not None:

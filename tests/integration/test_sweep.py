@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -168,3 +169,28 @@ def test_a_failing_point_is_recorded_and_the_recipe_grid_is_read(
     assert grid == {"weight_bits": (4, 6), "sparsity": (0.5,)} and targets == ("fpga-xc7z020",)
     with pytest.raises(ConfigError, match="unknown key"):
         grid_from_recipe({"grids": {}})
+
+
+def test_a_ray_session_runs_and_stops_from_a_worker_thread() -> None:
+    """A notebook or GUI may sweep from a thread: there no SIGTERM handler can be set, and none is needed."""
+    from edgekit.sweep import RaySession
+
+    before = signal.getsignal(signal.SIGTERM)
+    seen: dict[str, object] = {}
+
+    def use() -> None:
+        try:
+            with RaySession(workers=1) as session:
+                ray = session.ray()
+                seen["answer"] = ray.get(ray.remote(num_cpus=1)(lambda: 2**5).remote())
+            seen["stopped"] = not ray.is_initialized()
+            seen["starts"] = session.starts
+        except BaseException as err:  # handed to the test thread
+            seen["error"] = err
+
+    thread = threading.Thread(target=use)
+    thread.start()
+    thread.join(timeout=180)
+    assert not thread.is_alive() and "error" not in seen, seen.get("error")
+    assert seen == {"answer": 32, "stopped": True, "starts": 1}
+    assert signal.getsignal(signal.SIGTERM) == before
