@@ -33,7 +33,7 @@ from typing import Any
 from edgekit import __version__
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.progress import say
-from edgekit.tools import CPUS_ENV
+from edgekit.tools import CPUS_ENV, available_cpus
 
 __all__ = [
     "GRID_KEYS",
@@ -342,7 +342,7 @@ class RaySession:
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
         self.address = address
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or available_cpus()
         self.starts = 0
         self._ray: Any = None
         self._temp_dir: Path | None = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.tools import CPUS_ENV
 
 __all__ = ["main"]
 
@@ -29,6 +30,14 @@ EPILOG = (
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+
+
+def _add_trial_flags(p: argparse.ArgumentParser, each: str) -> None:
+    """What every build of a sweep or search shares, and where the builds run (Ray)."""
+    p.add_argument("--tiny", action="store_true", help=f"the recipe's tiny variant for every {each}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("--address", help="join an existing Ray cluster (default: a local one on 127.0.0.1)")
+    p.add_argument("--workers", type=int, help=f"local Ray workers (default: every core, or {CPUS_ENV})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,10 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-t", "--target", action="append", default=[], metavar="TARGET", help="repeatable")
     s.add_argument("-o", "--out", type=Path, help="sweep folder (default: build/sweep-MODEL)")
     s.add_argument("--recipe", help="recipe for a module:factory model")
-    s.add_argument("--tiny", action="store_true", help="the recipe's tiny variant at every point")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
-    s.add_argument("--address", help="join an existing Ray cluster (default: a local one on 127.0.0.1)")
-    s.add_argument("--workers", type=int, help="local Ray workers (default: every core)")
+    _add_trial_flags(s, "point")
     s.add_argument("--retry-failed", action="store_true", help="run failed points again")
     s.add_argument("--best", metavar="CONDITIONS", help='pick a point, e.g. "accuracy>=0.74, lut<=20000"')
     _add_output_flags(s)
@@ -136,10 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--start", type=int, default=8, help="the widest precision, every layer (default 8)")
     r.add_argument("--lowest", type=int, default=2, help="the narrowest precision tried (default 2)")
     r.add_argument("-o", "--out", type=Path, help="search folder (default: build/search-MODEL)")
-    r.add_argument("--tiny", action="store_true", help="the recipe's tiny variant for every trial")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
-    r.add_argument("--address", help="join an existing Ray cluster")
-    r.add_argument("--workers", type=int, help="local Ray workers (default: every core)")
+    _add_trial_flags(r, "trial")
     _add_output_flags(r)
 
     t = sub.add_parser("targets", help="list target profiles, or show one")

@@ -8,6 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from edgekit.errors import ConfigError
 from edgekit.sweep import SweepPoint, grid_points, longest_first, parse_grid
 
 # A main script that notes every run of its top level: once in the parent, and once more in each spawned
@@ -58,3 +61,14 @@ def test_sweep_points_are_submitted_longest_first_in_grid_order_among_equals() -
     assert order == ["w4a4-s0.5", "w6a6-s0.5", "w8a8-s0.5", "w4a4-s0", "w6a6-s0", "w8a8-s0"]
     layered = SweepPoint(6, 6, 0.0, None, (("fc1", "weight_bits", 3),))
     assert [p.name for p in longest_first([points[0], layered])] == [layered.name, points[0].name]
+
+
+def test_a_ray_session_defaults_to_edgekit_cpus_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgekit.sweep import RaySession
+
+    monkeypatch.setenv("EDGEKIT_CPUS", "3")
+    assert RaySession().workers == 3 and RaySession(workers=1).workers == 1
+    monkeypatch.delenv("EDGEKIT_CPUS")
+    assert RaySession().workers == (os.cpu_count() or 1)
+    with pytest.raises(ConfigError, match="at least 1"):
+        RaySession(workers=0)
