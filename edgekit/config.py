@@ -8,10 +8,12 @@ result is built once into frozen dataclasses.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -19,6 +21,7 @@ from edgekit.errors import ConfigError
 from edgekit.schema import build, check_table, deep_merge
 
 __all__ = [
+    "FLOAT_ON_FIXED",
     "FORMAT_GATES",
     "ExportSettings",
     "GateSettings",
@@ -31,11 +34,14 @@ __all__ = [
     "SynthSettings",
     "TrainSettings",
     "ValidationSettings",
+    "absolute_set_flags",
+    "flatten_layer_tables",
     "format_gates_layer",
     "merge_settings",
     "parse_set_flags",
     "prune_shorthand",
     "quant_shorthand",
+    "resolve_data_paths",
 ]
 
 
@@ -47,6 +53,11 @@ class TrainSettings:
     weight_decay: float = field(default=0.0, metadata={"min": 0.0})
     optimizer: Literal["adam", "sgd"] = "adam"
     seed: int = 0
+    # torch threads while training and computing golden outputs. One thread gives the same weights whatever
+    # the machine's load, core count or OMP_NUM_THREADS: torch splits a sum into one part per thread, so
+    # another thread count (and OpenMP's OMP_DYNAMIC, which shrinks the team when the machine is busy) adds
+    # in another order. More threads are faster for large models; the weights then depend on the count.
+    threads: int = field(default=1, metadata={"min": 1, "max": 1024})
 
 
 @dataclass(frozen=True)
@@ -188,15 +199,80 @@ class Layer:
     table: Mapping[str, Any]
 
 
+LAYER_FIELDS = frozenset(f.name for f in fields(LayerQuantSettings))
+
+
+def flatten_layer_tables(layers: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``[quant.layers]`` keyed by full module path: ``{"encoder": {"fc1": {...}}}`` -> ``{"encoder.fc1": {...}}``.
+
+    TOML reads ``[quant.layers.encoder.fc1]`` (unquoted) as nested tables; ``[quant.layers."encoder.fc1"]``
+    is the same layer. A table holding both settings and sub-tables sets a block and layers inside it.
+    """
+    flat: dict[str, Any] = {}
+    for name, table in layers.items():
+        path = f"{prefix}{name}"
+        if not isinstance(table, Mapping):
+            flat[path] = table  # not a table: check_table names the problem
+            continue
+        own = {k: v for k, v in table.items() if k in LAYER_FIELDS or not isinstance(v, Mapping)}
+        if own or not table:
+            flat[path] = own
+        flat.update(flatten_layer_tables({k: v for k, v in table.items() if k not in own}, f"{path}."))
+    return flat
+
+
+def _with_flat_layers(table: Mapping[str, Any]) -> Mapping[str, Any]:
+    quant = table.get("quant")
+    if not isinstance(quant, Mapping) or not isinstance(quant.get("layers"), Mapping):
+        return table
+    return {**table, "quant": {**quant, "layers": flatten_layer_tables(quant["layers"])}}
+
+
 def merge_settings(layers: Sequence[Layer]) -> Settings:
     """Check each layer, merge them in order (later wins) and build frozen settings."""
     merged: dict[str, Any] = {}
     for layer in layers:
-        check_table(Settings, layer.table, layer.source)
-        for name, table in layer.table.get("quant", {}).get("layers", {}).items():
-            check_table(LayerQuantSettings, table, layer.source, f"quant.layers.{name}")
-        merged = deep_merge(merged, layer.table)
+        table = _with_flat_layers(layer.table)
+        check_table(Settings, table, layer.source)
+        for name, layer_table in table.get("quant", {}).get("layers", {}).items():
+            check_table(LayerQuantSettings, layer_table, layer.source, f"quant.layers.{name}")
+        merged = deep_merge(merged, table)
     return build(Settings, merged, "merged settings")
+
+
+def _is_path_key(key: str) -> bool:
+    return key == "path" or key.endswith(("_path", "_file", "_dir"))
+
+
+def resolve_data_paths(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """``table`` with relative file paths in ``data_options`` (keys ``path``, ``*_path``, ``*_file``, ``*_dir``)
+    made absolute against ``base``: a recipe's folder for a recipe, the current directory for ``--set``."""
+    options = table.get("data_options")
+    if not isinstance(options, Mapping):
+        return dict(table)
+    resolved = {
+        k: str(base / Path(v).expanduser()) if _is_path_key(k) and isinstance(v, str) and v and "://" not in v else v
+        for k, v in options.items()
+    }
+    return {**table, "data_options": resolved}
+
+
+def _key_parts(key: str, flag: str) -> list[str]:
+    """The parts of a dotted ``--set`` key, TOML's way: ``quant.layers."encoder.fc1".weight_bits``."""
+    try:
+        parsed: Any = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(
+            f"--set {flag!r}: {key!r} is not a settings key",
+            hint='dotted names, a layer name with dots in quotes: quant.layers."encoder.fc1".weight_bits=4',
+        ) from err
+    parts = []
+    while isinstance(parsed, dict):
+        (name, parsed), *_ = parsed.items()
+        parts.append(name)
+    if parts[:2] == ["quant", "layers"] and len(parts) > 4:
+        parts = [*parts[:2], ".".join(parts[2:-1]), parts[-1]]  # an unquoted nested layer path
+    return parts
 
 
 def quant_shorthand(text: str) -> Layer:
@@ -221,11 +297,13 @@ def quant_shorthand(text: str) -> Layer:
 def parse_set_flags(flags: Sequence[str]) -> Layer:
     """``--set train.epochs=5 --set latency.batch_sizes=[1,64]`` as one settings layer.
 
-    Values are TOML values; a bare word that is not valid TOML is taken as a string.
+    Values are TOML values; a bare word that is not valid TOML is taken as a string. Keys are TOML dotted
+    keys: a layer whose module path has dots is quoted (``quant.layers."encoder.fc1".weight_bits=4``) or
+    written out (``quant.layers.encoder.fc1.weight_bits=4``). A relative data path is the current directory's.
     """
     table: dict[str, Any] = {}
     for flag in flags:
-        key, sep, raw = flag.partition("=")
+        key, sep, raw = _split_flag(flag)
         key = key.strip()
         if not sep or not key:
             raise ConfigError(
@@ -236,14 +314,48 @@ def parse_set_flags(flags: Sequence[str]) -> Layer:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()
-        *parents, leaf = key.split(".")
+        *parents, leaf = _key_parts(key, flag)
         node = table
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {flag!r} conflicts with an earlier --set of {part!r}")
+                raise ConfigError(
+                    f"--set {flag!r} conflicts with an earlier --set of {part!r}",
+                    hint="set a key or its table, not both",
+                )
         node[leaf] = value
-    return Layer("command line --set", table)
+    return Layer("command line --set", resolve_data_paths(table, Path.cwd()))
+
+
+def absolute_set_flags(flags: Sequence[str]) -> tuple[str, ...]:
+    """``--set`` flags with relative data paths made absolute here, for builds that run elsewhere (Ray workers)."""
+    out = []
+    for flag in flags:
+        key, sep, raw = _split_flag(flag)
+        parts = _key_parts(key.strip(), flag) if sep and key.strip() else []
+        value = raw.strip()
+        if parts[:1] == ["data_options"] and len(parts) == 2 and _is_path_key(parts[1]) and value:
+            try:
+                text = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                text = value
+            if isinstance(text, str) and "://" not in text and not Path(text).expanduser().is_absolute():
+                flag = f"{key}={json.dumps(str(Path.cwd() / Path(text).expanduser()))}"
+        out.append(flag)
+    return tuple(out)
+
+
+def _split_flag(flag: str) -> tuple[str, str, str]:
+    """KEY=VALUE at the first ``=`` outside quotes (a quoted layer name may not hold one, but a value may)."""
+    quote = ""
+    for i, char in enumerate(flag):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "=":
+            return flag[:i], "=", flag[i + 1 :]
+    return flag, "", ""
 
 
 def prune_shorthand(text: str) -> Layer:
@@ -274,12 +386,18 @@ def prune_shorthand(text: str) -> Layer:
 #   O(10); top-1 may flip on near-ties only.
 # - bf16: 8 significant bits (unit roundoff 3.9e-3): eight times looser than fp16.
 # - int8 and fixed: the quantized reference is the model; power-of-two scales make every runtime exact.
+# - fixed-from-float: an FPGA target without --quant runs the float model in fixed-point types edgekit sizes
+#   from measured ranges (18 bits, integer bits for the largest value plus one doubling): about 16
+#   significant bits at a layer's largest value and fewer below it, rounded at every layer; held to
+#   agreement with the float model like fp16, since there is no quantized reference to be exact with.
+FLOAT_ON_FIXED = "fixed-from-float"
 FORMAT_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs_diff_vs_float": 1e-4, "min_top1_agreement": 0.999},
     "fp16": {"max_abs_diff_vs_float": 5e-2, "min_top1_agreement": 0.995},
     "bf16": {"max_abs_diff_vs_float": 4e-1, "min_top1_agreement": 0.99},
     "int8": {"max_abs_diff_vs_quantized": 0.0, "max_metric_drop_vs_float": 0.01},
     "fixed": {"max_abs_diff_vs_quantized": 0.0, "max_metric_drop_vs_float": 0.01},
+    FLOAT_ON_FIXED: {"max_abs_diff_vs_float": 5e-2, "min_top1_agreement": 0.995, "max_metric_drop_vs_float": 0.01},
 }
 
 

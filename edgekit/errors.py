@@ -6,6 +6,7 @@
     ├── InputError                2  missing or corrupt file, data that does not fit the model
     ├── BackendUnavailable        3  the target's backend is not built into edgekit or not installed
     ├── ToolchainError            4  an external tool or runtime failed (g++, onnxruntime, ...)
+    ├── DiskFullError             4  the disk under the build folder filled up (nothing half-written is kept)
     └── DeviceError               4  a hardware-in-the-loop device could not be reached or its run failed
 
 A validation gate that fails is not an exception: it is data in the validation
@@ -24,6 +25,7 @@ __all__ = [
     "BackendUnavailable",
     "ConfigError",
     "DeviceError",
+    "DiskFullError",
     "EdgekitError",
     "InputError",
     "ToolchainError",
@@ -78,6 +80,12 @@ class BackendUnavailable(EdgekitError):
 
 class ToolchainError(EdgekitError):
     """An external tool or foreign runtime failed while building or running an artifact."""
+
+    exit_code = 4
+
+
+class DiskFullError(EdgekitError):
+    """The disk (or quota, or file-size limit) ran out while edgekit wrote a stage, a manifest or a report."""
 
     exit_code = 4
 

@@ -6,41 +6,46 @@ import json
 import os
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgekit import __version__
 from edgekit.builddir import atomic_write_text
 from edgekit.errors import InputError
+from edgekit.jsonio import dumps
+from edgekit.provenance import LIBRARIES, code_sha256, versions
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_SCHEMA_VERSION", "environment", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
-_LIBRARIES = ("edgekit", "torch", "numpy", "onnx", "onnxruntime", "scikit-learn", "tqdm")
 
 
-def _version(dist: str) -> str:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
+def environment(stage_versions: Iterable[Mapping[str, str]] = ()) -> dict[str, Any]:
+    """The machine, every library an edgekit stage may run, and the versions the build's stages ran with.
 
-
-def environment() -> dict[str, Any]:
+    ``versions_used`` (the union over the stages, external tools such as g++ or yosys included) is what the
+    stage keys hold; ``libraries`` lists the rest too, for the record.
+    """
+    used: dict[str, str] = {}
+    for stage in stage_versions:
+        used.update(stage)
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "libraries": {name: _version(name) for name in _LIBRARIES},
+        "edgekit": {"version": __version__, "code_sha256": code_sha256("edgekit.pipeline")},
+        "libraries": versions(LIBRARIES),
+        "versions_used": dict(sorted(used.items())),
     }
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
     path = root / MANIFEST_NAME
-    atomic_write_text(path, json.dumps(manifest, indent=1, default=str) + "\n")
+    atomic_write_text(path, dumps(manifest) + "\n")
     return path
 
 
@@ -48,7 +53,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
     """The manifest of an existing build, with clear errors for missing, corrupt or foreign ones."""
     path = root / MANIFEST_NAME
     if not root.is_dir():
-        raise InputError(f"build directory {root} does not exist")
+        raise InputError(
+            f"build directory {root} does not exist", hint="give the --out folder of an edgekit compile run"
+        )
     if not path.is_file():
         raise InputError(
             f"{root} is not an edgekit build directory (no {MANIFEST_NAME})",
@@ -59,7 +66,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(f"{path} is corrupt: {err}", hint="re-run edgekit compile for this build") from err
     if not isinstance(manifest, dict) or "schema_version" not in manifest:
-        raise InputError(f"{path} is not an edgekit manifest (no schema_version)")
+        raise InputError(
+            f"{path} is not an edgekit manifest (no schema_version)", hint="re-run edgekit compile for this build"
+        )
     found = manifest["schema_version"]
     if not isinstance(found, int) or found > MANIFEST_SCHEMA_VERSION:
         raise InputError(

@@ -8,7 +8,6 @@ which caches them by content hash and swaps their output folders in atomically.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,20 +18,27 @@ from typing import Any
 import numpy as np
 
 from edgekit import __version__
-from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantizedModel
+from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, ModelSource, QuantizedModel
 from edgekit.backends import get_backend
-from edgekit.builddir import BuildDir, StageRecord, cache_key
+from edgekit.builddir import BuildDir, StageRecord
 from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, prune_shorthand, quant_shorthand
+from edgekit.data import Dataset, load_data
 from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
-from edgekit.planning import check_pruning, check_synthesis, plan_quantization_for, plan_target
+from edgekit.planning import (
+    TargetPlan,
+    check_memory,
+    check_pruning,
+    check_synthesis,
+    plan_quantization_for,
+    plan_target,
+)
+from edgekit.precision import QuantPlan
 from edgekit.progress import say
 from edgekit.reconstruction import compression_summary
 from edgekit.report import write_report
 from edgekit.report_html import write_html_report
 from edgekit.schema import build, to_plain
-from edgekit.stages.export import EXPORTER, export_float_onnx
-from edgekit.stages.train import TRAINER, train_float_model
 from edgekit.stages.validate import (
     GoldenSet,
     LayerError,
@@ -45,23 +51,26 @@ from edgekit.stages.validate import (
 from edgekit.steps import (
     Graph,
     compile_targets,
+    run_export,
     run_profile,
     run_prune,
     run_quantization,
     run_synthesis,
-    said_cached,
+    run_train,
 )
 from edgekit.targets import TargetProfile
 from edgekit.torch_model import TorchRunner, load_float_model
 from edgekit.zoo import ModelSpec, resolve_model
 
 __all__ = [
+    "BuildPlan",
     "BuildResult",
     "CompileRequest",
     "OpenedBuild",
     "compile_model",
     "exit_code_for",
     "open_build",
+    "plan_build",
     "validate_build",
 ]
 
@@ -316,7 +325,7 @@ def _takes_torch(plan: Any) -> bool:
 
 
 def _write_vectors(
-    plans: list[Any], compiled: dict[str, CompiledArtifact], root: Path, quant_golden: dict[str, GoldenSet]
+    plans: list[Any], compiled: dict[str, CompiledArtifact], build_dir: BuildDir, quant_golden: dict[str, GoldenSet]
 ) -> None:
     """Testbench vectors (``vectors/<target>/``) for targets whose backend writes them: the quantized golden set."""
     for plan in plans:
@@ -324,21 +333,30 @@ def _write_vectors(
         writer = getattr(plan.backend, "write_vectors", None)
         if writer is None or name not in compiled or plan.family not in quant_golden:
             continue
-        golden = quant_golden[plan.family]
-        folder = root / "vectors" / name
-        staging = root / "vectors" / f".{name}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        writer(compiled[name], root / "targets" / name / compiled[name].path, golden.inputs, golden.quant_outputs,
-               staging)  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
-        say(f"[vectors] {name}: {len(golden.inputs)} stimulus/response lines and a testbench in {folder}")
+        golden, artifact = quant_golden[plan.family], compiled[name]
+        path = build_dir.root / "targets" / name / artifact.path
+        build_dir.write_folder(
+            f"the test vectors of {name}", f"vectors/{name}",
+            partial(writer, artifact, path, golden.inputs, golden.quant_outputs),
+        )  # fmt: skip
+        say(f"[vectors] {name}: {len(golden.inputs)} stimulus/response lines and a testbench in vectors/{name}/")
 
 
-def compile_model(request: CompileRequest) -> BuildResult:
-    """Build and validate ``request.model`` for each requested target."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything a build decides before it touches its folder: settings, targets, quantization plans."""
+
+    request: CompileRequest
+    spec: ModelSpec
+    settings: Settings
+    source: ModelSource
+    plans: list[TargetPlan]
+    quant_plans: dict[str, QuantPlan]
+    root: Path
+
+
+def plan_build(request: CompileRequest) -> BuildPlan:
+    """Resolve and check a build without running it: a bad setting, target or precision fails here (exit 2)."""
     spec: ModelSpec = resolve_model(request.model, request.recipe)
     model_layers = [*spec.recipe.settings_layers(request.tiny)]
     if request.quant is not None:
@@ -355,53 +373,53 @@ def compile_model(request: CompileRequest) -> BuildResult:
     quant_plans = plan_quantization_for(source, settings, plans)
     check_pruning(source, settings)
     check_synthesis(settings, plans)
+    check_memory(settings, plans, tuple(spec.recipe.input_shape))
     root = request.out or Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
     if root.exists() and not root.is_dir():
-        raise InputError(f"--out {root} is a file, not a directory")
-    root.mkdir(parents=True, exist_ok=True)
-    build_dir = BuildDir(root)
-    say(f"edgekit {__version__}: {spec.name} -> {', '.join(p.profile.name for p in plans)} in {root}")
+        raise InputError(f"--out {root} is a file, not a directory", hint="give --out a folder (new or a build's)")
+    return BuildPlan(request, spec, settings, source, plans, quant_plans, root)
 
-    train_key = cache_key(
-        {
-            "code": spec.code_sha256,
-            "input_shape": spec.recipe.input_shape,
-            "data": spec.recipe.data,
-            "metric": spec.recipe.metric,
-            "source": source,
-            "train": settings.train,
-            "data_options": settings.data_options,
-            "trainer": TRAINER,
-        }
-    )
-    say("[train] float model")
-    float_model, train_record = build_dir.run_stage(
-        "train", "float", train_key, FloatModel,
-        partial(train_float_model, spec, source, settings), force=request.force,
+
+def compile_model(request: CompileRequest) -> BuildResult:
+    """Build and validate ``request.model`` for each requested target.
+
+    Everything that can be checked is checked before the build folder is touched: settings, targets,
+    quantization plans, the data. The build then holds the folder (a second build into it is refused).
+    """
+    started = time.perf_counter()
+    planned = plan_build(request)
+    data = load_data(planned.spec, planned.settings)  # once per build: checked, and hashed into the float key
+    build_dir = BuildDir(planned.root)
+    with build_dir.locked(f"edgekit compile {request.model}"):
+        targets = ", ".join(p.profile.name for p in planned.plans)
+        say(f"edgekit {__version__}: {planned.spec.name} -> {targets} in {planned.root}")
+        return _build(planned, data, build_dir, started)
+
+
+def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: float) -> BuildResult:
+    """The stages, validation and reports of one build, into a build folder this run holds."""
+    request, spec, settings, source, plans, quant_plans = (
+        planned.request, planned.spec, planned.settings, planned.source, planned.plans, planned.quant_plans
     )  # fmt: skip
-    said_cached(train_record)
+    root = build_dir.root
+    float_model, train_record = run_train(spec, source, settings, build_dir, data, request.force)
     weights_sha = train_record.files[float_model.weights]
 
     # The model every later stage starts from: the trained float model, or its pruned version.
     base_model, base_dir, base_sha, prune_records = float_model, root / "float", weights_sha, []
     if settings.prune.method != "none":
-        base_model, prune_record = run_prune(spec, settings, build_dir, float_model, weights_sha, request.force)
+        base_model, prune_record = run_prune(spec, settings, build_dir, float_model, weights_sha, data, request.force)
         base_dir, base_sha, prune_records = root / "pruned", prune_record.files[base_model.weights], [prune_record]
 
-    export_key = cache_key({"weights": base_sha, "export": settings.export, "exporter": EXPORTER})
-    say("[export] ONNX (float, dynamic batch)")
-    graph, export_record = build_dir.run_stage(
-        "export", "export", export_key, ExportedGraph,
-        partial(export_float_onnx, base_model, base_dir, settings.export), force=request.force,
-    )  # fmt: skip
-    said_cached(export_record)
-
+    graph, export_record = run_export(spec, settings, build_dir, base_model, base_dir, base_sha, request.force)
     quantized, quant_exports, quant_files, quant_records = run_quantization(
-        spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, request.force
+        spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, data, request.force
     )
     profiled: Graph | None = None
     if any(_takes_torch(p) for p in plans):
-        profiled, profile_record = run_profile(spec, settings, build_dir, base_model, base_dir, base_sha, request.force)
+        profiled, profile_record = run_profile(
+            spec, settings, build_dir, base_model, base_dir, base_sha, data, request.force
+        )
         quant_records.append(profile_record)
     graphs: dict[str, Graph] = {}
     for plan in plans:
@@ -433,7 +451,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
                 quant_golden[plan.family] if plan.family else golden, reference.metric,
                 graphs[name].graph, quantized[plan.family] if plan.family else None, base_model, base_dir,
             )  # fmt: skip
-    _write_vectors(plans, compiled, root, quant_golden)
+    _write_vectors(plans, compiled, build_dir, quant_golden)
     rows = tuple(r for p in plans for r in (results[p.profile.name], *beside.get(p.profile.name, [])))
     report = ValidationReport(spec.name, spec.recipe.metric, reference, rows, extra_refs)
     validate_record = StageRecord("validate", ".", "", False, time.perf_counter() - validate_started, {})
@@ -456,7 +474,9 @@ def compile_model(request: CompileRequest) -> BuildResult:
             "n_parameters": float_model.n_parameters,
             "compression": compression_summary(spec.recipe, float_module, quantized),
         },
-        "environment": environment(),
+        "environment": environment(
+            r.versions for r in (train_record, *prune_records, export_record, *quant_records, *compile_records)
+        ),
         "settings": {
             "model": to_plain(settings),
             "targets": {p.profile.name: to_plain(p.settings) for p in plans},
@@ -569,6 +589,12 @@ def open_build(root: Path) -> OpenedBuild:
 
 def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
     """Re-run every compiled target of an existing build against its golden vectors and gates."""
+    read_manifest(root)  # a clear error for a folder that is not a build, before taking its lock
+    with BuildDir(root).locked(f"edgekit validate {root}"):
+        return _revalidate(root, overrides)
+
+
+def _revalidate(root: Path, overrides: tuple[str, ...]) -> BuildResult:
     opened = open_build(root)
     manifest, old, modified = opened.manifest, opened.previous, opened.modified
     where = str(root / "manifest.json")

@@ -7,11 +7,14 @@ target cannot take exactly all fail here, before a minute of training is spent.
 from __future__ import annotations
 
 import importlib.util
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgekit.artifacts import ModelSource
 from edgekit.backends import Backend, get_backend
-from edgekit.config import Layer, Settings, format_gates_layer, merge_settings
+from edgekit.config import FLOAT_ON_FIXED, Layer, Settings, format_gates_layer, merge_settings
 from edgekit.errors import BackendUnavailable, ConfigError
 from edgekit.precision import Family, QuantPlan, family_for, legality_problems, plan_quantization
 from edgekit.progress import say
@@ -19,7 +22,7 @@ from edgekit.quant_graph import analyze
 from edgekit.targets import TargetProfile, load_target
 from edgekit.torch_model import instantiate
 
-__all__ = ["TargetPlan", "check_pruning", "plan_quantization_for", "plan_target"]
+__all__ = ["TargetPlan", "check_memory", "check_pruning", "check_synthesis", "plan_quantization_for", "plan_target"]
 
 
 def _installed(module: str) -> bool:
@@ -40,10 +43,16 @@ class TargetPlan:
 
 def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool) -> TargetPlan:
     profile = load_target(name)
-    settings = merge_settings([format_gates_layer(profile.precision), profile.settings_layer(), *model_layers])
     family = family_for(profile)
+    number_format: str = profile.precision
     if family == "fixed" and not quant_enabled:
-        family = None  # an FPGA target without --quant takes the float model (hls4ml's float path)
+        # An FPGA target without --quant takes the float model (hls4ml's float path): fixed-point types sized
+        # from measured ranges, held to agreement with the float model instead of exactness with brevitas.
+        family, number_format = None, FLOAT_ON_FIXED
+    layers = [format_gates_layer(number_format), profile.settings_layer(), *model_layers]
+    if number_format == FLOAT_ON_FIXED:  # the profile's exactness gate has no quantized reference to compare
+        layers.insert(2, Layer(f"{profile.source} (float path)", {"gates": {"max_abs_diff_vs_quantized": None}}))
+    settings = merge_settings(layers)
     try:
         backend = get_backend(profile.backend)
         reason = backend.unavailable_reason()
@@ -115,6 +124,44 @@ def check_synthesis(settings: Settings, plans: list[TargetPlan]) -> None:
         say("note: --synth has no effect here: no FPGA target in this build")
     for plan in fpga:
         synth_command(plan.profile)
+
+
+# A latency batch is built in memory by repeating golden samples and runs through copies (torch, numpy,
+# float64 for the emulators) and the model's activations: refused when even this many copies of its input
+# do not fit in the memory the machine has free.
+BATCH_MEMORY_COPIES = 8
+
+
+def _available_memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def check_memory(settings: Settings, plans: list[TargetPlan], input_shape: tuple[int, ...]) -> None:
+    """A latency batch size the machine cannot hold is refused before any work (ConfigError)."""
+    available = _available_memory_bytes()
+    if available is None:
+        return
+    sample_bytes = 4 * math.prod(input_shape)
+    for where, chosen in [("the build", settings)] + [(f"target {p.profile.name}", p.settings) for p in plans]:
+        batch = max(chosen.latency.batch_sizes)
+        need = batch * sample_bytes * BATCH_MEMORY_COPIES
+        if need > available:
+            raise ConfigError(
+                f"latency.batch_sizes for {where}: a batch of {batch:,} samples of shape {input_shape} takes "
+                f"{batch * sample_bytes / 2**30:.2f} GiB for its inputs alone and about {need / 2**30:.1f} GiB "
+                f"with the copies a run makes, but this machine has {available / 2**30:.1f} GiB available",
+                hint=f"use batch sizes up to about {available // (sample_bytes * BATCH_MEMORY_COPIES):,}, "
+                "e.g. --set latency.batch_sizes=[1,1024]",
+            )
 
 
 def check_pruning(source: ModelSource, settings: Settings) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["bar", "configure", "say"]
+__all__ = ["bar", "configure", "say", "silenced"]
 
 _state = {"bars": True, "messages": True}
 
@@ -17,6 +18,17 @@ def configure(*, bars: bool, messages: bool) -> None:
     """The CLI turns bars off for --json and --quiet; library users can do the same."""
     _state["bars"] = bars
     _state["messages"] = messages
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """No messages or bars inside the block (a dry run of many builds' planning, say)."""
+    saved = dict(_state)
+    configure(bars=False, messages=False)
+    try:
+        yield
+    finally:
+        _state.update(saved)
 
 
 def say(message: str) -> None:

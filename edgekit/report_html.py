@@ -188,7 +188,7 @@ def _bit_width_points(root: Path, manifest: dict[str, Any]) -> list[tuple[str, f
         if not same or not quant.get("enabled"):
             continue
         for ref in references:
-            if ref.get("quant_family"):
+            if ref.get("quant_family") and ref.get("metric") is not None:  # null: no number (strict JSON)
                 label = f"w{quant['weight_bits']}a{quant['activation_bits']} {ref['quant_family']} ({folder.name})"
                 points.append((quant["weight_bits"], quant["activation_bits"], label, float(ref["metric"])))
     return [(label, metric) for _, _, label, metric in sorted(points)]

@@ -9,6 +9,7 @@ and the allowed keys are named.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,17 @@ from edgekit.errors import ConfigError
 T = TypeVar("T")
 
 __all__ = ["build", "check_table", "deep_merge", "describe_type", "to_plain"]
+
+
+def _fix_hint(source: str) -> str:
+    """Where a bad value came from, so the user knows what to change."""
+    if source.startswith("command line --set"):
+        return "change that --set value; the README's settings table lists every key"
+    if source == "--quant":
+        return "--quant wNaM takes 2 to 16 bits for the weights (N) and the activations (M), e.g. --quant w6a8"
+    if source == "--prune":
+        return "a sparsity is a fraction below 1: --prune 0.8, --prune structured:0.5, --prune 2:4"
+    return f"fix it in {source}" if source else ""
 
 
 def _at(source: str, key: str) -> str:
@@ -54,40 +66,49 @@ def _convert(tp: Any, value: Any, key: str, source: str, *, partial: bool) -> An
                 return _convert(option, value, key, source, partial=partial)
             except ConfigError as err:
                 errors.append(err)
-        raise (errors[0] if len(errors) == 1 else ConfigError(f"{where}: expected {describe_type(tp)}, got {value!r}"))
+        raise (
+            errors[0]
+            if len(errors) == 1
+            else ConfigError(f"{where}: expected {describe_type(tp)}, got {value!r}", hint=_fix_hint(source))
+        )
     if origin is Literal:
         if value not in get_args(tp):
             allowed = ", ".join(repr(a) for a in get_args(tp))
-            raise ConfigError(f"{where}: {value!r} is not allowed; choose one of {allowed}")
+            raise ConfigError(f"{where}: {value!r} is not allowed; choose one of {allowed}", hint=_fix_hint(source))
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected {describe_type(tp)}, got {value!r}")
+            raise ConfigError(f"{where}: expected {describe_type(tp)}, got {value!r}", hint=_fix_hint(source))
         item_tp = get_args(tp)[0]
         return tuple(_convert(item_tp, v, f"{key}[{i}]", source, partial=partial) for i, v in enumerate(value))
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {value!r}")
+            raise ConfigError(f"{where}: expected a table, got {value!r}", hint=_fix_hint(source))
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is float:  # numbers read back from strict JSON: null is NaN
+            return types.MappingProxyType({k: math.nan if v is None else v for k, v in value.items()})
         return types.MappingProxyType(dict(value))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {value!r}")
+            raise ConfigError(f"{where}: expected a table, got {value!r}", hint=_fix_hint(source))
         return _build_dataclass(tp, value, key, source, partial=partial)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {value!r}", hint=_fix_hint(source))
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {value!r}", hint=_fix_hint(source))
         return value
     if tp is float:
+        if value is None:  # strict JSON writes NaN as null (edgekit.jsonio); TOML has no null
+            return math.nan
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {value!r}", hint=_fix_hint(source))
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {value!r}", hint=_fix_hint(source))
         return value
     if tp is Any:
         return value
@@ -109,7 +130,7 @@ def _build_dataclass(cls: Any, data: Mapping[str, Any], table: str, source: str,
     for name, value in data.items():
         key = f"{table}.{name}" if table else name
         values[name] = _convert(hints[name], value, key, source, partial=partial)
-        _check_range(fields[name], values[name], _at(source, key))
+        _check_range(fields[name], values[name], _at(source, key), source)
     if partial:
         return values
     missing = [
@@ -119,11 +140,13 @@ def _build_dataclass(cls: Any, data: Mapping[str, Any], table: str, source: str,
     ]
     if missing:
         place = f" in [{table}]" if table else ""
-        raise ConfigError(f"{source or 'config'}: missing required key(s) {', '.join(missing)}{place}")
+        raise ConfigError(
+            f"{source or 'config'}: missing required key(s) {', '.join(missing)}{place}", hint=_fix_hint(source)
+        )
     return cls(**values)
 
 
-def _check_range(field: dataclasses.Field[Any], value: Any, where: str) -> None:
+def _check_range(field: dataclasses.Field[Any], value: Any, where: str, source: str) -> None:
     """Bounds declared as ``field(metadata={"min": ..., "max": ...})``; lists are checked per item."""
     low, high = field.metadata.get("min"), field.metadata.get("max")
     if low is None and high is None:
@@ -137,7 +160,7 @@ def _check_range(field: dataclasses.Field[Any], value: Any, where: str) -> None:
                 if low is not None and high is not None
                 else (f"at least {low}" if low is not None else f"at most {high}")
             )
-            raise ConfigError(f"{where}: {item!r} is out of range; it must be {bounds}")
+            raise ConfigError(f"{where}: {item!r} is out of range; it must be {bounds}", hint=_fix_hint(source))
 
 
 def check_table(cls: type, data: Mapping[str, Any], source: str, table: str = "") -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.config import flatten_layer_tables
 from edgekit.errors import ConfigError, InputError
 from edgekit.progress import say
 from edgekit.sweep import RaySession, SweepPoint, SweepSpec, run_sweep, write_results
@@ -74,7 +75,15 @@ def precision_search(
     Every round of trials runs in one Ray session, started when the first trial needs running.
     """
     if not 2 <= lowest < start <= 16:
-        raise ConfigError(f"precision search needs 2 <= lowest < start <= 16, got lowest {lowest}, start {start}")
+        raise ConfigError(
+            f"precision search needs 2 <= lowest < start <= 16, got lowest {lowest}, start {start}",
+            hint="e.g. --start 8 --lowest 3",
+        )
+    if not (math.isfinite(budget) and 0 <= budget < 1):
+        raise ConfigError(
+            f"--budget {budget:g} is not an accuracy drop: it must be at least 0 and below 1",
+            hint="e.g. --budget 0.01 (at most one point of accuracy below the float model)",
+        )
     with RaySession(address, workers) as session:
         result = _search(spec, session, budget, start, lowest, max_repair_rounds)
     result.ray_starts = session.starts
@@ -181,7 +190,7 @@ def write_recipe_folder(result: SearchResult, model_folder: Path, start: int, ou
     name = f"{recipe['name']}-mixed"
     quant = dict(recipe.get("quant", {}))
     quant.update(enabled=True, weight_bits=start, activation_bits=start)
-    layers = dict(quant.get("layers", {}))
+    layers = flatten_layer_tables(quant.get("layers", {}))  # by full module path, however the recipe nested them
     for layer, fields in result.layers.items():
         layers[layer] = {**layers.get(layer, {}), **fields}
     quant["layers"] = layers
@@ -197,25 +206,8 @@ def write_recipe_folder(result: SearchResult, model_folder: Path, start: int, ou
     return out
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string is a JSON string for the characters recipes use
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }"
-    raise ConfigError(f"cannot write {value!r} to TOML")
+def toml_text(table: Mapping[str, Any]) -> str:
+    """A recipe as TOML, by a TOML writer: a layer name with dots is a quoted key (``[quant.layers."a.b"]``)."""
+    import tomli_w
 
-
-def toml_text(table: Mapping[str, Any], prefix: str = "") -> str:
-    """TOML for a recipe-shaped table: scalars and lists first, then one [section] per sub-table."""
-    lines = [f"{k} = {_value(v)}" for k, v in table.items() if not isinstance(v, Mapping)]
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            name = f"{prefix}{key}"
-            lines += ["", f"[{name}]", toml_text(value, f"{name}.").rstrip("\n")]
-    return "\n".join(lines).strip("\n") + "\n"
+    return tomli_w.dumps(table)

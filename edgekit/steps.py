@@ -12,19 +12,48 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from edgekit import __version__
-from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantExport, QuantizedModel
+from edgekit import provenance
+from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, ModelSource, QuantExport, QuantizedModel
 from edgekit.builddir import BuildDir, StageRecord, cache_key
 from edgekit.config import Settings
+from edgekit.data import Dataset
 from edgekit.errors import ToolchainError
 from edgekit.planning import TargetPlan
 from edgekit.precision import QuantPlan
 from edgekit.progress import say
-from edgekit.stages.train import TRAINER
+from edgekit.provenance import StageIdentity
 from edgekit.stages.validate import TargetResult, skipped_result
 from edgekit.zoo import ModelSpec
 
-__all__ = ["Graph", "compile_targets", "run_profile", "run_prune", "run_quantization", "run_synthesis", "said_cached"]
+__all__ = [
+    "STAGES",
+    "Graph",
+    "compile_targets",
+    "run_export",
+    "run_profile",
+    "run_prune",
+    "run_quantization",
+    "run_synthesis",
+    "run_train",
+    "said_cached",
+    "stage_identity",
+]
+
+# What each stage runs besides its inputs: edgekit's modules and the libraries they drive. Both are part of
+# its cache key (a new brevitas, or a change to the exporter's code, rebuilds exactly the stages that use
+# them); a compile stage's come from its backend (``Backend.versions`` and the backend's module).
+STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "train": (("edgekit.stages.train",), ("torch", "numpy")),
+    "prune": (("edgekit.stages.prune",), ("torch", "numpy", "torch-pruning")),
+    "export": (("edgekit.stages.export",), ("torch", "onnx")),
+    "profile": (("edgekit.stages.profile",), ("torch", "numpy")),
+    "quantize": (("edgekit.stages.quantize",), ("torch", "numpy", "brevitas")),
+    "export-quant": (
+        ("edgekit.stages.export_quant",),
+        ("torch", "brevitas", "qonnx", "onnx", "onnxruntime", "onnxoptimizer"),
+    ),
+    "synth": (("edgekit.stages.synth",), ("hls4ml",)),
+}
 
 
 @dataclass(frozen=True)
@@ -36,31 +65,96 @@ class Graph:
     sha256: str
 
 
+def stage_identity(stage: str) -> StageIdentity:
+    modules, libraries = STAGES[stage]
+    return provenance.identity(modules, libraries)
+
+
 def said_cached(record: StageRecord) -> None:
     if record.cached:
-        say(f"  reused cached {record.directory}/ (inputs unchanged; --force rebuilds)")
+        say(
+            f"  reused cached {record.directory}/ (same inputs, settings, library versions and edgekit code; "
+            "--force rebuilds)"
+        )
+
+
+def run_train(
+    spec: ModelSpec, source: ModelSource, settings: Settings, build_dir: BuildDir, data: Dataset, force: bool
+) -> tuple[FloatModel, StageRecord]:
+    """The float model, trained; keyed on the data's content and the user's code (its imports included)."""
+    from edgekit.stages.train import train_float_model
+
+    ident = stage_identity("train")
+    key = cache_key(
+        {
+            "code": spec.code_sha256,
+            "input_shape": spec.recipe.input_shape,
+            "metric": spec.recipe.metric,
+            "task": spec.recipe.task,
+            "source": source,
+            "train": settings.train,
+            "data": data.sha256,
+            "identity": ident,
+        }
+    )
+    say("[train] float model")
+    produce = partial(train_float_model, spec, source, settings, data)
+    model, record = build_dir.run_stage("train", "float", key, FloatModel, produce, force=force, identity=ident)
+    said_cached(record)
+    return model, record
+
+
+def run_export(
+    spec: ModelSpec,
+    settings: Settings,
+    build_dir: BuildDir,
+    base_model: FloatModel,
+    base_dir: Path,
+    base_sha: str,
+    force: bool,
+) -> tuple[ExportedGraph, StageRecord]:
+    """The float (or pruned float) model as ONNX with a dynamic batch axis."""
+    from edgekit.stages.export import export_float_onnx
+
+    ident = stage_identity("export")
+    key = cache_key(
+        {"weights": base_sha, "code": spec.code_sha256, "source": base_model.source, "export": settings.export,
+         "identity": ident}
+    )  # fmt: skip
+    say("[export] ONNX (float, dynamic batch)")
+    produce = partial(export_float_onnx, base_model, base_dir, settings.export)
+    graph, record = build_dir.run_stage("export", "export", key, ExportedGraph, produce, force=force, identity=ident)
+    said_cached(record)
+    return graph, record
 
 
 def run_prune(
-    spec: ModelSpec, settings: Settings, build_dir: BuildDir, float_model: FloatModel, weights_sha: str, force: bool
+    spec: ModelSpec,
+    settings: Settings,
+    build_dir: BuildDir,
+    float_model: FloatModel,
+    weights_sha: str,
+    data: Dataset,
+    force: bool,
 ) -> tuple[FloatModel, StageRecord]:
     """Prune -> fine-tune rounds on the trained float model (Torch-Pruning loads only when needed)."""
-    from edgekit.stages.prune import PRUNER, prune_model
+    from edgekit.stages.prune import prune_model
 
+    ident = stage_identity("prune")
     key = cache_key(
         {
             "weights": weights_sha,
             "prune": settings.prune,
             "train": settings.train,
-            "data_options": settings.data_options,
+            "data": data.sha256,
             "code": spec.code_sha256,
-            "pruner": PRUNER,
+            "identity": ident,
         }
     )
     cfg = settings.prune
     say(f"[prune] {cfg.method}, sparsity {cfg.sparsity:g}, {cfg.steps} rounds")
-    produce = partial(prune_model, spec, float_model, build_dir.root / "float", settings)
-    model, record = build_dir.run_stage("prune", "pruned", key, FloatModel, produce, force=force)
+    produce = partial(prune_model, spec, float_model, build_dir.root / "float", settings, data)
+    model, record = build_dir.run_stage("prune", "pruned", key, FloatModel, produce, force=force, identity=ident)
     said_cached(record)
     return model, record
 
@@ -72,26 +166,32 @@ def run_profile(
     base_model: FloatModel,
     base_dir: Path,
     base_sha: str,
+    data: Dataset,
     force: bool,
 ) -> tuple[Graph, StageRecord]:
     """The float model and its activation ranges, for FPGA targets that take it through hls4ml's PyTorch frontend."""
-    from edgekit.stages.profile import PROFILER, profile_float_model
+    from edgekit.stages.profile import profile_float_model
 
+    ident = stage_identity("profile")
     key = cache_key(
         {
             "weights": base_sha,
             "calibration": settings.quant.calibration_samples,
             "seed": settings.train.seed,
-            "data_options": settings.data_options,
+            "data": data.sha256,
             "code": spec.code_sha256,
-            "profiler": PROFILER,
+            "identity": ident,
         }
     )
     say("[export] float torch model, calibration inputs and activation ranges (hls4ml float path, AOTInductor)")
-    produce = partial(profile_float_model, spec, base_model, base_dir, settings)
-    graph, record = build_dir.run_stage("export", "export-torch", key, ExportedGraph, produce, force=force)
+    produce = partial(profile_float_model, spec, base_model, base_dir, settings, data)
+    graph, record = build_dir.run_stage(
+        "export", "export-torch", key, ExportedGraph, produce, force=force, identity=ident
+    )
     said_cached(record)
-    return Graph(graph, build_dir.root / "export-torch" / graph.path, record.files[graph.path]), record
+    # The targets that take this graph load the model's code too: a change to it must reach their keys.
+    sha = cache_key({"weights": record.files[graph.path], "code": spec.code_sha256})
+    return Graph(graph, build_dir.root / "export-torch" / graph.path, sha), record
 
 
 def compile_targets(
@@ -108,19 +208,13 @@ def compile_targets(
             skipped[name] = skipped_result(name, plan.profile.backend, "unavailable", plan.unavailable, 3)
             continue
         source = graphs[name]
-        key = cache_key(
-            {
-                "graph": source.sha256,
-                "profile": plan.profile.content_sha256,
-                "versions": plan.backend.versions(),
-                "edgekit": __version__,
-            }
-        )
+        ident = StageIdentity(plan.backend.versions(), provenance.code_sha256(type(plan.backend).__module__))
+        key = cache_key({"graph": source.sha256, "profile": plan.profile.content_sha256, "identity": ident})
         say(f"[compile] {name} ({plan.profile.backend}, {source.graph.format})")
         produce = partial(plan.backend.compile, source.graph, source.path, plan.profile)
         try:
             artifact, record = build_dir.run_stage(
-                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=force
+                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=force, identity=ident
             )
         except ToolchainError as err:
             say(f"  {name}: toolchain failed: {err.message}")
@@ -152,11 +246,14 @@ def run_synthesis(
         if plan.profile.family != "fpga" or name not in compiled:
             continue
         compile_record = next(r for r in records if r.directory == f"targets/{name}")
-        key = cache_key({"compiled": compile_record.files, "synth": settings.synth, "edgekit": __version__})
+        ident = stage_identity("synth")
+        key = cache_key({"compiled": compile_record.files, "synth": settings.synth, "identity": ident})
         say(f"[synth] {name}: {plan.profile.fpga.hls_backend if plan.profile.fpga else ''} HLS C synthesis")
         produce = partial(synthesize, compiled[name], build_dir.root / "targets" / name, plan.profile, settings.synth)
         try:
-            result, record = build_dir.run_stage("synth", f"synth/{name}", key, SynthesisResult, produce, force=force)
+            result, record = build_dir.run_stage(
+                "synth", f"synth/{name}", key, SynthesisResult, produce, force=force, identity=ident
+            )
         except ToolchainError as err:
             say(f"  {name}: synthesis failed: {err.message}")
             results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
@@ -176,11 +273,14 @@ def run_quantization(
     float_dir: Path,
     weights_sha: str,
     quant_plans: dict[str, QuantPlan],
+    data: Dataset,
     force: bool,
 ) -> tuple[dict[str, QuantizedModel], dict[str, QuantExport], dict[str, dict[str, str]], list[StageRecord]]:
     """Per quantizer family: QAT or PTQ, then QCDQ and QONNX exports checked against brevitas."""
-    from edgekit.stages.export_quant import QUANT_EXPORTER, export_quantized  # brevitas loads only when needed
+    from edgekit.stages.export_quant import export_quantized  # brevitas loads only when needed
     from edgekit.stages.quantize import quantize_model
+
+    quant_ident, export_ident = stage_identity("quantize"), stage_identity("export-quant")
 
     root = build_dir.root
     quantized: dict[str, QuantizedModel] = {}
@@ -197,26 +297,28 @@ def run_quantization(
                 "qat": (q.qat_epochs, q.qat_learning_rate),
                 "calibration": (q.calibration_samples, q.bias_correction),
                 "train": settings.train,
-                "data_options": settings.data_options,
+                "data": data.sha256,
                 "code": spec.code_sha256,
-                "trainer": TRAINER,
+                "identity": quant_ident,
             }
         )
         say(f"[quantize] {family} family, {q.method.upper()}")
         model, record = build_dir.run_stage(
             "quantize", f"quant-{family}", key, QuantizedModel,
-            partial(quantize_model, spec, float_model, float_dir, settings, plan), force=force,
+            partial(quantize_model, spec, float_model, float_dir, settings, plan, data), force=force,
+            identity=quant_ident,
         )  # fmt: skip
         said_cached(record)
         records.append(record)
         export_key = cache_key(
-            {"weights": record.files[model.weights], "export": settings.export, "exporter": QUANT_EXPORTER}
-        )
+            {"weights": record.files[model.weights], "plan": plan, "source": float_model.source,
+             "code": spec.code_sha256, "data": data.sha256, "export": settings.export, "identity": export_ident}
+        )  # fmt: skip
         say(f"[export] {family} family: QCDQ and QONNX, each checked against brevitas")
         quant_dir = root / f"quant-{family}"
         produce = partial(export_quantized, model, quant_dir, float_model, float_dir, settings.export)
         exported, export_record = build_dir.run_stage(
-            "export", f"export-{family}", export_key, QuantExport, produce, force=force
+            "export", f"export-{family}", export_key, QuantExport, produce, force=force, identity=export_ident
         )
         said_cached(export_record)
         records.append(export_record)

@@ -30,9 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit import __version__
+from edgekit import provenance
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
-from edgekit.progress import say
+from edgekit.jsonio import dumps
+from edgekit.progress import say, silenced
 from edgekit.tools import CPUS_ENV, available_cpus
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
 
 GRID_KEYS: dict[str, type] = {"weight_bits": int, "act_bits": int, "sparsity": float, "reuse": int}
 _ALIASES = {"activation_bits": "act_bits"}
+GRID_HINT = "e.g. --grid weight_bits=4,6,8 act_bits=8 sparsity=0,0.5 reuse=1,4"
 POINT_FILE = "point.json"
 POINT_SCHEMA = 1
 
@@ -81,7 +83,8 @@ class SweepPoint:
 
     @property
     def layer_overrides(self) -> tuple[str, ...]:
-        return tuple(f"quant.layers.{layer}.{kind}={bits}" for layer, kind, bits in self.layers)
+        # quoted: a nested module's path has dots (quant.layers."encoder.0.fc".weight_bits=4)
+        return tuple(f'quant.layers."{layer}".{kind}={bits}' for layer, kind, bits in self.layers)
 
     @property
     def quant(self) -> str | None:
@@ -114,18 +117,20 @@ def parse_grid(items: Iterable[str]) -> dict[str, tuple[Any, ...]]:
         key, sep, values = item.partition("=")
         key = _ALIASES.get(key.strip(), key.strip())
         if not sep or key not in GRID_KEYS:
-            raise ConfigError(f"grid entry {item!r} is not KEY=V1,V2,...", hint=f"keys: {', '.join(GRID_KEYS)}")
+            raise ConfigError(
+                f"grid entry {item!r} is not KEY=V1,V2,...", hint=f"keys: {', '.join(GRID_KEYS)}; {GRID_HINT}"
+            )
         kind = GRID_KEYS[key]
         try:
             parsed = tuple(kind(v) for v in values.split(",") if v.strip())
         except ValueError as err:
-            raise ConfigError(f"grid entry {item!r}: {err}") from err
+            raise ConfigError(f"grid entry {item!r}: {err}", hint=GRID_HINT) from err
         if not parsed:
-            raise ConfigError(f"grid entry {item!r} has no values")
+            raise ConfigError(f"grid entry {item!r} has no values", hint=GRID_HINT)
         if key == "sparsity" and not all(0 <= v < 1 for v in parsed):
-            raise ConfigError(f"grid entry {item!r}: a sparsity is a fraction in [0, 1)")
+            raise ConfigError(f"grid entry {item!r}: a sparsity is a fraction in [0, 1)", hint=GRID_HINT)
         if key != "sparsity" and not all(v >= 1 for v in parsed):
-            raise ConfigError(f"grid entry {item!r}: values must be at least 1")
+            raise ConfigError(f"grid entry {item!r}: values must be at least 1", hint=GRID_HINT)
         grid[key] = tuple(dict.fromkeys(parsed))
     return grid
 
@@ -153,10 +158,19 @@ def _profile_hashes(targets: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(load_target(t).content_sha256 for t in targets)
 
 
+@functools.lru_cache(maxsize=1)
+def _toolchain_key() -> tuple[str, tuple[tuple[str, str], ...]]:
+    """edgekit's code and every library and tool a point's stages may run: a change re-runs finished points."""
+    tools = {name: provenance.tool_version(name) for name in provenance.TOOLS}
+    return provenance.code_sha256("edgekit.pipeline"), tuple(
+        {**provenance.versions(provenance.LIBRARIES), **tools}.items()
+    )
+
+
 def point_key(spec: SweepSpec, point: SweepPoint) -> str:
     profiles = _profile_hashes(spec.targets)
     blob = json.dumps(
-        {"edgekit": __version__, "model": spec.model, "code": spec.code_sha256, "targets": spec.targets,
+        {"edgekit": _toolchain_key(), "model": spec.model, "code": spec.code_sha256, "targets": spec.targets,
          "profiles": profiles,
          "tiny": spec.tiny, "overrides": spec.overrides, "recipe": spec.recipe, "point": asdict(point)},
         sort_keys=True,
@@ -189,6 +203,32 @@ def _target_variants(spec: SweepSpec, point: SweepPoint, folder: Path) -> tuple[
         targets.append(str(path))
         names[variant] = requested
     return tuple(targets), names
+
+
+def _request(spec: SweepSpec, point: SweepPoint, targets: tuple[str, ...], out: Path) -> Any:
+    from edgekit.pipeline import CompileRequest
+
+    return CompileRequest(
+        spec.model, targets, out=out, recipe=spec.recipe, tiny=spec.tiny, quant=point.quant, prune=point.prune,
+        overrides=(*spec.overrides, *point.layer_overrides),
+    )  # fmt: skip
+
+
+def check_points(spec: SweepSpec, points: Sequence[SweepPoint]) -> None:
+    """Plan every point as its build will, before any work: a value no build can take is refused (exit 2).
+
+    The same checks as ``edgekit compile`` with that point's ``--quant``, ``--prune`` and ``--set``: bit
+    widths out of range, a sparsity a pruner refuses, a precision a target cannot take exactly.
+    """
+    from edgekit.pipeline import plan_build
+
+    with silenced():
+        for point in points:
+            out = Path(spec.root) / "points" / point.name / "build"
+            try:
+                plan_build(_request(spec, point, spec.targets, out))
+            except (ConfigError, InputError) as err:
+                raise ConfigError(f"sweep point {point.name}: {err.message}", hint=err.hint) from err
 
 
 def _summary(result: Any, point: SweepPoint, names: Mapping[str, str]) -> dict[str, Any]:
@@ -225,7 +265,7 @@ def _summary(result: Any, point: SweepPoint, names: Mapping[str, str]) -> dict[s
 def run_point(spec: SweepSpec, point: SweepPoint, cpus: int) -> dict[str, Any]:
     """Build and validate one point (in a Ray worker, or here); write and return its row."""
     os.environ[CPUS_ENV] = str(cpus)
-    from edgekit.pipeline import CompileRequest, compile_model
+    from edgekit.pipeline import compile_model
     from edgekit.progress import configure
 
     configure(bars=False, messages=False)
@@ -239,11 +279,7 @@ def run_point(spec: SweepSpec, point: SweepPoint, cpus: int) -> dict[str, Any]:
     row: dict[str, Any] = {"point": point.name, **asdict(point)}
     try:
         targets, names = _target_variants(spec, point, folder)
-        request = CompileRequest(
-            spec.model, targets, out=folder / "build", recipe=spec.recipe, tiny=spec.tiny, quant=point.quant,
-            prune=point.prune, overrides=(*spec.overrides, *point.layer_overrides),
-        )  # fmt: skip
-        result = compile_model(request)
+        result = compile_model(_request(spec, point, targets, folder / "build"))
         row.update(**_summary(result, point, names))
         if result.exit_code in (0, 1):  # built and validated (a failed gate is a measured point, not a failure)
             row["status"] = "ok"
@@ -257,7 +293,7 @@ def run_point(spec: SweepSpec, point: SweepPoint, cpus: int) -> dict[str, Any]:
     row["wall_s"] = time.perf_counter() - started
     record = {"schema": POINT_SCHEMA, "key": point_key(spec, point), "row": row}
     tmp = folder / f".{POINT_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=1, default=_json_default))
+    tmp.write_text(dumps(record))
     tmp.replace(folder / POINT_FILE)
     return row
 
@@ -271,12 +307,6 @@ def longest_first(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     a last axis of sparsity 0 and 0.5 sends every pruned point to the same one of two workers.
     """
     return sorted(points, key=lambda p: (p.sparsity > 0, len(p.layers)), reverse=True)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
 
 
 def finished_row(spec: SweepSpec, point: SweepPoint) -> dict[str, Any] | None:
@@ -340,7 +370,9 @@ class RaySession:
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
         if workers is not None and workers < 1:
-            raise ConfigError(f"--workers must be at least 1, not {workers}")
+            raise ConfigError(
+                f"--workers must be at least 1, not {workers}", hint="e.g. --workers 2 (default: every core)"
+            )
         self.address = address
         self.workers = workers or available_cpus()
         self.starts = 0
@@ -400,14 +432,15 @@ def run_sweep(
     """
     started = time.perf_counter()
     root = Path(spec.root)
-    (root / "points").mkdir(parents=True, exist_ok=True)
     names = [p.name for p in points]
     if len(set(names)) != len(names):
-        raise ConfigError("the grid has duplicate points")
+        raise ConfigError("the grid has duplicate points", hint="give each value once per key")
     done = {p.name: finished_row(spec, p) for p in points}
     if retry_failed:
         done = {k: v for k, v in done.items() if v is not None and v.get("status") == "ok"}
     todo = [p for p in points if done.get(p.name) is None]
+    check_points(spec, todo)  # before anything is written or started
+    (root / "points").mkdir(parents=True, exist_ok=True)
     reused = len(points) - len(todo)
     own = session is None
     active = session if session is not None else RaySession(address, workers)

@@ -114,7 +114,10 @@ def load_target(name_or_path: str) -> TargetProfile:
     if looks_like_path:
         path = Path(name_or_path)
         if not path.is_file():
-            raise InputError(f"target profile file {path} does not exist")
+            raise InputError(
+                f"target profile file {path} does not exist",
+                hint=f"relative paths are taken from the current folder, {Path.cwd()}",
+            )
     else:
         shipped = _shipped()
         if name_or_path not in shipped:
@@ -127,7 +130,9 @@ def load_target(name_or_path: str) -> TargetProfile:
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"target profile {path} is not valid TOML: {err}") from err
+        raise InputError(
+            f"target profile {path} is not valid TOML: {err}", hint="fix the TOML at the line and column named"
+        ) from err
     source = str(path)
     version = data.get("schema_version")
     if version != TARGET_SCHEMA_VERSION:
@@ -137,14 +142,20 @@ def load_target(name_or_path: str) -> TargetProfile:
         )
     for reserved in ("source", "content_sha256"):
         if reserved in data:
-            raise ConfigError(f"{source}: {reserved!r} is set by edgekit, remove it from the profile")
+            raise ConfigError(f"{source}: {reserved!r} is set by edgekit", hint="remove it from the profile")
     profile = build(TargetProfile, data, source)
     family_section = {"cpu": profile.cpu, "gpu": profile.gpu, "fpga": profile.fpga}
     if family_section[profile.family] is None:
-        raise ConfigError(f"{source}: a {profile.family} target needs a [{profile.family}] table")
+        raise ConfigError(
+            f"{source}: a {profile.family} target needs a [{profile.family}] table",
+            hint="copy one from a shipped profile: edgekit targets NAME prints it",
+        )
     extra = [f for f, spec in family_section.items() if spec is not None and f != profile.family]
     if extra:
-        raise ConfigError(f"{source}: a {profile.family} target cannot have a [{extra[0]}] table")
+        raise ConfigError(
+            f"{source}: a {profile.family} target cannot have a [{extra[0]}] table",
+            hint=f"remove [{extra[0]}], or set family = {extra[0]!r}",
+        )
     layer = profile.settings_layer()
     check_table(Settings, layer.table, source)
     digest = hashlib.sha256(raw).hexdigest()

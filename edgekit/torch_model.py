@@ -11,18 +11,19 @@ from torch import nn
 
 from edgekit.artifacts import FloatModel, ModelSource
 from edgekit.errors import ConfigError, InputError
-from edgekit.zoo import call_with_options, load_callable
+from edgekit.zoo import call_user_code, load_callable
 
 __all__ = ["TorchRunner", "instantiate", "load_float_model", "load_module"]
 
 
 def instantiate(source: ModelSource) -> nn.Module:
     factory = load_callable(source.kind, source.location, source.factory)
-    model = call_with_options(factory, source.options, f"model factory {source.factory!r}")
+    model = call_user_code(factory, source.options, f"model factory {source.factory!r}")
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"model factory {source.factory!r} in {source.location} returned {type(model).__name__}, "
-            "not a torch.nn.Module"
+            "not a torch.nn.Module",
+            hint="the factory must return the model itself, an instance of a torch.nn.Module subclass",
         )
     return model
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -9,7 +12,18 @@ from torch import nn
 from edgekit.config import TrainSettings
 from edgekit.progress import bar
 
-__all__ = ["batched_outputs", "fit", "seed_everything"]
+__all__ = ["batched_outputs", "fit", "seed_everything", "training_threads"]
+
+
+@contextlib.contextmanager
+def training_threads(threads: int) -> Iterator[None]:
+    """torch runs on exactly ``threads`` threads inside the block (see ``TrainSettings.threads``)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -50,6 +64,25 @@ def fit(
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(targets if np.issubdtype(targets.dtype, np.integer) else targets.astype(np.float32))
     history: list[dict[str, float]] = []
+    with training_threads(cfg.threads):
+        _epochs(model, xt, yt, cfg, opt, scheduler, loss_fn, generator, n_epochs, desc, history)
+    model.eval()
+    return history
+
+
+def _epochs(
+    model: nn.Module,
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    cfg: TrainSettings,
+    opt: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: nn.Module,
+    generator: torch.Generator,
+    n_epochs: int,
+    desc: str,
+    history: list[dict[str, float]],
+) -> None:
     for epoch in bar(range(n_epochs), desc=desc, total=n_epochs, unit="epoch"):
         model.train()
         order = torch.randperm(len(xt), generator=generator)
@@ -64,13 +97,11 @@ def fit(
             count += len(idx)
         scheduler.step()
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1)})
-    model.eval()
-    return history
 
 
-def batched_outputs(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """The model's outputs on ``x`` as float32, in eval mode, without gradients."""
+def batched_outputs(model: nn.Module, x: np.ndarray, batch_size: int = 4096, threads: int = 1) -> np.ndarray:
+    """The model's outputs on ``x`` as float32, in eval mode, without gradients, on ``threads`` threads."""
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), training_threads(threads):
         parts = [model(torch.from_numpy(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(parts).astype(np.float32)

@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import sys
 import tomllib
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -22,15 +23,16 @@ from types import ModuleType
 from typing import Any, Literal
 
 from edgekit.artifacts import ModelSource
-from edgekit.config import SETTINGS_SECTIONS, Layer, Settings
-from edgekit.errors import ConfigError, InputError, UnknownNameError
+from edgekit.config import SETTINGS_SECTIONS, Layer, Settings, resolve_data_paths
+from edgekit.errors import ConfigError, EdgekitError, InputError, UnknownNameError
+from edgekit.provenance import combined_sha256, is_user_file, module_file, user_code_files
 from edgekit.schema import build, check_table, to_plain
 
 __all__ = [
     "RECIPE_SCHEMA_VERSION",
     "ModelSpec",
     "Recipe",
-    "call_with_options",
+    "call_user_code",
     "list_models",
     "load_recipe",
     "models_dir",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 RECIPE_SCHEMA_VERSION = 1
+CWD_HINT = "relative paths are taken from the current folder, {cwd}"
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,12 @@ class Recipe:
     content_sha256: str = ""
 
     def settings_layers(self, tiny: bool) -> list[Layer]:
+        """The recipe's settings (and its ``[tiny]`` table); relative data paths are the recipe folder's."""
+        base = Path(self.folder) if self.folder else Path.cwd()
         table = {k: to_plain(getattr(self, k)) for k in SETTINGS_SECTIONS if getattr(self, k)}
-        layers = [Layer(self.source, table)]
+        layers = [Layer(self.source, resolve_data_paths(table, base))]
         if tiny:
-            layers.append(Layer(f"{self.source} [tiny]", to_plain(self.tiny)))
+            layers.append(Layer(f"{self.source} [tiny]", resolve_data_paths(to_plain(self.tiny), base)))
         return layers
 
 
@@ -106,13 +111,15 @@ def list_models() -> list[Recipe]:
 
 def load_recipe(path: Path) -> Recipe:
     if not path.is_file():
-        raise InputError(f"recipe {path} does not exist")
+        raise InputError(f"recipe {path} does not exist", hint=CWD_HINT.format(cwd=Path.cwd()))
     raw = path.read_bytes()
     source = str(path)
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"recipe {path} is not valid TOML: {err}") from err
+        raise InputError(
+            f"recipe {path} is not valid TOML: {err}", hint="fix the TOML at the line and column named"
+        ) from err
     if data.get("schema_version") != RECIPE_SCHEMA_VERSION:
         raise ConfigError(
             f"{source}: schema_version is {data.get('schema_version')!r}; "
@@ -120,7 +127,7 @@ def load_recipe(path: Path) -> Recipe:
         )
     for reserved in ("folder", "source", "content_sha256"):
         if reserved in data:
-            raise ConfigError(f"{source}: {reserved!r} is set by edgekit, remove it from the recipe")
+            raise ConfigError(f"{source}: {reserved!r} is set by edgekit", hint="remove it from the recipe")
     recipe = build(Recipe, data, source)
     classifier_metric = recipe.metric in ("accuracy", "roc_auc")
     if classifier_metric != (recipe.task == "classification"):
@@ -137,14 +144,6 @@ def load_recipe(path: Path) -> Recipe:
         source=source,
         content_sha256=hashlib.sha256(raw).hexdigest(),
     )
-
-
-def _hash_files(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for p in sorted(paths):
-        digest.update(p.name.encode())
-        digest.update(p.read_bytes())
-    return digest.hexdigest()
 
 
 def _recipe_from(spec: str | None) -> Recipe | None:
@@ -170,25 +169,33 @@ def resolve_model(spec: str, recipe: str | None = None) -> ModelSpec:
     if ":" in spec and not folder.exists():
         module_name, _, factory = spec.partition(":")
         if not module_name or not factory:
-            raise ConfigError(f"model {spec!r} is not of the form module:factory")
+            raise ConfigError(
+                f"model {spec!r} is not of the form module:factory", hint="e.g. mynets:build (mynets.py, def build)"
+            )
         chosen = _recipe_from(recipe)
         if chosen is None:
             raise ConfigError(
                 f"model {spec!r} comes with no recipe (data, training, metric)",
                 hint="add --recipe jet_tagger (a zoo model whose data fits) or --recipe path/to/recipe.toml",
             )
-        module = _import_module(module_name)
-        code_file = inspect.getsourcefile(module)
-        code_hash = _hash_files([Path(code_file)]) if code_file else module_name
+        found = module_file(module_name)
+        code_hash = _user_code([found, *_data_files(chosen)]) if found else module_name
+        _import_module(module_name)
         source = ModelSource("module", module_name, factory)
         return ModelSpec(f"{module_name.rsplit('.', 1)[-1]}_{factory}", source, chosen, code_hash)
     if folder.is_dir():
         recipe_path = folder / "recipe.toml"
         if not recipe_path.is_file():
-            raise InputError(f"model folder {folder} has no recipe.toml")
+            raise InputError(
+                f"model folder {folder} has no recipe.toml",
+                hint="a model folder holds recipe.toml, model.py and data.py: copy models/jet_tagger to start",
+            )
     else:
         if "/" in spec or spec.endswith(".py"):
-            raise InputError(f"model folder {spec} does not exist")
+            raise InputError(
+                f"model folder {spec} does not exist",
+                hint=CWD_HINT.format(cwd=Path.cwd()),
+            )
         recipe_path = models_dir() / spec / "recipe.toml"
         if not recipe_path.is_file():
             known = ", ".join(r.name for r in list_models())
@@ -200,36 +207,104 @@ def resolve_model(spec: str, recipe: str | None = None) -> ModelSpec:
     file_name, _, factory = chosen.model.partition(":")
     model_file = recipe_path.parent / file_name
     if not model_file.is_file() or not factory:
-        raise ConfigError(f"{chosen.source}: model = {chosen.model!r} must be 'file.py:function' in {folder}")
-    data_file = Path(chosen.folder) / chosen.data.partition(":")[0]
-    code = _hash_files([model_file, data_file]) if data_file.is_file() else _hash_files([model_file])
+        raise ConfigError(
+            f"{chosen.source}: model = {chosen.model!r} must be 'file.py:function' in {folder}",
+            hint='e.g. model = "model.py:build"',
+        )
+    code = _user_code([model_file, *_data_files(chosen)])
     source = ModelSource("file", str(model_file.resolve()), factory)
     return ModelSpec(recipe_path.parent.name, source, chosen, code)
 
 
+_SEEN: dict[Path, str] = {}  # the user's files, by the content they had when edgekit last hashed them
+
+
+def _user_code(roots: list[Path]) -> str:
+    """The hash of the user's code (``roots`` and the modules of theirs they import), and a fresh import of it.
+
+    In a long-lived process (a notebook) a module edited since it was imported would otherwise run as it
+    was, and so would every module that imported names from it: when any file of the user's code changed,
+    all of its modules (and the user's packages above them) are dropped from ``sys.modules``, so building
+    the model imports what the hash describes.
+    """
+    digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in user_code_files(roots)}
+    if any(_SEEN.get(p) != d for p, d in digests.items()):
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if path and Path(path).resolve() in digests:
+                parts = name.split(".")
+                for depth in range(len(parts), 0, -1):
+                    parent = sys.modules.get(".".join(parts[:depth]))
+                    parent_file = getattr(parent, "__file__", None)
+                    if parent_file and (depth == len(parts) or is_user_file(Path(parent_file))):
+                        sys.modules.pop(".".join(parts[:depth]), None)
+    _SEEN.update(digests)
+    return combined_sha256(digests)
+
+
+def _data_files(recipe: Recipe) -> list[Path]:
+    """The data loader's file: in the recipe's folder (``data.py:load``), or a module's (``pkg.mod:load``)."""
+    name = recipe.data.partition(":")[0]
+    if name.endswith(".py"):
+        path = Path(recipe.folder) / name
+        return [path] if path.is_file() else []
+    found = module_file(name)
+    return [found] if found is not None else []
+
+
+def _user_error(err: BaseException, what: str) -> InputError:
+    """An error raised inside the user's own code, named by where it happened; the cause is kept."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if is_user_file(Path(f.filename))]
+    at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    return InputError(
+        f"{what} raised {type(err).__name__}{': ' + text if text else ''}{at}",
+        hint="the error is in that code, not in edgekit: fix it there and run again",
+    )
+
+
 def _import_module(name: str) -> ModuleType:
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.append(str(Path.cwd()))  # a module beside the user, as python -c finds it
     try:
         return importlib.import_module(name)
-    except ImportError as err:
-        raise InputError(
-            f"cannot import module {name!r}: {err}",
-            hint="is it on PYTHONPATH, or installed in this environment?",
-        ) from err
+    except ModuleNotFoundError as err:
+        if err.name is not None and name.startswith(err.name):
+            raise InputError(
+                f"cannot import module {name!r}: {err}",
+                hint="is it in the current folder, on PYTHONPATH, or installed in this environment?",
+            ) from err
+        raise _user_error(err, f"importing module {name!r}") from err
+    except EdgekitError:
+        raise
+    except Exception as err:  # the user's module failed while it was imported
+        raise _user_error(err, f"importing module {name!r}") from err
 
 
 def _load_file(path: Path) -> ModuleType:
     if not path.is_file():
-        raise InputError(f"{path} does not exist")
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+        raise InputError(f"{path} does not exist", hint=CWD_HINT.format(cwd=Path.cwd()))
+    # keyed by the file's content too: an edited file is run again, never taken from sys.modules as it was
+    digest = hashlib.sha256(str(path.resolve()).encode() + path.read_bytes()).hexdigest()[:12]
     module_name = f"edgekit_model_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise InputError(f"{path} cannot be loaded as Python")
+        raise InputError(f"{path} cannot be loaded as Python", hint="a model or data file is a .py file")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)  # its sibling modules import by name; never ahead of installed packages
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except EdgekitError:
+        del sys.modules[module_name]
+        raise
+    except Exception as err:  # a syntax error, a missing import, an error at its top level
+        del sys.modules[module_name]
+        raise _user_error(err, f"loading {path}") from err
     return module
 
 
@@ -238,7 +313,10 @@ def load_callable(kind: str, location: str, attr: str) -> Callable[..., Any]:
     module = _load_file(Path(location)) if kind == "file" else _import_module(location)
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise ConfigError(f"{location} has no function {attr!r}")
+        functions = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_"))
+        raise ConfigError(
+            f"{location} has no function {attr!r}", hint=f"functions in it: {', '.join(functions) or 'none'}"
+        )
     return fn  # type: ignore[no-any-return]
 
 
@@ -249,15 +327,39 @@ def data_loader(recipe: Recipe) -> Callable[..., Any]:
     return load_callable("module", file_name, attr)
 
 
-def call_with_options(fn: Callable[..., Any], options: Mapping[str, Any], what: str) -> Any:
-    """Call a factory or loader with recipe options, naming any option it does not take."""
-    params = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = [k for k in options if k not in params]
-    if unknown and not takes_any:
-        raise ConfigError(
-            f"{what} does not take option(s) {', '.join(unknown)}",
-            hint=f"it takes: {', '.join(params) or 'no options'}",
-        )
+def call_user_code(fn: Callable[..., Any], options: Mapping[str, Any], what: str) -> Any:
+    """Call a factory or loader with recipe options.
+
+    Options it does not take and arguments it needs that the recipe does not give are named before the call;
+    an exception raised inside it becomes an InputError naming ``what`` and the line, with the cause kept.
+    """
+    where = f"{what} in {Path(inspect.getsourcefile(fn) or '?').name}" if inspect.isfunction(fn) else what
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to check against
+        params = None
+    if params is not None:
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in options if k not in params]
+        if unknown and not takes_any:
+            raise ConfigError(
+                f"{where} does not take option(s) {', '.join(unknown)}",
+                hint=f"it takes: {', '.join(params) or 'no options'}",
+            )
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+        needed = [n for n, p in params.items()
+                  if p.default is inspect.Parameter.empty and p.kind not in (*positional, inspect.Parameter.VAR_KEYWORD)
+                  and n not in options]  # fmt: skip
+        if needed or any(p.kind is inspect.Parameter.POSITIONAL_ONLY and p.default is p.empty for p in params.values()):
+            section = "model_options" if "factory" in what else "data_options"
+            raise ConfigError(
+                f"{where} needs argument(s) {', '.join(needed) or '(positional-only)'}, which the recipe does not give",
+                hint=f"set them in the recipe's [{section}] or with --set {section}.NAME=VALUE, or give them defaults",
+            )
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    return fn(**kwargs)
+    try:
+        return fn(**kwargs)
+    except EdgekitError:  # a loader may raise edgekit's own errors (the zoo's do): they already say what to do
+        raise
+    except Exception as err:
+        raise _user_error(err, where) from err

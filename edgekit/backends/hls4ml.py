@@ -17,14 +17,11 @@ input quantizer's rounding (its scale's bits plus 24), saturating.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import math
-import multiprocessing
 import shutil
 import tempfile
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.hls_emulator import EmulatorPool
 from edgekit.backends.native_pool import without_main_script
 from edgekit.errors import BackendUnavailable, ConfigError, ToolchainError
 from edgekit.fpga_estimate import LayerFacts, estimate
+from edgekit.lifetime import worker_pool
 from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
 from edgekit.tools import run_tool
@@ -65,12 +64,6 @@ def _hls4ml() -> Any:
     except ImportError as err:
         raise BackendUnavailable("hls4ml is not installed", hint="pip install 'edgekit[fpga]' (hls4ml 1.3.0)") from err
     return hls4ml
-
-
-@functools.cache
-def _gpp_version() -> str:
-    """Asked once per process: it is part of every compile stage's cache key."""
-    return run_tool(["g++", "-dumpfullversion"], cwd=Path.cwd(), timeout_s=30, check=False).output.strip()
 
 
 def _input_precision(model: Any) -> str:
@@ -140,7 +133,11 @@ class Hls4mlBackend:
         return None
 
     def versions(self) -> dict[str, str]:
-        return {"hls4ml": str(_hls4ml().__version__), "g++": _gpp_version()}
+        # qonnx and onnx read the quantized graph; torch loads the float model (the float path); g++ builds
+        return {
+            **provenance.versions(("hls4ml", "qonnx", "onnx", "torch", "numpy")),
+            "g++": provenance.tool_version("g++"),
+        }
 
     def check_target(self, target: TargetProfile) -> None:
         build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
@@ -272,7 +269,7 @@ class Hls4mlBackend:
         )
         config["Model"]["ReuseFactor"] = target.fpga.reuse_factor
         config["Model"]["Strategy"] = target.fpga.strategy.capitalize()
-        chosen = _float_types(config, model, profile["ranges"], options.float_width_bits)
+        chosen = _float_types(config, model, profile, options.float_width_bits)
         hls_model = hls4ml.converters.convert_from_pytorch_model(model, hls_config=config, **common)
         return hls_model, config, {"channels_last_input": False, "range_profile": chosen}
 
@@ -330,8 +327,7 @@ class Hls4mlBackend:
 
         Only for the bit-exact QONNX path; used to name the first layer that departs from brevitas.
         """
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        with worker_pool(1) as pool:
             with without_main_script():
                 future = pool.submit(_trace_worker, str(graph_path), to_plain(target), x)
             try:
@@ -408,18 +404,26 @@ def _fixed(max_abs: float, width: int, headroom: int) -> str:
     return f"fixed<{width},{min(integer, width)},RND,SAT>"
 
 
-def _float_types(config: dict[str, Any], model: Any, ranges: dict[str, float], width: int) -> dict[str, dict[str, str]]:
-    """Set result, weight, bias and accumulator types per layer from measured ranges; returns what was set."""
+def _float_types(config: dict[str, Any], model: Any, profile: dict[str, Any], width: int) -> dict[str, dict[str, str]]:
+    """Set result, weight, bias and accumulator types per layer from measured ranges; returns what was set.
+
+    hls4ml names its layers after the torch.fx nodes (``encoder_0`` runs module ``encoder.0``, ``relu_1`` is
+    the second ``F.relu``), which is how the profile recorded the ranges; its first layer is the input,
+    whatever the ``forward`` argument is called.
+    """
     modules = dict(model.named_modules())
+    ranges: dict[str, float] = profile["ranges"]
+    targets: dict[str, str] = profile.get("modules", {})
+    input_layer = next(iter(config["LayerName"]))
     chosen: dict[str, dict[str, str]] = {}
     for name, layer in config["LayerName"].items():
         precision = layer.setdefault("Precision", {})
-        key = "input" if name not in modules and name.startswith("input") else name
+        key = "input" if name == input_layer else name
         if key in ranges:
             precision["result"] = _fixed(ranges[key], width, headroom=1)
             if precision.get("accum") == "auto":  # pooling sums before it divides
                 precision["accum"] = _fixed(ranges[key], width + 14, headroom=2)
-        module = modules.get(name)
+        module = modules.get(targets.get(name, name))
         weight = getattr(module, "weight", None)
         if weight is not None and "weight" in precision:
             precision["weight"] = _fixed(float(weight.detach().abs().max()), width, headroom=0)
@@ -432,10 +436,9 @@ def _float_types(config: dict[str, Any], model: Any, ranges: dict[str, float], w
 
 
 def _input_type(config: dict[str, Any]) -> str:
-    for name, layer in config["LayerName"].items():
-        if name in ("global_in", "input_1") or name.startswith("input"):
-            return str(layer.get("Precision", {}).get("result", ""))
-    return ""
+    """The input layer's type: hls4ml's first layer (``global_in`` from QONNX, the forward argument from torch)."""
+    layer: dict[str, Any] = next(iter(config["LayerName"].values()), {})
+    return str(layer.get("Precision", {}).get("result", ""))
 
 
 def _trace_worker(graph_path: str, target_plain: dict[str, Any], x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.native_pool import run_isolated
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
@@ -132,7 +133,7 @@ class InductorRunner:
         self._cuda_graphs = cuda_graphs and device == "cuda"
         self.description = description
         self.clock = (
-            "CUDA events (device time of one call, synchronized)"
+            "CUDA events around the forward only (device time of one call; input already on the GPU, no copies)"
             if device == "cuda"
             else "wall clock (time.perf_counter_ns), host CPU"
         )
@@ -203,7 +204,12 @@ class InductorBackend:
     def versions(self) -> dict[str, str]:
         import torch
 
-        return {"torch": torch.__version__, "cuda": str(torch.version.cuda)}
+        # Inductor writes C++ that g++ compiles on the CPU; CUDA kernels depend on the CUDA build
+        return {
+            **provenance.versions(("torch",)),
+            "cuda": str(torch.version.cuda),
+            "g++": provenance.tool_version("g++"),
+        }
 
     def check_target(self, target: TargetProfile) -> None:
         _options(target)

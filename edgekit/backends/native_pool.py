@@ -10,11 +10,9 @@ between the workers, one core each. This module imports nothing heavier than num
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import sys
 import types
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ToolchainError
+from edgekit.lifetime import worker_pool
 from edgekit.tools import available_cpus
 
 __all__ = ["NativePool", "run_isolated", "without_main_script"]
@@ -71,12 +70,7 @@ class NativePool:
         self._what = what
         self._hint = hint
         self._split_from = split_from
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=initializer,
-            initargs=initargs,
-        )
+        self._pool = worker_pool(self.workers, initializer, initargs)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The work function's rows for ``x`` of shape (N, n_in), in order."""
@@ -99,7 +93,7 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout_s: float, what: str
 
     Exceptions ``fn`` raises come back as they are (EdgekitErrors keep their message, not their hint).
     """
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(1) as pool:
         with without_main_script():
             future = pool.submit(fn, *args)
         try:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.errors import BackendUnavailable, ConfigError, InputError, ToolchainError
 from edgekit.schema import build
@@ -60,13 +61,18 @@ def _options(target: TargetProfile) -> OnnxRuntimeOptions:
 
 
 class OnnxRuntimeRunner:
-    clock = "wall clock (time.perf_counter_ns), host CPU"
-
     def __init__(self, session: Any, input_name: str, output_name: str, description: str) -> None:
         self._session = session
         self._input = input_name
         self._output = output_name
         self.description = description
+        # Every clock times one call; on a GPU execution provider that call includes the copies to and from it.
+        on_gpu = any(p != "CPUExecutionProvider" for p in session.get_providers())
+        self.clock = (
+            "wall clock (time.perf_counter_ns) around one call, host arrays in and out (GPU copies included)"
+            if on_gpu
+            else "wall clock (time.perf_counter_ns), host CPU"
+        )
 
     def run(self, x: np.ndarray) -> np.ndarray:
         result = self._session.run([self._output], {self._input: x})
@@ -90,7 +96,7 @@ class OnnxRuntimeBackend:
         return None
 
     def versions(self) -> dict[str, str]:
-        return {"onnxruntime": str(_ort().__version__)}
+        return provenance.versions(("onnxruntime", "onnx", "numpy"))
 
     def check_target(self, target: TargetProfile) -> None:
         options = _options(target)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import shutil
 import time
@@ -37,9 +36,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.fixed_graph import FixedFormat, FixedGraph, NumpyRounder, read_fixed_graph
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, ToolchainError
+from edgekit.jsonio import write_json
 from edgekit.progress import say
 from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
@@ -207,15 +208,10 @@ class RtlBackend:
         return None
 
     def versions(self) -> dict[str, str]:
-        found = {"da4ml": str(_da4ml().__version__)}
-        if shutil.which("verilator"):
-            from edgekit.backends.verilator_shim import verilator_version
-
-            found["verilator"] = verilator_version()
-        if shutil.which("yosys"):
-            from edgekit.backends.yosys_synth import yosys_version
-
-            found["yosys"] = yosys_version()
+        # qonnx and onnx read the graph; Verilator's model is built with g++; yosys counts the cells
+        found = provenance.versions(("da4ml", "qonnx", "onnx", "numpy"))
+        for tool in ("verilator", "yosys", "g++"):
+            found[tool] = provenance.tool_version(tool)
         return found
 
     def check_target(self, target: TargetProfile) -> None:
@@ -409,7 +405,7 @@ class RtlBackend:
             "format": "one sample per line, hexadecimal, element 0 in the least significant bits; "
             "each element is a two's complement (or unsigned) integer, value * 2**fraction_bits",
         }  # fmt: skip
-        (out_dir / "vectors.json").write_text(json.dumps(description, indent=1) + "\n")
+        write_json(out_dir / "vectors.json", description)
         (out_dir / f"tb_{artifact.info['top']}.sv").write_text(testbench(description))
 
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str]:

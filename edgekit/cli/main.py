@@ -7,7 +7,6 @@ input, 3 a backend is unavailable, 4 an external toolchain failed.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError
+from edgekit.errors import ConfigError, EdgekitError
 from edgekit.tools import CPUS_ENV
 
 __all__ = ["main"]
@@ -158,9 +157,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_json(data: Any) -> None:
-    from edgekit.schema import to_plain
+    from edgekit.jsonio import dumps
 
-    print(json.dumps(to_plain(data), indent=1, default=str))
+    print(dumps(data))
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -311,6 +310,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from edgekit.config import absolute_set_flags
     from edgekit.sweep import (
         SweepSpec,
         best_point,
@@ -337,8 +337,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
     recipe = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
     root = args.out or Path("build") / f"sweep-{spec.name}"
-    sweep = SweepSpec(model, targets, str(root.resolve()), args.tiny, tuple(args.overrides), recipe,
-                      spec.code_sha256)  # fmt: skip
+    overrides = absolute_set_flags(args.overrides)  # a relative data path is this folder's, not a worker's
+    sweep = SweepSpec(model, targets, str(root.resolve()), args.tiny, overrides, recipe, spec.code_sha256)
     points = grid_points(grid)
     quiet = args.quiet or args.json
     progress = None if quiet else print_progress_line
@@ -362,6 +362,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from edgekit.config import absolute_set_flags
     from edgekit.search import precision_search, write_recipe_folder
     from edgekit.sweep import SweepSpec, rebuild_command
     from edgekit.targets import load_target
@@ -369,11 +370,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     spec = resolve_model(args.model)
     if not spec.recipe.folder:
-        raise EdgekitError("the search writes a model folder: give a zoo model name or a model folder")
+        raise ConfigError(
+            "the search writes a model folder: give a zoo model name or a model folder",
+            hint="a module:factory model: put it in a model folder (recipe.toml, model.py, data.py)",
+        )
     if load_target(args.target).family != "fpga":
-        raise EdgekitError(f"the search weighs LUTs: --target must be an FPGA target, not {args.target}")
+        raise ConfigError(
+            f"the search weighs LUTs: --target must be an FPGA target, not {args.target}",
+            hint="e.g. --target fpga-xcvu13p (edgekit targets lists them)",
+        )
     root = (args.out or Path("build") / f"search-{spec.name}").resolve()
-    sweep = SweepSpec(args.model, (args.target,), str(root), args.tiny, tuple(args.overrides), None, spec.code_sha256)
+    overrides = absolute_set_flags(args.overrides)
+    model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model  # workers run elsewhere
+    sweep = SweepSpec(model, (args.target,), str(root), args.tiny, overrides, None, spec.code_sha256)
     result = precision_search(sweep, budget=args.budget, start=args.start, lowest=args.lowest, workers=args.workers,
                               address=args.address)  # fmt: skip
     if result.chosen is not None:

@@ -27,6 +27,7 @@ from edgekit.hil.device_run import (
     OUTPUTS_FILE,
 )
 from edgekit.hil.devices import Device, job_tempdir
+from edgekit.jsonio import write_json
 from edgekit.latency import LatencyStat
 from edgekit.metrics import task_metric
 from edgekit.pipeline import OpenedBuild
@@ -99,7 +100,7 @@ def _write_job(opened: OpenedBuild, name: str, n: int | None, folder: Path) -> n
         "latency": to_plain(settings.latency),
         "batch_size": settings.validation.batch_size,
     }
-    (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
+    write_json(folder / JOB_FILE, job)
     np.save(folder / INPUTS_FILE, golden.inputs, allow_pickle=False)
     shutil.copytree(opened.root / "targets" / name, folder / ARTIFACT_DIR, symlinks=False)
     return golden.inputs

@@ -41,6 +41,7 @@ def run_job(job_dir: Path) -> dict[str, Any]:
     from edgekit.backends import get_backend
     from edgekit.config import LatencySettings
     from edgekit.errors import InputError
+    from edgekit.jsonio import write_json
     from edgekit.latency import measure_latency
     from edgekit.schema import build, to_plain
     from edgekit.targets import TargetProfile
@@ -80,7 +81,7 @@ def run_job(job_dir: Path) -> dict[str, Any]:
         "load_s": load_s,
         "latency": [to_plain(s) for s in stats],
     }
-    (result / DEVICE_FILE).write_text(json.dumps(device, indent=1))
+    write_json(result / DEVICE_FILE, device)
     return device
 
 

@@ -8,58 +8,82 @@ stage records those ranges, a calibration batch, and how to rebuild the model.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch import fx, nn
 
 from edgekit.artifacts import ExportedGraph, FloatModel
 from edgekit.config import Settings
-from edgekit.data import load_data
-from edgekit.schema import to_plain
+from edgekit.data import Dataset
+from edgekit.jsonio import write_json
+from edgekit.progress import say
 from edgekit.torch_model import load_float_model
 from edgekit.zoo import ModelSpec
 
 __all__ = ["PROFILER", "profile_float_model"]
 
-PROFILER = "edgekit activation-range profile v1"
+PROFILER = "edgekit activation-range profile v2 (per torch.fx node)"
+
+
+class _LayerTracer(fx.Tracer):
+    """The graph hls4ml's PyTorch frontend sees: torch.nn modules are leaves, the user's own are traced through."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return m.__module__.startswith(("torch.nn", "torch.ao.nn")) and not isinstance(m, nn.Sequential)
+
+
+class _RangeRecorder(fx.Interpreter):
+    """Runs the traced graph and keeps the largest |output| of every node, by node name."""
+
+    def __init__(self, module: fx.GraphModule) -> None:
+        super().__init__(module)
+        self.ranges: dict[str, float] = {}
+        self.modules: dict[str, str] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor) and out.is_floating_point() and n.op != "output":
+            self.ranges["input" if n.op == "placeholder" else n.name] = float(out.detach().abs().max())
+        if n.op == "call_module":
+            self.modules[n.name] = str(n.target)
+        return out
+
+
+def _node_ranges(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, float], dict[str, str]]:
+    """Largest |output| of every node of the traced graph, by node name (hls4ml's layer names: ``encoder_0``,
+    ``relu_1``), and the module each ``call_module`` node runs; the model's input is ``"input"``."""
+    recorder = _RangeRecorder(fx.GraphModule(model, _LayerTracer().trace(model)))
+    with torch.no_grad():
+        recorder.run(x)
+    return recorder.ranges, recorder.modules
 
 
 def profile_float_model(
-    spec: ModelSpec, base_model: FloatModel, base_dir: Path, settings: Settings, out_dir: Path
+    spec: ModelSpec, base_model: FloatModel, base_dir: Path, settings: Settings, data: Dataset, out_dir: Path
 ) -> ExportedGraph:
     model = load_float_model(base_model, base_dir)
-    data = load_data(spec, settings)
-    x_train = np.ascontiguousarray(data["x_train"], dtype=np.float32)
+    x_train = data.x_train
     order = np.random.default_rng(settings.train.seed).permutation(len(x_train))
     calibration = x_train[order[: settings.quant.calibration_samples]]
-    ranges: dict[str, float] = {"input": float(np.max(np.abs(calibration)))}
-    hooks = []
-    for name, module in model.named_modules():
-        if name:
-
-            def record(mod: torch.nn.Module, args: object, out: torch.Tensor, name: str = name) -> None:
-                if isinstance(out, torch.Tensor):
-                    ranges[name] = max(ranges.get(name, 0.0), float(out.detach().abs().max()))
-
-            hooks.append(module.register_forward_hook(record))
-    with torch.no_grad():
-        model(torch.from_numpy(calibration))
-    for hook in hooks:
-        hook.remove()
+    try:
+        ranges, modules = _node_ranges(model, torch.from_numpy(calibration))
+    except Exception as err:  # torch.fx cannot trace it (Python control flow): hls4ml's frontend could not either
+        say(f"  the model cannot be traced by torch.fx ({type(err).__name__}): no activation ranges recorded")
+        ranges, modules = {"input": float(np.max(np.abs(calibration)))}, {}
     shutil.copyfile(base_dir / base_model.weights, out_dir / "model.pt")
     np.save(out_dir / "calibration_inputs.npy", calibration)
-    (out_dir / "profile.json").write_text(
-        json.dumps(
-            {
-                "source": to_plain(base_model.source),
-                "input_shape": list(base_model.input_shape),
-                "ranges": ranges,
-                "calibration_samples": len(calibration),
-            },
-            indent=1,
-        )
+    write_json(
+        out_dir / "profile.json",
+        {
+            "source": base_model.source,
+            "input_shape": list(base_model.input_shape),
+            "ranges": ranges,
+            "modules": modules,
+            "calibration_samples": len(calibration),
+        },
     )
     return ExportedGraph("model.pt", "torch-float", "input", "logits", 0, PROFILER)

@@ -13,12 +13,10 @@ Sparsity rises linearly over ``steps`` rounds; each round fine-tunes with the re
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +24,8 @@ from torch import nn
 
 from edgekit.artifacts import FloatModel
 from edgekit.config import PruneSettings, Settings
-from edgekit.data import load_data
+from edgekit.data import Dataset
+from edgekit.jsonio import write_json
 from edgekit.metrics import task_metric
 from edgekit.progress import say
 from edgekit.sparsity import WEIGHTED, apply_masks, layer_report, remove_masks
@@ -79,9 +78,7 @@ def _two_four_masks(layers: list[tuple[str, nn.Module]]) -> dict[str, torch.Tens
     return masks
 
 
-def _structured(
-    model: nn.Module, cfg: PruneSettings, spec: ModelSpec, data: dict[str, Any], settings: Settings
-) -> None:
+def _structured(model: nn.Module, cfg: PruneSettings, spec: ModelSpec, data: Dataset, settings: Settings) -> None:
     import torch_pruning as tp
 
     layers = _weighted(model, ())
@@ -100,16 +97,15 @@ def _structured(
     )
     for step in range(cfg.steps):
         pruner.step()
-        fit(model, data["x_train"], data["y_train"], settings.train, desc=f"fine-tune {step + 1}/{cfg.steps}",
+        fit(model, data.x_train, data.y_train, settings.train, desc=f"fine-tune {step + 1}/{cfg.steps}",
             epochs=cfg.finetune_epochs, learning_rate=cfg.finetune_learning_rate)  # fmt: skip
 
 
 def prune_model(
-    spec: ModelSpec, float_model: FloatModel, float_root: Path, settings: Settings, out_dir: Path
+    spec: ModelSpec, float_model: FloatModel, float_root: Path, settings: Settings, data: Dataset, out_dir: Path
 ) -> FloatModel:
     started = time.perf_counter()
     cfg = settings.prune
-    data = load_data(spec, settings)
     model = load_float_model(float_model, float_root)
     before = layer_report(model, float_model.input_shape)
     if cfg.method == "structured":
@@ -124,7 +120,7 @@ def prune_model(
                 masks = _magnitude_masks(layers, cfg.sparsity * (step + 1) / cfg.steps, cfg.scope)
             remove_masks(model)
             apply_masks(model, masks)
-            fit(model, data["x_train"], data["y_train"], settings.train, desc=f"fine-tune {step + 1}/{cfg.steps}",
+            fit(model, data.x_train, data.y_train, settings.train, desc=f"fine-tune {step + 1}/{cfg.steps}",
                 epochs=cfg.finetune_epochs, learning_rate=cfg.finetune_learning_rate)  # fmt: skip
         remove_masks(model)
     after = layer_report(model, float_model.input_shape)
@@ -132,7 +128,7 @@ def prune_model(
     for name in (float_model.golden_inputs, float_model.golden_labels):
         shutil.copyfile(float_root / name, out_dir / name)
     inputs = np.load(out_dir / float_model.golden_inputs)
-    outputs = batched_outputs(model, inputs)
+    outputs = batched_outputs(model, inputs, threads=settings.train.threads)
     np.save(out_dir / "golden_float_outputs.npy", outputs)
     torch.save(model.state_dict(), out_dir / "model.pt")
     metric = task_metric(spec.recipe.metric, outputs, np.load(out_dir / float_model.golden_labels))
@@ -143,7 +139,7 @@ def prune_model(
         "after": after,
         "held_out_metric": metric,
     }
-    (out_dir / "prune.json").write_text(json.dumps(report, indent=1))
+    write_json(out_dir / "prune.json", report)
     wall = time.perf_counter() - started
     macs = after["totals"]["nonzero_macs"] / before["totals"]["nonzero_macs"]
     say(f"  pruned ({cfg.method}) in {wall:.1f} s: {macs:.0%} of the MACs left")

@@ -7,7 +7,6 @@ recipe's trainer at the quantization settings' epochs and learning rate.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -19,15 +18,14 @@ from torch import nn
 from edgekit.artifacts import FloatModel, QuantizedModel
 from edgekit.brevitas_model import build_quant_model
 from edgekit.config import Settings
-from edgekit.data import load_data
+from edgekit.data import Dataset
+from edgekit.jsonio import write_json
 from edgekit.metrics import task_metric
 from edgekit.precision import QuantPlan
 from edgekit.progress import bar, say
-from edgekit.schema import to_plain
 from edgekit.sparsity import apply_masks, remove_masks, zero_masks
-from edgekit.stages.train import training_targets
 from edgekit.torch_model import load_float_model
-from edgekit.training import batched_outputs, fit, seed_everything
+from edgekit.training import batched_outputs, fit, seed_everything, training_threads
 from edgekit.zoo import ModelSpec
 
 with warnings.catch_warnings():
@@ -55,13 +53,12 @@ def quantize_model(
     float_root: Path,
     settings: Settings,
     plan: QuantPlan,
+    data: Dataset,
     out_dir: Path,
 ) -> QuantizedModel:
     started = time.perf_counter()
     cfg = settings.quant
-    data = load_data(spec, settings)
-    x_train = np.ascontiguousarray(data["x_train"], dtype=np.float32)
-    y_train = training_targets(spec.recipe.task, data["y_train"])
+    x_train, y_train = data.x_train, data.y_train
     seed_everything(settings.train.seed)
     order = np.random.default_rng(settings.train.seed).permutation(len(x_train))
     x_cal = x_train[order[: cfg.calibration_samples]]
@@ -71,10 +68,12 @@ def quantize_model(
         model = build_quant_model(load_float_model(float_model, float_root), plan)
         label = f"{spec.name} ({plan.family})"
         if cfg.method == "ptq":
-            _calibrate(model, x_cal, settings.train.batch_size, cfg.bias_correction, label)
+            with training_threads(settings.train.threads):
+                _calibrate(model, x_cal, settings.train.batch_size, cfg.bias_correction, label)
             history: list[dict[str, float]] = []
         else:
-            _calibrate(model, x_cal, settings.train.batch_size, False, label)
+            with training_threads(settings.train.threads):
+                _calibrate(model, x_cal, settings.train.batch_size, False, label)
             # Pruned zeros stay zero through QAT: the same prune -> fine-tune masks, now on the quantized layers.
             masks = zero_masks(model) if settings.prune.method in ("unstructured", "2:4") else {}
             apply_masks(model, masks)
@@ -90,13 +89,11 @@ def quantize_model(
             remove_masks(model)
         golden_inputs = np.load(float_root / float_model.golden_inputs)
         golden_labels = np.load(float_root / float_model.golden_labels)
-        outputs = batched_outputs(model, golden_inputs)
+        outputs = batched_outputs(model, golden_inputs, threads=settings.train.threads)
     metric = task_metric(spec.recipe.metric, outputs, golden_labels)
     torch.save(model.state_dict(), out_dir / "quant_model.pt")
     np.save(out_dir / "golden_quant_outputs.npy", outputs)
-    (out_dir / "quantize.json").write_text(
-        json.dumps({"plan": to_plain(plan), "history": history, "held_out_metric": metric}, indent=1)
-    )
+    write_json(out_dir / "quantize.json", {"plan": plan, "history": history, "held_out_metric": metric})
     wall = time.perf_counter() - started
     say(f"  {cfg.method.upper()} {label} in {wall:.1f} s: held-out {spec.recipe.metric} {metric:.4f}")
     return QuantizedModel(

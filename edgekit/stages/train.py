@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -12,24 +11,16 @@ from torch import nn
 
 from edgekit.artifacts import FloatModel, ModelSource
 from edgekit.config import Settings
-from edgekit.data import load_data
+from edgekit.data import Dataset
 from edgekit.errors import InputError
+from edgekit.jsonio import write_json
 from edgekit.metrics import task_metric
 from edgekit.progress import say
 from edgekit.torch_model import instantiate
 from edgekit.training import batched_outputs, fit, seed_everything
 from edgekit.zoo import ModelSpec
 
-__all__ = ["TRAINER", "train_float_model", "training_targets"]
-
-TRAINER = f"edgekit float trainer, torch {torch.__version__}"
-
-
-def training_targets(task: str, y: object) -> np.ndarray:
-    """Class indices (int64) for a classifier, float32 target arrays for a reconstruction."""
-    if task == "classification":
-        return np.asarray(y, dtype=np.int64)
-    return np.ascontiguousarray(y, dtype=np.float32)
+__all__ = ["train_float_model"]
 
 
 def _check_model(model: nn.Module, spec: ModelSpec, x: np.ndarray, per_sample: tuple[int, ...], why: str) -> None:
@@ -44,35 +35,25 @@ def _check_model(model: nn.Module, spec: ModelSpec, x: np.ndarray, per_sample: t
         ) from err
     if tuple(out.shape[1:]) != per_sample:
         raise InputError(
-            f"model {spec.name!r} outputs shape {tuple(out.shape[1:])} per sample, not {per_sample}: {why}"
+            f"model {spec.name!r} outputs shape {tuple(out.shape[1:])} per sample, not {per_sample}: {why}",
+            hint="make the model's last layer give that shape, or check the data loader's labels or targets",
         )
 
 
-def train_float_model(spec: ModelSpec, source: ModelSource, settings: Settings, out_dir: Path) -> FloatModel:
+def train_float_model(
+    spec: ModelSpec, source: ModelSource, settings: Settings, data: Dataset, out_dir: Path
+) -> FloatModel:
     """Train from scratch (seeded, deterministic) and write weights and golden vectors to ``out_dir``."""
     started = time.perf_counter()
-    data = load_data(spec, settings)
-    x_train = np.ascontiguousarray(data["x_train"], dtype=np.float32)
-    y_train = training_targets(spec.recipe.task, data["y_train"])
-    x_test = np.ascontiguousarray(data["x_test"], dtype=np.float32)
-    y_test = training_targets(spec.recipe.task, data["y_test"])
+    x_train, y_train, x_test, y_test, classes = data.x_train, data.y_train, data.x_test, data.y_test, data.classes
     seed_everything(settings.train.seed)
     model = instantiate(source)
     if spec.recipe.task == "classification":
-        n_classes = int(max(y_train.max(), y_test.max())) + 1
-        classes = tuple(str(c) for c in data.get("classes", range(n_classes)))
-        if len(classes) < n_classes:
-            raise InputError(
-                f"data loader {spec.recipe.data!r} names {len(classes)} classes but labels reach {n_classes}"
-            )
         _check_model(model, spec, x_train, (len(classes),), "its data has that many classes")
     else:
-        classes = ()
-        if y_train.shape[0] != x_train.shape[0] or y_train.shape[1:] != y_test.shape[1:]:
-            raise InputError(f"data loader {spec.recipe.data!r}: targets {y_train.shape} do not pair with inputs")
         _check_model(model, spec, x_train, tuple(y_train.shape[1:]), "its data's targets have that shape")
     history = fit(model, x_train, y_train, settings.train, desc=f"train {spec.name}")
-    outputs = batched_outputs(model, x_test)
+    outputs = batched_outputs(model, x_test, threads=settings.train.threads)
     metric_name = spec.recipe.metric
     history.append({"held_out_" + metric_name: task_metric(metric_name, outputs, y_test)})
 
@@ -80,8 +61,13 @@ def train_float_model(spec: ModelSpec, source: ModelSource, settings: Settings, 
     np.save(out_dir / "golden_inputs.npy", x_test)
     np.save(out_dir / "golden_labels.npy", y_test)
     np.save(out_dir / "golden_float_outputs.npy", outputs)
-    info = {"history": history, "preprocessing": data.get("preprocessing", {}), "n_train": len(x_train)}
-    (out_dir / "train.json").write_text(json.dumps(info, indent=1, default=str))
+    info = {
+        "history": history,
+        "preprocessing": data.preprocessing,
+        "n_train": len(x_train),
+        "data_sha256": data.sha256,
+    }
+    write_json(out_dir / "train.json", info)
     wall = time.perf_counter() - started
     say(f"  trained {spec.name} in {wall:.1f} s: held-out {metric_name} {history[-1]['held_out_' + metric_name]:.4f}")
     return FloatModel(

@@ -53,16 +53,37 @@ def test_compile_json_is_machine_readable(cli, tmp_path: Path) -> None:  # type:
     assert run.stderr == "", "--json keeps stderr free of progress"
 
 
+def _shift_output_bias(artifact: Path, shift: float) -> None:
+    """Add ``shift`` to every output logit of a compiled fp32 ONNX file (the last layer's bias): argmax unchanged."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(artifact))
+    last = [n for n in model.graph.node if n.op_type in ("Gemm", "FusedGemm", "MatMul", "Add")][-1]
+    inits = {i.name: i for i in model.graph.initializer}
+    bias = next(name for name in reversed(last.input) if name in inits and len(inits[name].dims) == 1)
+    values = numpy_helper.to_array(inits[bias]) + np.float32(shift)
+    inits[bias].CopyFrom(numpy_helper.from_array(values.astype(np.float32), bias))
+    onnx.save(model, str(artifact))
+
+
 def test_validate_existing_build(cli, tiny_jet_build: BuildResult, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "copy"
     shutil.copytree(tiny_jet_build.build_dir, root)
     ok = cli("validate", str(root))
     assert ok.returncode == 0, ok.stderr
     assert "cpu-onnxruntime" in ok.stdout
-    failing = cli("validate", str(root), "--set", "gates.max_abs_diff_vs_float=0", "--json")
-    assert failing.returncode == 1
-    gates = failing.json()["validation"]["targets"][0]["gates"]
-    assert [g["name"] for g in gates if not g["passed"]] == ["max_abs_diff_vs_float"]
+    # A difference planted, not hoped for: every logit of the compiled artifact moves by 1e-3 (ten times the
+    # fp32 gate), so the agreement gate must fail and nothing else; a looser gate from --set passes it.
+    artifact = tiny_jet_build.manifest["artifacts"]["compiled"]["cpu-onnxruntime"]["path"]
+    _shift_output_bias(root / "targets" / "cpu-onnxruntime" / artifact, 1e-3)
+    failing = cli("validate", str(root), "--json")
+    assert failing.returncode == 1, failing.stderr
+    target = failing.json()["validation"]["targets"][0]
+    assert [g["name"] for g in target["gates"] if not g["passed"]] == ["max_abs_diff_vs_float"]
+    assert target["max_abs_diff_vs_float"] == pytest.approx(1e-3, rel=1e-2)
+    looser = cli("validate", str(root), "--set", "gates.max_abs_diff_vs_float=0.01")
+    assert looser.returncode == 0, looser.stdout + looser.stderr
 
 
 def test_module_factory_model_with_a_zoo_recipe(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

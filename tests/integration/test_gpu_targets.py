@@ -183,7 +183,7 @@ def test_gpu_inductor_on_a_real_gpu(model: str, tmp_path: Path) -> None:
     result = compile_model(CompileRequest(model, ("gpu-inductor",), out=tmp_path / "b", tiny=True))
     (target,) = result.report.targets
     assert target.status == "ok" and target.max_abs_diff_vs_float <= 1e-3
-    assert target.latency[0].clock.startswith("CUDA events")
+    assert target.latency[0].clock.startswith("CUDA events around the forward only")
 
 
 def _tensorrt_skip_reason() -> str:
@@ -206,4 +206,8 @@ def test_tensorrt_engines_fp16_and_int8(model: str, tmp_path: Path) -> None:
         info = next(iter(result.manifest["artifacts"]["compiled"].values()))["info"]
         assert info["layers"]["count"] > 0 and any((result.build_dir / "targets").rglob("timing.cache"))
     (int8_target,) = int8.report.targets
-    assert int8_target.max_abs_diff_vs_quantized <= 1e-3  # the same integers; fp32 accumulation order may differ
+    # What TensorRT INT8 must meet is the int8 format's gate: exact with brevitas (power-of-two scales make
+    # the integer sums and every rescale exact), as the QCDQ graph is on ONNX Runtime
+    assert int8_target.max_abs_diff_vs_quantized == 0.0
+    assert any(g.name == "max_abs_diff_vs_quantized" and g.threshold == 0.0 and g.passed for g in int8_target.gates)
+    assert int8_target.latency[0].clock.startswith("CUDA events around execute_async_v3 only")

@@ -174,6 +174,26 @@ def test_float_path_through_the_pytorch_frontend(model: str, tmp_path: Path) -> 
     types = [t for layer in info["range_profile"].values() for t in layer.values()]
     assert types and all(t.endswith(",RND,SAT>") for t in types)
     assert (result.build_dir / "export-torch" / "profile.json").is_file()
+    gates = {g.name for g in fpga.gates}
+    assert {"max_abs_diff_vs_float", "min_top1_agreement"} <= gates and fpga.passed
+
+
+def test_float_path_sizes_an_unscaled_input_whatever_forward_calls_it(tmp_path: Path) -> None:
+    """A user's tagger: forward(self, x), its own blocks, F.relu, a pT column in GeV up to 155."""
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "unscaled_tagger"
+    result = compile_model(CompileRequest(str(folder), ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True))
+    (fpga,) = result.report.targets
+    info = result.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
+    _, integer = (int(v) for v in info["input_precision"].split("<")[1].split(",")[:2])
+    assert 2.0 ** (integer - 1) > 155, info["input_precision"]  # room for 155 (hls4ml's fixed<16,6> wraps at 32)
+    layers = info["range_profile"]
+    assert {"body_0_fc", "relu", "body_1_fc", "relu_1", "head"} <= set(layers)  # nested and functional layers
+    assert layers["body_0_fc"]["weight"].endswith(",RND,SAT>")  # weights sized too, found through the fx node
+    # held to the float model like any float target: agreement gates, applied and passing
+    agreement = {g.name: g for g in fpga.gates if g.name in ("max_abs_diff_vs_float", "min_top1_agreement")}
+    assert set(agreement) == {"max_abs_diff_vs_float", "min_top1_agreement"}
+    assert all(g.passed for g in agreement.values()), fpga.gates
+    assert fpga.top1_agreement >= 0.995 and fpga.max_abs_diff_vs_float < 0.05
 
 
 def test_failed_gpp_build_is_a_toolchain_error_with_its_log(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

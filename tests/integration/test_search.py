@@ -1,4 +1,8 @@
-"""Per-layer precision search on jet_tagger at toy size: a recipe that keeps the budget and builds as it is."""
+"""Per-layer precision search at toy size: a recipe that keeps the budget and builds as it is.
+
+The model is nested the way real ones are (blocks inside an nn.Sequential: layer names such as
+``encoder.0.fc``), so per-layer names with dots go through every trial, the recipe and its rebuild.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ import pytest
 pytest.importorskip("ray", reason="the search runs on Ray: pip install 'edgekit[sweep]'")
 pytest.importorskip("hls4ml", reason="the FPGA target needs the fpga extra: pip install 'edgekit[fpga]'")
 REPO = Path(__file__).resolve().parents[2]
+NESTED = REPO / "tests" / "fixtures" / "user_models" / "nested_mlp"
+LAYERS = {"encoder.0.fc", "encoder.0.act", "encoder.1.fc", "encoder.1.act", "head"}
 
 
 def _search(out: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "edgekit", "search", "jet_tagger", "--tiny", "--target", "fpga-xcvu13p",
+    command = [sys.executable, "-m", "edgekit", "search", str(NESTED), "--tiny", "--target", "fpga-xcvu13p",
                "--start", "6", "--lowest", "3", "--budget", "0.05", "--out", str(out), "--workers", "2",
                "--json"]  # fmt: skip
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -33,13 +39,15 @@ def test_search_finds_per_layer_widths_within_budget_and_writes_a_buildable_reci
     assert [r["point"] for r in result["uniform"]] == ["w6a6-s0", "w5a5-s0", "w4a4-s0", "w3a3-s0"]
     chosen = result["chosen"]
     assert chosen["accuracy"] >= goal and chosen["lut"] > 0
-    assert set(result["layers"]) <= {"fc1", "fc2", "output", "relu1", "relu2"} and result["layers"]
+    assert set(result["layers"]) <= LAYERS and result["layers"]
     for fields in result["layers"].values():
         assert all(3 <= bits < 6 for bits in fields.values())
     # the emitted model folder: its recipe carries the widths, and it compiles to the same numbers
     folder = Path(result["recipe_folder"])
     recipe = tomllib.loads((folder / "recipe.toml").read_text())
-    assert recipe["name"] == "jet_tagger-mixed" and recipe["quant"]["weight_bits"] == 6
+    assert recipe["name"] == "nested_mlp-mixed" and recipe["quant"]["weight_bits"] == 6
+    text = (folder / "recipe.toml").read_text()
+    assert '[quant.layers."encoder.0.fc"]' in text or "encoder.0.fc" not in result["layers"]  # a quoted TOML key
     for layer, fields in result["layers"].items():
         assert {k: recipe["quant"]["layers"][layer][k] for k in fields} == fields
     build = subprocess.run(
@@ -65,5 +73,6 @@ def test_recipe_toml_round_trips() -> None:
     from edgekit.search import toml_text
 
     recipe = tomllib.loads((REPO / "models" / "jet_tagger" / "recipe.toml").read_text())
-    recipe["quant"] = {"enabled": True, "layers": {"fc1": {"weight_bits": 4}, "relu1": {"activation_bits": 5}}}
+    layers = {"fc1": {"weight_bits": 4}, "encoder.0.fc": {"weight_bits": 3}, "blocks.1.act": {"activation_bits": 5}}
+    recipe["quant"] = {"enabled": True, "layers": layers}
     assert tomllib.loads(toml_text(recipe)) == recipe

@@ -194,3 +194,23 @@ def test_a_ray_session_runs_and_stops_from_a_worker_thread() -> None:
     assert not thread.is_alive() and "error" not in seen, seen.get("error")
     assert seen == {"answer": 32, "stopped": True, "starts": 1}
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_nested_model_sweeps_with_a_per_layer_setting(tmp_path: Path) -> None:
+    """Layer names with dots (encoder.0.fc) through --set, every point's plan, and the rebuild command."""
+    nested = REPO / "tests" / "fixtures" / "user_models" / "nested_mlp"
+    run = subprocess.run(
+        [sys.executable, "-m", "edgekit", "sweep", str(nested), "--tiny", "--grid", "weight_bits=4,6",
+         "--set", "quant.layers.encoder.0.fc.weight_bits=3", "--target", "fpga-xcvu13p", "--out", str(tmp_path),
+         "--workers", "2", "--json", "--best", "accuracy>=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    assert [r["point"] for r in result["rows"]] == ["w4a4-s0", "w6a6-s0"]
+    for row in result["rows"]:
+        manifest = json.loads((tmp_path / "points" / row["point"] / "build" / "manifest.json").read_text())
+        plan = {lp["name"]: lp for lp in manifest["artifacts"]["quantized"]["fixed"]["plan"]["layers"]}
+        assert plan["encoder.0.fc"]["weight_bits"] == 3 and plan["encoder.1.fc"]["weight_bits"] == row["weight_bits"]
+        assert row["fpga-xcvu13p.status"] == "pass"
+    assert "quant.layers.encoder.0.fc.weight_bits=3" in result["rebuild"]

@@ -65,7 +65,10 @@ def test_bad_layers_name_source_key_and_problem(table: dict, message: str) -> No
 def test_unknown_key_hint_lists_allowed_keys() -> None:
     with pytest.raises(ConfigError) as err:
         merge_settings([Layer("x", {"train": {"epoch": 1}})])
-    assert err.value.hint == "allowed keys there: batch_size, epochs, learning_rate, optimizer, seed, weight_decay"
+    assert (
+        err.value.hint
+        == "allowed keys there: batch_size, epochs, learning_rate, optimizer, seed, threads, weight_decay"
+    )
     assert err.value.exit_code == 2
 
 
@@ -124,3 +127,47 @@ def test_default_gates_come_from_the_number_format_and_yield_to_profile_recipe_a
     assert plan_target(str(tmp_path / "bare-fp16.toml"), [cli], False).settings.gates.max_abs_diff_vs_float == 0.2
     int8 = plan_target("cpu-onnxruntime-int8", [], True).settings.gates
     assert int8.max_abs_diff_vs_quantized == 0.0
+
+
+def test_nested_layer_names_on_the_command_line_and_in_recipes(tmp_path: Path) -> None:
+    from edgekit.config import Layer, merge_settings, parse_set_flags
+
+    flags = parse_set_flags(
+        ["quant.layers.encoder.0.fc.weight_bits=4", 'quant.layers."decoder.fc".activation_bits=5',
+         "quant.layers.head.weight_bits=3"]
+    )  # fmt: skip
+    assert flags.table["quant"]["layers"] == {
+        "encoder.0.fc": {"weight_bits": 4}, "decoder.fc": {"activation_bits": 5}, "head": {"weight_bits": 3}
+    }  # fmt: skip
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[quant.layers."encoder.0.fc"]\nweight_bits = 4\n[quant.layers.decoder.fc]\nweight_bits = 6\n'
+                      "[quant.layers.decoder]\nactivation_bits = 7\n")  # fmt: skip
+    import tomllib
+
+    settings = merge_settings([Layer(str(recipe), tomllib.loads(recipe.read_text()))])
+    assert dict(settings.quant.layers) == {
+        "encoder.0.fc": {"weight_bits": 4}, "decoder.fc": {"weight_bits": 6}, "decoder": {"activation_bits": 7}
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown key 'weight_bitz'"):
+        merge_settings([Layer("x", {"quant": {"layers": {"encoder.0.fc": {"weight_bitz": 4}}}})])
+
+
+def test_relative_data_paths_are_the_recipes_folder_or_the_current_one(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from edgekit.config import absolute_set_flags, parse_set_flags
+    from edgekit.zoo import load_recipe
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "recipe.toml").write_text(
+        'schema_version = 1\nname = "m"\ndescription = ""\nmodel = "model.py:build"\ndata = "data.py:load"\n'
+        'input_shape = [2]\n[data_options]\npath = "events.npz"\nlabels_file = "/abs/labels.csv"\nn = 3\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    (layer,) = load_recipe(folder / "recipe.toml").settings_layers(tiny=False)
+    assert layer.table["data_options"] == {"path": str(folder / "events.npz"), "labels_file": "/abs/labels.csv",
+                                           "n": 3}  # fmt: skip
+    assert parse_set_flags(["data_options.path=mine.npz"]).table["data_options"]["path"] == str(tmp_path / "mine.npz")
+    assert absolute_set_flags(["data_options.path=mine.npz", "train.epochs=2"]) == (
+        f'data_options.path="{tmp_path / "mine.npz"}"',
+        "train.epochs=2",
+    )

@@ -1,0 +1,36 @@
+"""Training gives the same weights whatever thread count the process runs with (load, cores, OMP_NUM_THREADS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.config import TrainSettings
+from edgekit.training import batched_outputs, fit, seed_everything
+
+
+def _train(process_threads: int) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    saved = torch.get_num_threads()
+    torch.set_num_threads(process_threads)  # what OMP_DYNAMIC under load, taskset or another machine changes
+    try:
+        seed_everything(0)
+        model = nn.Sequential(
+            nn.Linear(12, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 32), nn.BatchNorm1d(32), nn.ReLU(),
+            nn.Linear(32, 4),
+        )  # fmt: skip
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 4, 4000)
+        x = (rng.normal(0, 1, (4000, 12)) + 0.3 * y[:, None]).astype(np.float32)
+        fit(model, x, y, TrainSettings(epochs=3, batch_size=256), desc="train")
+        return {k: v.clone() for k, v in model.state_dict().items()}, batched_outputs(model, x)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_weights_do_not_depend_on_the_process_thread_count() -> None:
+    (two, out_two), (one, out_one) = _train(2), _train(1)
+    assert torch.get_num_threads() >= 1
+    for name in two:
+        assert torch.equal(two[name], one[name]), name  # bit for bit, BatchNorm statistics included
+    assert np.array_equal(out_two, out_one)
