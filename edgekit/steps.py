@@ -7,10 +7,11 @@ expected failures of one target into a result instead of an exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, ModelSource, QuantExport, QuantizedModel
@@ -38,6 +39,8 @@ __all__ = [
     "said_cached",
     "stage_identity",
 ]
+
+A = TypeVar("A")
 
 # What each stage runs besides its inputs: edgekit's modules and the libraries they drive. Both are part of
 # its cache key (a new brevitas, or a change to the exporter's code, rebuilds exactly the stages that use
@@ -78,30 +81,35 @@ def said_cached(record: StageRecord) -> None:
         )
 
 
+def _stage(
+    build_dir: BuildDir,
+    name: str,
+    directory: str,
+    cls: type[A],
+    inputs: dict[str, Any],
+    identity: StageIdentity,
+    produce: Callable[[Path], A],
+    force: bool,
+) -> tuple[A, StageRecord]:
+    """One cached stage: its key is its inputs and its identity (versions and edgekit code) together."""
+    key = cache_key({**inputs, "identity": identity})
+    artifact, record = build_dir.run_stage(name, directory, key, cls, produce, force=force, identity=identity)
+    said_cached(record)
+    return artifact, record
+
+
 def run_train(
     spec: ModelSpec, source: ModelSource, settings: Settings, build_dir: BuildDir, data: Dataset, force: bool
 ) -> tuple[FloatModel, StageRecord]:
     """The float model, trained; keyed on the data's content and the user's code (its imports included)."""
     from edgekit.stages.train import train_float_model
 
-    ident = stage_identity("train")
-    key = cache_key(
-        {
-            "code": spec.code_sha256,
-            "input_shape": spec.recipe.input_shape,
-            "metric": spec.recipe.metric,
-            "task": spec.recipe.task,
-            "source": source,
-            "train": settings.train,
-            "data": data.sha256,
-            "identity": ident,
-        }
-    )
+    recipe = spec.recipe
+    inputs = {"code": spec.code_sha256, "input_shape": recipe.input_shape, "metric": recipe.metric,
+              "task": recipe.task, "source": source, "train": settings.train, "data": data.sha256}  # fmt: skip
     say("[train] float model")
     produce = partial(train_float_model, spec, source, settings, data)
-    model, record = build_dir.run_stage("train", "float", key, FloatModel, produce, force=force, identity=ident)
-    said_cached(record)
-    return model, record
+    return _stage(build_dir, "train", "float", FloatModel, inputs, stage_identity("train"), produce, force)
 
 
 def run_export(
@@ -116,16 +124,10 @@ def run_export(
     """The float (or pruned float) model as ONNX with a dynamic batch axis."""
     from edgekit.stages.export import export_float_onnx
 
-    ident = stage_identity("export")
-    key = cache_key(
-        {"weights": base_sha, "code": spec.code_sha256, "source": base_model.source, "export": settings.export,
-         "identity": ident}
-    )  # fmt: skip
+    inputs = {"weights": base_sha, "code": spec.code_sha256, "source": base_model.source, "export": settings.export}
     say("[export] ONNX (float, dynamic batch)")
     produce = partial(export_float_onnx, base_model, base_dir, settings.export)
-    graph, record = build_dir.run_stage("export", "export", key, ExportedGraph, produce, force=force, identity=ident)
-    said_cached(record)
-    return graph, record
+    return _stage(build_dir, "export", "export", ExportedGraph, inputs, stage_identity("export"), produce, force)
 
 
 def run_prune(
@@ -140,23 +142,12 @@ def run_prune(
     """Prune -> fine-tune rounds on the trained float model (Torch-Pruning loads only when needed)."""
     from edgekit.stages.prune import prune_model
 
-    ident = stage_identity("prune")
-    key = cache_key(
-        {
-            "weights": weights_sha,
-            "prune": settings.prune,
-            "train": settings.train,
-            "data": data.sha256,
-            "code": spec.code_sha256,
-            "identity": ident,
-        }
-    )
+    inputs = {"weights": weights_sha, "prune": settings.prune, "train": settings.train, "data": data.sha256,
+              "code": spec.code_sha256}  # fmt: skip
     cfg = settings.prune
     say(f"[prune] {cfg.method}, sparsity {cfg.sparsity:g}, {cfg.steps} rounds")
     produce = partial(prune_model, spec, float_model, build_dir.root / "float", settings, data)
-    model, record = build_dir.run_stage("prune", "pruned", key, FloatModel, produce, force=force, identity=ident)
-    said_cached(record)
-    return model, record
+    return _stage(build_dir, "prune", "pruned", FloatModel, inputs, stage_identity("prune"), produce, force)
 
 
 def run_profile(
@@ -172,23 +163,13 @@ def run_profile(
     """The float model and its activation ranges, for FPGA targets that take it through hls4ml's PyTorch frontend."""
     from edgekit.stages.profile import profile_float_model
 
-    ident = stage_identity("profile")
-    key = cache_key(
-        {
-            "weights": base_sha,
-            "calibration": settings.quant.calibration_samples,
-            "seed": settings.train.seed,
-            "data": data.sha256,
-            "code": spec.code_sha256,
-            "identity": ident,
-        }
-    )
+    inputs = {"weights": base_sha, "calibration": settings.quant.calibration_samples, "seed": settings.train.seed,
+              "data": data.sha256, "code": spec.code_sha256}  # fmt: skip
     say("[export] float torch model, calibration inputs and activation ranges (hls4ml float path, AOTInductor)")
     produce = partial(profile_float_model, spec, base_model, base_dir, settings, data)
-    graph, record = build_dir.run_stage(
-        "export", "export-torch", key, ExportedGraph, produce, force=force, identity=ident
+    graph, record = _stage(
+        build_dir, "export", "export-torch", ExportedGraph, inputs, stage_identity("profile"), produce, force
     )
-    said_cached(record)
     # The targets that take this graph load the model's code too: a change to it must reach their keys.
     sha = cache_key({"weights": record.files[graph.path], "code": spec.code_sha256})
     return Graph(graph, build_dir.root / "export-torch" / graph.path, sha), record
@@ -208,19 +189,19 @@ def compile_targets(
             skipped[name] = skipped_result(name, plan.profile.backend, "unavailable", plan.unavailable, 3)
             continue
         source = graphs[name]
+        # a compile stage runs its backend: the backend's libraries and tools, and its module's code
         ident = StageIdentity(plan.backend.versions(), provenance.code_sha256(type(plan.backend).__module__))
-        key = cache_key({"graph": source.sha256, "profile": plan.profile.content_sha256, "identity": ident})
+        inputs = {"graph": source.sha256, "profile": plan.profile.content_sha256}
         say(f"[compile] {name} ({plan.profile.backend}, {source.graph.format})")
         produce = partial(plan.backend.compile, source.graph, source.path, plan.profile)
         try:
-            artifact, record = build_dir.run_stage(
-                "compile", f"targets/{name}", key, CompiledArtifact, produce, force=force, identity=ident
+            artifact, record = _stage(
+                build_dir, "compile", f"targets/{name}", CompiledArtifact, inputs, ident, produce, force
             )
         except ToolchainError as err:
             say(f"  {name}: toolchain failed: {err.message}")
             skipped[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
             continue
-        said_cached(record)
         records.append(record)
         compiled[name] = artifact
     return compiled, skipped, records
@@ -246,20 +227,18 @@ def run_synthesis(
         if plan.profile.family != "fpga" or name not in compiled:
             continue
         compile_record = next(r for r in records if r.directory == f"targets/{name}")
-        ident = stage_identity("synth")
-        key = cache_key({"compiled": compile_record.files, "synth": settings.synth, "identity": ident})
+        inputs = {"compiled": compile_record.files, "synth": settings.synth}
         say(f"[synth] {name}: {plan.profile.fpga.hls_backend if plan.profile.fpga else ''} HLS C synthesis")
         produce = partial(synthesize, compiled[name], build_dir.root / "targets" / name, plan.profile, settings.synth)
         try:
-            result, record = build_dir.run_stage(
-                "synth", f"synth/{name}", key, SynthesisResult, produce, force=force, identity=ident
+            result, record = _stage(
+                build_dir, "synth", f"synth/{name}", SynthesisResult, inputs, stage_identity("synth"), produce, force
             )
         except ToolchainError as err:
             say(f"  {name}: synthesis failed: {err.message}")
             results[name] = skipped_result(name, plan.profile.backend, "failed", str(err), err.exit_code)
             compiled.pop(name)
             continue
-        said_cached(record)
         records.append(record)
         done[name] = result
     return done
@@ -281,7 +260,6 @@ def run_quantization(
     from edgekit.stages.quantize import quantize_model
 
     quant_ident, export_ident = stage_identity("quantize"), stage_identity("export-quant")
-
     root = build_dir.root
     quantized: dict[str, QuantizedModel] = {}
     exports: dict[str, QuantExport] = {}
@@ -289,38 +267,23 @@ def run_quantization(
     records: list[StageRecord] = []
     for family, plan in quant_plans.items():
         q = settings.quant
-        key = cache_key(
-            {
-                "weights": weights_sha,
-                "plan": plan,
-                "method": q.method,
-                "qat": (q.qat_epochs, q.qat_learning_rate),
-                "calibration": (q.calibration_samples, q.bias_correction),
-                "train": settings.train,
-                "data": data.sha256,
-                "code": spec.code_sha256,
-                "identity": quant_ident,
-            }
-        )
+        inputs = {"weights": weights_sha, "plan": plan, "method": q.method, "qat": (q.qat_epochs, q.qat_learning_rate),
+                  "calibration": (q.calibration_samples, q.bias_correction), "train": settings.train,
+                  "data": data.sha256, "code": spec.code_sha256}  # fmt: skip
         say(f"[quantize] {family} family, {q.method.upper()}")
-        model, record = build_dir.run_stage(
-            "quantize", f"quant-{family}", key, QuantizedModel,
-            partial(quantize_model, spec, float_model, float_dir, settings, plan, data), force=force,
-            identity=quant_ident,
-        )  # fmt: skip
-        said_cached(record)
+        produce_model = partial(quantize_model, spec, float_model, float_dir, settings, plan, data)
+        model, record = _stage(
+            build_dir, "quantize", f"quant-{family}", QuantizedModel, inputs, quant_ident, produce_model, force
+        )
         records.append(record)
-        export_key = cache_key(
-            {"weights": record.files[model.weights], "plan": plan, "source": float_model.source,
-             "code": spec.code_sha256, "data": data.sha256, "export": settings.export, "identity": export_ident}
-        )  # fmt: skip
+        export_inputs = {"weights": record.files[model.weights], "plan": plan, "source": float_model.source,
+                         "code": spec.code_sha256, "data": data.sha256, "export": settings.export}  # fmt: skip
         say(f"[export] {family} family: QCDQ and QONNX, each checked against brevitas")
         quant_dir = root / f"quant-{family}"
         produce = partial(export_quantized, model, quant_dir, float_model, float_dir, settings.export)
-        exported, export_record = build_dir.run_stage(
-            "export", f"export-{family}", export_key, QuantExport, produce, force=force, identity=export_ident
+        exported, export_record = _stage(
+            build_dir, "export", f"export-{family}", QuantExport, export_inputs, export_ident, produce, force
         )
-        said_cached(export_record)
         records.append(export_record)
         say(
             f"  {family}: max |difference| vs brevitas on {exported.n_check_samples} samples: "
