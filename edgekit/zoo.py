@@ -37,6 +37,8 @@ __all__ = [
     "load_recipe",
     "models_dir",
     "resolve_model",
+    "user_error",
+    "where_in_user_code",
 ]
 
 RECIPE_SCHEMA_VERSION = 1
@@ -252,13 +254,17 @@ def _data_files(recipe: Recipe) -> list[Path]:
     return [found] if found is not None else []
 
 
-def _user_error(err: BaseException, what: str) -> InputError:
-    """An error raised inside the user's own code, named by where it happened; the cause is kept."""
+def where_in_user_code(err: BaseException) -> str:
+    """`` (at model.py:12)``: the innermost frame of the user's own code in ``err``'s traceback, if any."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if is_user_file(Path(f.filename))]
-    at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+
+
+def user_error(err: BaseException, what: str) -> InputError:
+    """An error raised inside the user's own code, named by where it happened (the caller keeps the cause)."""
     text = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
     return InputError(
-        f"{what} raised {type(err).__name__}{': ' + text if text else ''}{at}",
+        f"{what} raised {type(err).__name__}{': ' + text if text else ''}{where_in_user_code(err)}",
         hint="the error is in that code, not in edgekit: fix it there and run again",
     )
 
@@ -274,11 +280,11 @@ def _import_module(name: str) -> ModuleType:
                 f"cannot import module {name!r}: {err}",
                 hint="is it in the current folder, on PYTHONPATH, or installed in this environment?",
             ) from err
-        raise _user_error(err, f"importing module {name!r}") from err
+        raise user_error(err, f"importing module {name!r}") from err
     except EdgekitError:
         raise
     except Exception as err:  # the user's module failed while it was imported
-        raise _user_error(err, f"importing module {name!r}") from err
+        raise user_error(err, f"importing module {name!r}") from err
 
 
 def _load_file(path: Path) -> ModuleType:
@@ -304,7 +310,7 @@ def _load_file(path: Path) -> ModuleType:
         raise
     except Exception as err:  # a syntax error, a missing import, an error at its top level
         del sys.modules[module_name]
-        raise _user_error(err, f"loading {path}") from err
+        raise user_error(err, f"loading {path}") from err
     return module
 
 
@@ -362,4 +368,4 @@ def call_user_code(fn: Callable[..., Any], options: Mapping[str, Any], what: str
     except EdgekitError:  # a loader may raise edgekit's own errors (the zoo's do): they already say what to do
         raise
     except Exception as err:
-        raise _user_error(err, where) from err
+        raise user_error(err, where) from err

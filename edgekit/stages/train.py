@@ -18,7 +18,7 @@ from edgekit.metrics import task_metric
 from edgekit.progress import say
 from edgekit.torch_model import instantiate
 from edgekit.training import batched_outputs, fit, seed_everything
-from edgekit.zoo import ModelSpec
+from edgekit.zoo import ModelSpec, user_error, where_in_user_code
 
 __all__ = ["train_float_model"]
 
@@ -27,12 +27,14 @@ def _check_model(model: nn.Module, spec: ModelSpec, x: np.ndarray, per_sample: t
     try:
         with torch.no_grad():
             out = model(torch.from_numpy(x[:2]))
-    except (RuntimeError, ValueError, TypeError) as err:
+    except (RuntimeError, ValueError, TypeError) as err:  # torch's shape errors
         raise InputError(
             f"model {spec.name!r} does not accept input of shape {tuple(x.shape[1:])} "
-            f"(recipe input_shape): {str(err).splitlines()[0]}",
+            f"(recipe input_shape): {str(err).splitlines()[0]}{where_in_user_code(err)}",
             hint=f"make input_shape in {spec.recipe.source} match the model's first layer",
         ) from err
+    except Exception as err:  # anything else the user's forward raises
+        raise user_error(err, f"the forward pass of model {spec.name!r}") from err
     if tuple(out.shape[1:]) != per_sample:
         raise InputError(
             f"model {spec.name!r} outputs shape {tuple(out.shape[1:])} per sample, not {per_sample}: {why}",

@@ -248,6 +248,16 @@ CASES = [
         {"model.py": "from my_layers import block\n" + GOOD_MODEL},
     ),
     Case(
+        "a forward pass that raises",
+        compile_folder(),
+        2,
+        "the forward pass of model 'mine' raised KeyError",
+        {
+            "model.py": "from torch import nn\n\n\nclass Net(nn.Module):\n    def forward(self, x):\n"
+            "        return {'pt': x}['eta']\n\n\ndef build():\n    return Net()\n"
+        },
+    ),
+    Case(
         "model with the wrong number of outputs",
         compile_folder(),
         2,
