@@ -75,7 +75,7 @@ def test_kill_at_each_stage_then_rerun(tmp_path: Path) -> None:
             if process is not None:
                 assert wait_for(env, process, timeout_s=120), f"no {process} process during {what}"
             else:
-                time.sleep(0.5)
+                time.sleep(0.1)  # inside the stage: it starts as its line is printed
             assert proc.poll() is None, f"the build finished before it could be killed during {what}"
             proc.send_signal(signal.SIGKILL)
         finally:
