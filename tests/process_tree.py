@@ -49,11 +49,11 @@ def wait_until_gone(env: dict[str, str], timeout_s: float = 10.0) -> list[tuple[
         time.sleep(0.2)
 
 
-def wait_for(env: dict[str, str], word: str, timeout_s: float) -> bool:
-    """True once a tagged process whose command line holds ``word`` is running."""
+def wait_for(env: dict[str, str], word: str, timeout_s: float, exact: bool = False) -> bool:
+    """True once a tagged process whose command line holds ``word`` (is ``word``, with ``exact``) is running."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if any(word in command for _, command in tagged(env)):
+        if any(word == command if exact else word in command for _, command in tagged(env)):
             return True
         time.sleep(0.05)
     return False
