@@ -57,7 +57,7 @@ KILL_POINTS = [
     ("training", "[train] float model", None),
     ("quantization-aware training", "[quantize]", None),
     ("hls4ml's g++ build", "[compile] fpga-xcvu13p", "cc1plus"),
-    ("validation in emulator workers", "[validate]", "multiprocessing"),
+    ("validation in emulator workers", "[validate]", "spawn_main"),  # a worker, not the resource tracker
 ]
 
 
