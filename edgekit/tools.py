@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 from edgekit.errors import BackendUnavailable, ToolchainError
 from edgekit.lifetime import supervised_command
 
-__all__ = ["ToolRun", "program_version", "require_program", "run_tool"]
+__all__ = ["ToolRun", "require_program", "run_tool"]
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,6 @@ def require_program(name: str, needed_for: str, hint: str) -> str:
     if path is None:
         raise BackendUnavailable(f"{name} is not installed (needed {needed_for})", hint=hint)
     return path
-
-
-def program_version(path: str, flag: str, label: str) -> str:
-    """The ``N.M`` after ``label`` in what ``path flag`` prints (the first 40 characters when there is none)."""
-    out = run_tool([path, flag], cwd=Path.cwd(), timeout_s=30, name=f"{Path(path).name} {flag}").output
-    match = re.search(rf"{label}\s+(\d+\.\d+)", out)
-    return match.group(1) if match else out.strip()[:40]
 
 
 CPUS_ENV = "EDGEKIT_CPUS"

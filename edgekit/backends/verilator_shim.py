@@ -27,7 +27,7 @@ import shutil
 from pathlib import Path
 
 from edgekit.errors import ToolchainError
-from edgekit.tools import program_version, require_program, run_tool
+from edgekit.tools import require_program, run_tool
 
 __all__ = [
     "adjust_lint_pragmas",
@@ -35,7 +35,6 @@ __all__ = [
     "build_testbench",
     "find_verilator",
     "verilator_root",
-    "verilator_version",
 ]
 
 CXXFLAGS = ["-std=c++17", "-fPIC", "-O"]
@@ -50,11 +49,6 @@ def find_verilator() -> str:
         "verilator", "to simulate the generated RTL",
         "apt-get install verilator, or set emulation = 'interpreter' in the target's [backend_options]",
     )  # fmt: skip
-
-
-@functools.cache
-def verilator_version() -> str:
-    return program_version(find_verilator(), "--version", "Verilator")
 
 
 @functools.cache

@@ -8,16 +8,15 @@ timing models for UltraScale+. The report labels every number accordingly.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import ConfigError, ToolchainError
-from edgekit.tools import program_version, require_program, run_tool
+from edgekit.tools import require_program, run_tool
 
-__all__ = ["SynthCounts", "family_for_part", "find_yosys", "parse_stat", "run_yosys", "yosys_version"]
+__all__ = ["SynthCounts", "family_for_part", "find_yosys", "parse_stat", "run_yosys"]
 
 LABEL = "synthesis-mapped (yosys), no timing"
 
@@ -93,11 +92,6 @@ def find_yosys() -> str:
         "yosys", "for the RTL resource counts",
         "apt-get install yosys, or set synthesis = false in the target's [backend_options]",
     )  # fmt: skip
-
-
-@functools.cache
-def yosys_version() -> str:
-    return program_version(find_yosys(), "-V", "Yosys")
 
 
 def run_yosys(sources: Sequence[Path], top: str, part: str, work: Path, timeout_s: float) -> SynthCounts:

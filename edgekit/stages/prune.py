@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,7 @@ from edgekit.torch_model import load_float_model
 from edgekit.training import batched_outputs, fit
 from edgekit.zoo import ModelSpec
 
-__all__ = ["PRUNER", "prune_model"]
-
-PRUNER = f"edgekit pruner (torch.nn.utils.prune masks, Torch-Pruning {version('torch-pruning')})"
+__all__ = ["prune_model"]
 
 
 def _weighted(model: nn.Module, exclude: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
