@@ -18,7 +18,7 @@ from torch import fx, nn
 
 from edgekit.artifacts import FloatModel, QuantizedModel
 from edgekit.precision import LayerPrecision, QuantPlan
-from edgekit.quant_graph import fold_batchnorm, node_kind
+from edgekit.quant_graph import RESHAPES, avg_pool_of, batch_free_reshape, fold_batchnorm, layer_name, node_kind, shapes
 from edgekit.torch_model import load_float_model
 
 with warnings.catch_warnings():
@@ -113,6 +113,20 @@ class ResidualAdd(nn.Module):
         return self.quant(a) + self.quant(b)
 
 
+class AvgPoolRequant(nn.Module):
+    """Average pooling on the dequantized values, re-quantized: over a power-of-two window the mean is exact,
+    and the quantizer rounds it half to even as every target's requantization does."""
+
+    def __init__(self, pool: nn.Module, **act_kwargs: Any) -> None:
+        super().__init__()
+        self.pool = pool
+        self.quant = qnn.QuantIdentity(**act_kwargs)
+
+    def forward(self, x: Any) -> Any:
+        value = x.value if isinstance(x, QuantTensor) else x
+        return self.quant(self.pool(value))
+
+
 class ToFloat(nn.Module):
     """The graph's output as a plain tensor."""
 
@@ -121,13 +135,22 @@ class ToFloat(nn.Module):
         return value
 
 
-def build_quant_model(model: nn.Module, plan: QuantPlan) -> fx.GraphModule:
+def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int, ...]) -> fx.GraphModule:
     """The brevitas version of ``model`` (float weights copied in, quantizers not yet calibrated)."""
     gm = fold_batchnorm(model)
     modules = dict(gm.named_modules())
     graph = gm.graph
+    one, two = shapes(gm, input_shape, 1), shapes(gm, input_shape, 2)
+    pools = {  # read before the loop: it replaces the nodes the pooling inputs come from
+        node.name: avg_pool_of(node, modules, one[node.args[0].name][1:])  # type: ignore[union-attr]
+        for node in graph.nodes
+        if node_kind(node, modules) == "avgpool"
+    }
     for node in list(graph.nodes):
         kind = node_kind(node, modules)
+        if kind == "passthrough" and node.target in RESHAPES and any(isinstance(a, fx.Node) for a in node.args[1:]):
+            node.args = (node.args[0], *batch_free_reshape(node, one, two))
+            node.kwargs = {}
         if kind == "placeholder":
             layer = plan.layer("input")
             gm.add_submodule("input_quant", qnn.QuantIdentity(**_act_kwargs(plan, layer)))
@@ -154,6 +177,18 @@ def build_quant_model(model: nn.Module, plan: QuantPlan) -> fx.GraphModule:
                 new = graph.call_module(f"{node.name}_quant", tuple(node.args[:2]))
             node.replace_all_uses_with(new)
             graph.erase_node(node)
+        elif kind == "avgpool":
+            source = node.args[0]
+            assert isinstance(source, fx.Node)
+            pool = pools[node.name]
+            assert not isinstance(pool, str), pool  # analyze() refused it before any work
+            name = layer_name(node)
+            target = name if node.op == "call_module" else f"{name}_quant"
+            gm.add_submodule(target, AvgPoolRequant(pool.module(), **_act_kwargs(plan, plan.layer(name))))
+            with graph.inserting_after(node):
+                new = graph.call_module(target, (source,))
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
         elif kind == "output":
             gm.add_submodule("output_to_float", ToFloat())
             with graph.inserting_before(node):
@@ -171,7 +206,9 @@ def load_quant_model(
     """The brevitas model again, from the float model, the plan and the saved state."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = build_quant_model(load_float_model(float_model, float_root), quantized.plan)
+        model = build_quant_model(
+            load_float_model(float_model, float_root), quantized.plan, tuple(float_model.input_shape)
+        )
         state = torch.load(quant_root / quantized.weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     return model.eval()

@@ -370,7 +370,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
-    quant_plans = plan_quantization_for(source, settings, plans)
+    quant_plans = plan_quantization_for(source, settings, plans, tuple(spec.recipe.input_shape))
     check_pruning(source, settings)
     check_synthesis(settings, plans)
     check_memory(settings, plans, tuple(spec.recipe.input_shape))

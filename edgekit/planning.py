@@ -72,7 +72,9 @@ def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool) -> Ta
     return TargetPlan(profile, settings, backend, "", family)
 
 
-def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[TargetPlan]) -> dict[str, QuantPlan]:
+def plan_quantization_for(
+    source: ModelSource, settings: Settings, plans: list[TargetPlan], input_shape: tuple[int, ...]
+) -> dict[str, QuantPlan]:
     """One plan per quantizer family the targets need, checked against every target's legality rules."""
     families = sorted({p.family for p in plans if p.family is not None})
     if not settings.quant.enabled:
@@ -92,8 +94,10 @@ def plan_quantization_for(source: ModelSource, settings: Settings, plans: list[T
             f"quantization needs {' and '.join(missing)}, which are not installed",
             hint="pip install 'edgekit[quant]'",
         )
-    layers = analyze(instantiate(source)).layers
-    quant_plans: dict[str, QuantPlan] = {f: plan_quantization(settings.quant, f, layers) for f in families}
+    info = analyze(instantiate(source), input_shape)
+    quant_plans: dict[str, QuantPlan] = {
+        f: plan_quantization(settings.quant, f, info.layers, info.nonnegative) for f in families
+    }
     if "fixed" in quant_plans and any(layer.accumulator_bits for layer in quant_plans["fixed"].layers):
         say(
             "note: accumulator_bits is recorded in the plan, but hls4ml sizes every accumulator so that no sum "

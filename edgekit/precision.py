@@ -49,7 +49,7 @@ class LayerPrecision:
     """The resolved precision of one weighted layer or activation of the model."""
 
     name: str  # module path in the float model, or "input"
-    kind: str  # linear, conv1d, conv2d, relu, input, add
+    kind: str  # linear, conv1d, conv2d, relu, input, add, avgpool
     weight_bits: int | None
     activation_bits: int
     bias_bits: int | None
@@ -72,10 +72,13 @@ class QuantPlan:
 WEIGHTED = ("linear", "conv1d", "conv2d")
 
 
-def plan_quantization(cfg: QuantSettings, family: Family, layers: Iterable[tuple[str, str]]) -> QuantPlan:
+def plan_quantization(
+    cfg: QuantSettings, family: Family, layers: Iterable[tuple[str, str]], nonnegative: frozenset[str] = frozenset()
+) -> QuantPlan:
     """Resolve every layer's precision: family defaults < ``[quant]`` < ``[quant.layers.NAME]``.
 
-    ``layers`` are (module path, kind) pairs in forward order, from the model's graph.
+    ``layers`` are (module path, kind) pairs in forward order, from the model's graph; ``nonnegative``
+    names the average poolings of a ReLU's output (they may re-quantize unsigned, the others are signed).
     """
     layers = list(layers)
     known = {name for name, _ in layers}
@@ -110,7 +113,7 @@ def plan_quantization(cfg: QuantSettings, family: Family, layers: Iterable[tuple
                 bias_bits=pick("bias_bits") if weighted else None,
                 accumulator_bits=pick("accumulator_bits") if weighted else None,
                 weight_scaling=pick("weight_scaling") if weighted else None,
-                activation_signed=kind == "add" or signed,
+                activation_signed=kind == "add" or (kind == "avgpool" and name not in nonnegative) or signed,
             )
         )
     return QuantPlan(family, cfg.scale_type, cfg.weight_overflow, tuple(resolved))

@@ -6,6 +6,7 @@ reject layers that cannot be quantized, with their module paths.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 
@@ -16,7 +17,17 @@ from torch.fx.experimental.optimization import fuse
 
 from edgekit.errors import ConfigError
 
-__all__ = ["GraphInfo", "analyze", "fold_batchnorm", "node_kind"]
+__all__ = [
+    "AvgPool",
+    "GraphInfo",
+    "analyze",
+    "avg_pool_of",
+    "batch_free_reshape",
+    "fold_batchnorm",
+    "layer_name",
+    "node_kind",
+    "shapes",
+]
 
 WEIGHTED_MODULES: dict[type[nn.Module], str] = {nn.Linear: "linear", nn.Conv1d: "conv1d", nn.Conv2d: "conv2d"}
 PASSTHROUGH_MODULES: tuple[type[nn.Module], ...] = (
@@ -25,20 +36,47 @@ PASSTHROUGH_MODULES: tuple[type[nn.Module], ...] = (
     nn.Flatten,
     nn.Identity,
     nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
 )
+AVG_POOL_MODULES = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 RELU_FUNCTIONS = (F.relu, torch.relu)
 ADD_FUNCTIONS = (operator.add, torch.add)
-PASSTHROUGH_FUNCTIONS = (torch.flatten, F.max_pool1d, F.max_pool2d)
-PASSTHROUGH_METHODS = ("view", "reshape", "flatten", "size")
+AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean)
+PASSTHROUGH_FUNCTIONS = (torch.flatten, torch.reshape, F.max_pool1d, F.max_pool2d, F.dropout)
+PASSTHROUGH_METHODS = ("view", "reshape", "flatten", "contiguous")
+RESHAPES = ("view", "reshape")
 SUPPORTED = (
     "Linear, Conv1d, Conv2d, ReLU (module or F.relu), BatchNorm after a Conv/Linear (folded), "
-    "MaxPool1d/2d, Flatten, Identity, Dropout, view/reshape/flatten, residual add"
+    "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
+    "x.mean over the spatial axes), Flatten, Identity, Dropout, view/reshape/flatten (x.view(x.size(0), -1) too), "
+    "residual add"
 )
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    """An average pooling in one canonical form: a window (kernel, stride) or global (every position)."""
+
+    dims: int  # spatial axes: 1 or 2
+    kernel: tuple[int, ...]  # a global average: the whole input
+    stride: tuple[int, ...]
+    window: int  # how many values each output averages
+    keep_dims: bool = True  # False: a mean that drops the spatial axes, (N, C, H, W) -> (N, C)
+
+    def module(self) -> nn.Module:
+        """The plain torch layer that computes it: a global average is one window over the whole input,
+        so every target sees one operator (ONNX AveragePool) whatever form the user wrote."""
+        pool = (
+            nn.AvgPool1d(self.kernel[0], self.stride[0]) if self.dims == 1 else nn.AvgPool2d(self.kernel, self.stride)
+        )
+        return pool if self.keep_dims else nn.Sequential(pool, nn.Flatten(1))
 
 
 @dataclass(frozen=True)
 class GraphInfo:
     layers: tuple[tuple[str, str], ...]  # (module path or node name, kind), in forward order
+    nonnegative: frozenset[str] = frozenset()  # average poolings whose input is a ReLU's output
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -55,7 +93,10 @@ def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
 
 
 def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
-    """The quantizer's view of one graph node; None for a node it cannot quantize."""
+    """The quantizer's view of one graph node; None for a node it cannot quantize.
+
+    ``shape`` nodes compute sizes, not tensors (``x.size(0)``, ``x.shape[0]``): they only feed reshapes.
+    """
     if node.op in ("placeholder", "output", "get_attr"):
         return node.op
     if node.op == "call_module":
@@ -65,6 +106,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
                 return kind
         if isinstance(module, nn.ReLU):
             return "relu"
+        if isinstance(module, AVG_POOL_MODULES):
+            return "avgpool"
         if isinstance(module, PASSTHROUGH_MODULES):
             return "passthrough"
         return None
@@ -73,12 +116,136 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "relu"
         if node.target in ADD_FUNCTIONS:
             return "add"
+        if node.target in AVG_POOL_FUNCTIONS:
+            return "avgpool"
         if node.target in PASSTHROUGH_FUNCTIONS:
             return "passthrough"
+        if node.target is getattr and node.args[1] == "shape":
+            return "shape"
+        if node.target is operator.getitem and isinstance(node.args[0], fx.Node):
+            return "shape" if node_kind(node.args[0], modules) == "shape" else None
         return None
     if node.op == "call_method":
+        if node.target == "size":
+            return "shape"
+        if node.target == "mean":
+            return "avgpool"
         return "passthrough" if node.target in PASSTHROUGH_METHODS else None
     return None
+
+
+def shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], batch: int = 1) -> dict[str, tuple[int, ...]]:
+    """Every tensor node's shape (batch included) for an input of ``batch`` samples of ``input_shape``."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    with torch.no_grad():
+        ShapeProp(gm).propagate(torch.zeros((batch, *input_shape)))
+    found = {}
+    for node in gm.graph.nodes:
+        meta = node.meta.get("tensor_meta")
+        if meta is not None and hasattr(meta, "shape"):
+            found[node.name] = tuple(int(d) for d in meta.shape)
+    return found
+
+
+def _pair(value: object, dims: int) -> tuple[int, ...]:
+    if isinstance(value, (tuple, list)):
+        return tuple(int(v) for v in value)
+    return (int(value),) * dims  # type: ignore[call-overload]
+
+
+def _arguments(node: fx.Node, names: tuple[str, ...], defaults: dict[str, object]) -> dict[str, object]:
+    """A call's arguments by name (torch's functional forms are builtins without a signature to bind)."""
+    bound = dict(defaults)
+    bound.update(zip(names, node.args[1:], strict=False))
+    bound.update(node.kwargs)
+    return bound
+
+
+def avg_pool_of(node: fx.Node, modules: dict[str, nn.Module], input_shape: tuple[int, ...]) -> AvgPool | str:
+    """The canonical form of an average-pooling node, or why it has no exact quantized form.
+
+    ``input_shape`` is the node's input without the batch axis: (channels, spatial...). The mean of
+    integers over a power-of-two window is exact in fixed point (a shift); over any other count it is
+    not, and hls4ml, ONNX Runtime and the RTL path would each round it their own way.
+    """
+    dims = len(input_shape) - 1
+    if dims not in (1, 2):
+        return f"average pooling of a {len(input_shape) + 1}-D tensor (1-D and 2-D pooling only)"
+    spatial = input_shape[1:]
+    keep_dims = True
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    padding: object = 0
+    ceil_mode: object = False
+    divisor: object = None
+    output_size: object = None
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        if isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+            output_size = module.output_size
+        else:
+            assert isinstance(module, (nn.AvgPool1d, nn.AvgPool2d))
+            kernel, stride = _pair(module.kernel_size, dims), _pair(module.stride or module.kernel_size, dims)
+            padding, ceil_mode = module.padding, module.ceil_mode
+            divisor = getattr(module, "divisor_override", None)
+    elif node.target in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d):
+        output_size = _arguments(node, ("output_size",), {})["output_size"]
+    elif node.target in (F.avg_pool1d, F.avg_pool2d):
+        names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+        args = _arguments(node, names, {"stride": None, "padding": 0, "ceil_mode": False, "divisor_override": None})
+        kernel = _pair(args["kernel_size"], dims)
+        stride = _pair(args["stride"], dims) if args["stride"] else kernel
+        padding, ceil_mode, divisor = args["padding"], args["ceil_mode"], args["divisor_override"]
+    else:  # torch.mean / x.mean
+        args = _arguments(node, ("dim", "keepdim"), {"dim": None, "keepdim": False})
+        axes = args["dim"]
+        axes = tuple(axes) if isinstance(axes, (tuple, list)) else (axes,)
+        rank = len(input_shape) + 1
+        if None in axes or sorted(int(a) % rank for a in axes) != list(range(2, rank)):  # type: ignore[call-overload]
+            return (
+                f"a mean over axes {args['dim']}: only the mean over every spatial axis (a global average) is pooling"
+            )
+        keep_dims = bool(args["keepdim"])
+        output_size = 1
+    if output_size is not None and any(s not in (1, None) for s in _pair(output_size, dims)):
+        return f"adaptive average pooling to {output_size}: only output size 1 (a global average) has a fixed window"
+    if any(_pair(padding, dims)):
+        return "average pooling with padding (padded zeros count differently on each target): use padding 0"
+    if ceil_mode:
+        return "average pooling with ceil_mode (partial windows at the edge): use ceil_mode=False"
+    if divisor is not None:
+        return "average pooling with divisor_override"
+    if not kernel:  # global
+        kernel = stride = tuple(spatial)
+    window = math.prod(kernel)
+    if window & (window - 1):
+        shown = "x".join(str(k) for k in kernel)
+        return (
+            f"average pooling over {shown} = {window} values: {window} is not a power of two, so the mean has no "
+            "exact fixed-point value (each target would round it its own way); use a power-of-two window "
+            "(2x2, 4x4, a global average over 4x4 or 8x8)"
+        )
+    return AvgPool(dims, kernel, stride, window, keep_dims)
+
+
+def batch_free_reshape(
+    node: fx.Node, one: dict[str, tuple[int, ...]], two: dict[str, tuple[int, ...]]
+) -> tuple[int, ...]:
+    """``x.view(x.size(0), ...)`` as ``x.view(-1, ...)`` with the per-sample sizes it computes.
+
+    A reshape sized from the tensor's own shape (``x.size(0)``, ``x.shape[0]``) exports as shape
+    arithmetic that ONNX tools fold into a batch of 1; the same reshape with the batch axis left free
+    (-1) and every other size fixed computes the same per-sample values for any batch. ``one`` and
+    ``two`` are the graph's shapes at batches 1 and 2: the batch must stay the leading axis.
+    """
+    at_one, at_two = one[node.name], two[node.name]
+    if at_one[0] != 1 or at_two[0] != 2 or at_one[1:] != at_two[1:]:
+        raise ConfigError(
+            f"{node.name} ({node.target}) reshapes across the batch axis ({at_one} for one sample)",
+            hint="keep the batch as the leading axis: x.view(x.size(0), -1) or torch.flatten(x, 1)",
+        )
+    return (-1, *at_one[1:])
 
 
 def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
@@ -88,11 +255,32 @@ def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     return f"{node.name} ({node.op} {target})"
 
 
-def analyze(model: nn.Module) -> GraphInfo:
-    """List the quantizable layers; ConfigError naming every layer that is not supported."""
+def layer_name(node: fx.Node) -> str:
+    """The name a precision spec uses for a node: its module path, or the traced node's name."""
+    return str(node.target) if node.op == "call_module" else node.name
+
+
+def _after_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node``'s value is a ReLU output, through layers that keep the sign (reshapes, max pooling)."""
+    while True:
+        kind = node_kind(node, modules)
+        if kind == "relu":
+            return True
+        if kind != "passthrough" or not node.args or not isinstance(node.args[0], fx.Node):
+            return False
+        node = node.args[0]
+
+
+def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> GraphInfo:
+    """List the quantizable layers; ConfigError naming every layer that is not supported.
+
+    With ``input_shape`` (per sample), average poolings are checked against the sizes they see.
+    """
     gm = fold_batchnorm(model)
     modules = dict(gm.named_modules())
+    sizes = shapes(gm, input_shape) if input_shape is not None else {}
     layers: list[tuple[str, str]] = []
+    nonnegative: set[str] = set()
     unsupported: list[str] = []
     for node in gm.graph.nodes:
         kind = node_kind(node, modules)
@@ -103,8 +291,18 @@ def analyze(model: nn.Module) -> GraphInfo:
                 unsupported.append(_describe(node, modules))
         elif kind == "placeholder":
             layers.append(("input", "input"))
+        elif kind == "avgpool":
+            source = node.args[0]
+            assert isinstance(source, fx.Node)
+            if source.name in sizes:
+                pool = avg_pool_of(node, modules, sizes[source.name][1:])
+                if isinstance(pool, str):
+                    unsupported.append(f"{_describe(node, modules)}: {pool}")
+            layers.append((layer_name(node), kind))
+            if _after_relu(source, modules):
+                nonnegative.add(layer_name(node))
         elif kind in ("linear", "conv1d", "conv2d", "relu", "add"):
-            layers.append((str(node.target) if node.op == "call_module" else node.name, kind))
+            layers.append((layer_name(node), kind))
     if unsupported:
         raise ConfigError(
             f"the model has layer(s) edgekit cannot quantize: {'; '.join(unsupported)}",
@@ -112,4 +310,4 @@ def analyze(model: nn.Module) -> GraphInfo:
         )
     if sum(1 for n in gm.graph.nodes if n.op == "placeholder") != 1:
         raise ConfigError("quantization needs a model with exactly one input tensor")
-    return GraphInfo(tuple(layers))
+    return GraphInfo(tuple(layers), frozenset(nonnegative))

@@ -35,7 +35,13 @@ __all__ = [
     "read_fixed_graph",
 ]
 
-SUPPORTED = "Quant, MatMul, Gemm, Add, Relu, Conv, MaxPool, Flatten, Reshape, Transpose, Identity"
+SUPPORTED = (
+    "Quant, MatMul, Gemm, Add, Relu, Conv, MaxPool, AveragePool and GlobalAveragePool (power-of-two windows), "
+    "Flatten, Reshape, Transpose, Identity"
+)
+
+
+SPATIAL_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool")
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class FixedFormat:
 class Step:
     """One operation of the graph on per-sample tensors (no batch axis)."""
 
-    op: str  # quant, matmul, add_const, add, relu, conv, maxpool, reshape, transpose
+    op: str  # quant, matmul, add_const, add, relu, conv, maxpool, avgpool, reshape, transpose
     node: str  # the ONNX node it came from
     inputs: tuple[str, ...]
     output: str
@@ -245,7 +251,7 @@ def read_fixed_graph(path: Path) -> FixedGraph:
                 hint="the RTL path needs a quantized model input (edgekit's fixed family does this)",
             )
         step = _step(node.op_type, name, ins, node.output[0], attrs, consts)
-        if node.op_type in ("Conv", "MaxPool") and "channels_last" not in node.domain:
+        if node.op_type in SPATIAL_OPS and "channels_last" not in node.domain:
             step = _channels_first(step)
         steps.append(step)
     if input_format is None:
@@ -292,6 +298,18 @@ def _step(op: str, name: str, ins: tuple[str, ...], out: str, attrs: dict[str, A
                 f"node {name}: MaxPool with padding, ceil_mode or dilation is not supported by the RTL path"
             )
         return Step("maxpool", name, ins[:1], out, kernel=kernel, strides=tuple(attrs.get("strides", kernel)))
+    if op == "AveragePool":
+        kernel = tuple(attrs["kernel_shape"])
+        pads = tuple(attrs.get("pads", [0] * 2 * len(kernel)))
+        window = math.prod(kernel)
+        if any(pads) or attrs.get("ceil_mode", 0) or window & (window - 1):
+            raise ConfigError(
+                f"node {name}: AveragePool with padding, ceil_mode or a window of {window} values (not a power of "
+                "two, so the mean is not exact in fixed point) is not supported by the RTL path"
+            )
+        return Step("avgpool", name, ins[:1], out, kernel=kernel, strides=tuple(attrs.get("strides", kernel)))
+    if op == "GlobalAveragePool":
+        return Step("avgpool", name, ins[:1], out)  # the kernel is the whole input, known when it runs
     if op == "Flatten":
         if attrs.get("axis", 1) != 1:
             raise ConfigError(f"node {name}: Flatten only over every axis after the batch is supported")
@@ -373,6 +391,25 @@ def _maxpool(x: Any, step: Step) -> Any:
     return best
 
 
+@_spatial
+def _avgpool(x: Any, step: Step) -> Any:
+    """Sum the window, then scale by 1/window: a power of two, so a shift in the logic and exact in numpy."""
+    dims = x.ndim - 1
+    kernel = step.kernel or tuple(x.shape[:dims])  # global: one window over every position
+    strides = step.strides or kernel
+    window = math.prod(kernel)
+    if window & (window - 1):
+        raise ConfigError(f"node {step.node}: a global average over {window} values (not a power of two)")
+    out_sizes = [(x.shape[d] - kernel[d]) // strides[d] + 1 for d in range(dims)]
+    total = None
+    for offset in np.ndindex(*kernel):
+        index = tuple(
+            slice(offset[d], offset[d] + strides[d] * (out_sizes[d] - 1) + 1, strides[d]) for d in range(dims)
+        )
+        total = x[index] if total is None else total + x[index]
+    return total * (1.0 / window)
+
+
 def _matmul(x: Any, step: Step) -> Any:
     value = x.reshape(-1) @ step.const
     return value if step.bias is None else value + step.bias
@@ -394,6 +431,7 @@ _OPS: dict[str, Callable[[Step, list[Any], Rounder], Any]] = {
     "relu": lambda s, v, r: np.maximum(v[0], 0.0) if isinstance(v[0], np.ndarray) else v[0].relu(),
     "conv": lambda s, v, r: _conv(v[0], s),
     "maxpool": lambda s, v, r: _maxpool(v[0], s),
+    "avgpool": lambda s, v, r: _avgpool(v[0], s),
     "reshape": lambda s, v, r: v[0] if s.const is None else v[0].reshape(*[int(d) for d in s.const]),
     "transpose": lambda s, v, r: v[0].transpose(tuple(int(d) for d in s.const)),  # type: ignore[union-attr]
 }

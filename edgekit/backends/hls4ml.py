@@ -78,6 +78,7 @@ def _input_precision(model: Any) -> str:
     return f"fixed<{INPUT_INTEGER_BITS + fraction_bits},{INPUT_INTEGER_BITS},TRN,SAT>"
 
 
+AVERAGE_POOL_PRECISION = "fixed<40,20,TRN,WRAP>"  # 8-bit to 16-bit activations, windows up to 2^12
 SMALLEST_ACTIVATION_SCALE = 2.0**-24  # an activation quantizer finer than this saw (almost) only zeros
 
 
@@ -161,6 +162,11 @@ class Hls4mlBackend:
             if "ReuseFactor" in layer:
                 layer["ReuseFactor"] = target.fpga.reuse_factor
         config["LayerName"]["global_in"]["Precision"]["result"] = _input_precision(model)
+        for node in model.graph.node:
+            if node.op_type == "AveragePool" and node.name in config["LayerName"]:
+                # hls4ml gives a pooling its input's type, rounding the mean before the re-quantizer that
+                # follows rounds it again; the mean over a power-of-two window is exact in this wide type.
+                config["LayerName"][node.name].setdefault("Precision", {})["result"] = AVERAGE_POOL_PRECISION
         return config
 
     def compile(self, graph: ExportedGraph, graph_path: Path, target: TargetProfile, out_dir: Path) -> CompiledArtifact:

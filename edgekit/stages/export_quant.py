@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnx
@@ -37,6 +37,9 @@ with warnings.catch_warnings():
     from brevitas.export import export_onnx_qcdq, export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.channels_last.max_pool import MaxPool_v1
+    from qonnx.custom_op.registry import add_op_to_domain
+    from qonnx.transformation import channels_last
     from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.transformation.infer_shapes import InferShapes
@@ -45,6 +48,27 @@ with warnings.catch_warnings():
     onnxruntime.set_default_logger_severity(3)
 
 __all__ = ["QUANT_EXPORTER", "export_quantized"]
+
+CHANNELS_LAST = "qonnx.custom_op.channels_last"
+AVERAGE_POOL_OPSET = 11  # pads, ceil_mode and count_include_pad as torch exports them
+
+
+class AveragePool_v1(MaxPool_v1):  # qonnx reads an op's type and version from its class name
+    """A channels-last AveragePool: qonnx wraps Conv, MaxPool and BatchNormalization, and hls4ml takes a
+    pooling only in that domain. Same attributes and shapes as MaxPool; run by ONNX Runtime channels first."""
+
+    _channelsLast_node_types: ClassVar[list[str]] = ["AveragePool"]
+
+    def execute_node(self, context: Any, graph: Any) -> None:
+        # qonnx runs the wrapped node at its own opset (1), which ONNX Runtime has no AveragePool kernel for.
+        self.onnx_opset_version = max(self.onnx_opset_version, AVERAGE_POOL_OPSET)
+        super().execute_node(context, graph)
+
+
+# qonnx lists the operators it converts once, at import, from its registry: add AveragePool to both.
+add_op_to_domain(CHANNELS_LAST, AveragePool_v1)
+if "AveragePool" not in channels_last._channelsLast_node_types:
+    channels_last._channelsLast_node_types.append("AveragePool")
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 QUANT_EXPORTER = "brevitas export_onnx_qcdq / export_qonnx (TorchScript, dynamo=False), qonnx cleanup"

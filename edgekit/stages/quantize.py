@@ -65,7 +65,7 @@ def quantize_model(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # brevitas warns about its own internals
-        model = build_quant_model(load_float_model(float_model, float_root), plan)
+        model = build_quant_model(load_float_model(float_model, float_root), plan, tuple(float_model.input_shape))
         label = f"{spec.name} ({plan.family})"
         if cfg.method == "ptq":
             with training_threads(settings.train.threads):

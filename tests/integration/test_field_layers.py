@@ -1,0 +1,51 @@
+"""Layers and idioms of the field's models, quantized and compiled exactly: average pooling, x.view(x.size(0), -1).
+
+The model is a user's (tests/fixtures/user_models/avgpool_cnn), not the zoo's: F.avg_pool2d over 2x2, a
+global x.mean((2, 3)) over 4x4, x.view(x.shape[0], -1) and Dropout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from edgekit.pipeline import CompileRequest, compile_model
+
+pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
+pytest.importorskip("hls4ml", reason="the FPGA targets need the fpga extra: pip install 'edgekit[fpga]'")
+
+AVGPOOL_CNN = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "avgpool_cnn"
+
+
+def test_average_pooling_and_the_view_idiom_are_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    result = compile_model(CompileRequest(str(AVGPOOL_CNN), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
+    assert result.exit_code == 0
+    for target in result.report.targets:
+        assert target.status == "ok", target.reason
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    for family in ("fixed", "int8"):
+        exported = result.manifest["artifacts"]["quant_exports"][family]
+        assert set(exported["max_abs_diff_vs_brevitas"].values()) == {0.0}, family
+    # Every form the user wrote became one ONNX AveragePool, in channels-last form for hls4ml ...
+    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    pools = [n for n in clean.graph.node if n.op_type == "AveragePool"]
+    assert len(pools) == 2 and all(n.domain == "qonnx.custom_op.channels_last" for n in pools)
+    assert [list(next(a.ints for a in n.attribute if a.name == "kernel_shape")) for n in pools] == [[2, 2], [4, 4]]
+    # ... and the reshape sized by x.shape[0] runs at any batch (the QCDQ graph is run by ONNX Runtime).
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        str(result.build_dir / "export-int8" / "model.qcdq.onnx"), providers=["CPUExecutionProvider"]
+    )
+    x = np.load(result.build_dir / "float" / "golden_inputs.npy")[:7]
+    assert session.run(None, {"input": x})[0].shape == (7, 4)
+    # The mean of a ReLU's output re-quantizes unsigned (no bit spent on a sign it cannot have).
+    import json
+
+    quantized = json.loads((result.build_dir / "quant-fixed" / "quantize.json").read_text())
+    plan = {layer["name"]: layer for layer in quantized["plan"]["layers"]}
+    assert plan["avg_pool2d"]["activation_signed"] is False and plan["mean"]["activation_signed"] is False

@@ -1,0 +1,111 @@
+"""The quantizer's reading of a model: what average pooling and reshape forms it takes, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekit.errors import ConfigError
+from edgekit.quant_graph import analyze, avg_pool_of, fold_batchnorm, shapes
+
+
+class Pool(nn.Module):
+    def __init__(self, pool: object) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = pool
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.pool(F.relu(self.conv(x)))  # type: ignore[operator]
+
+
+def _pool(pool: object, size: int = 8) -> object:
+    gm = fold_batchnorm(Pool(pool))
+    modules = dict(gm.named_modules())
+    node = (
+        next(n for n in gm.graph.nodes if n.op == "call_module" and n.target == "pool")
+        if isinstance(pool, nn.Module)
+        else next(
+            n
+            for n in gm.graph.nodes
+            if n.op in ("call_function", "call_method") and n.name.startswith(("avg", "mean", "adaptive"))
+        )
+    )
+    return avg_pool_of(node, modules, shapes(gm, (1, size, size))[node.args[0].name][1:])
+
+
+@pytest.mark.parametrize(
+    ("pool", "kernel", "keep"),
+    [
+        (nn.AvgPool2d(2), (2, 2), True),
+        (nn.AvgPool2d((2, 4)), (2, 4), True),
+        (nn.AdaptiveAvgPool2d(1), (8, 8), True),
+        (lambda x: F.avg_pool2d(x, 4), (4, 4), True),
+        (lambda x: F.adaptive_avg_pool2d(x, (1, 1)), (8, 8), True),
+        (lambda x: x.mean((2, 3)), (8, 8), False),
+        (lambda x: torch.mean(x, dim=(-1, -2), keepdim=True), (8, 8), True),
+    ],
+)
+def test_every_form_of_a_power_of_two_average_has_one_canonical_window(pool: object, kernel: tuple, keep: bool) -> None:
+    found = _pool(pool)
+    assert not isinstance(found, str), found
+    assert found.kernel == kernel and found.keep_dims is keep and found.window == kernel[0] * kernel[1]
+    x = torch.randn(3, 4, 8, 8)
+    expected = pool(x)  # type: ignore[operator]
+    torch.testing.assert_close(found.module()(x), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("pool", "size", "reason"),
+    [
+        (nn.AvgPool2d(3), 9, "3x3 = 9 values: 9 is not a power of two"),
+        (nn.AdaptiveAvgPool2d(1), 6, "6x6 = 36 values"),
+        (nn.AvgPool2d(2, padding=1), 8, "padding"),
+        (nn.AvgPool2d(2, ceil_mode=True), 7, "ceil_mode"),
+        (nn.AdaptiveAvgPool2d(2), 8, "only output size 1"),
+        (lambda x: x.mean(1), 8, "a mean over axes 1"),
+        (lambda x: x.mean(3), 8, "a mean over axes 3"),
+    ],
+)
+def test_an_average_with_no_exact_fixed_point_form_is_refused_with_the_reason(
+    pool: object, size: int, reason: str
+) -> None:
+    found = _pool(pool, size)
+    assert isinstance(found, str) and reason in found, found
+    with pytest.raises(ConfigError, match="cannot quantize") as err:
+        analyze(Pool(pool), (1, size, size))
+    assert reason in err.value.message
+
+
+class Reshaped(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 4 * 4, 3)
+        self.how = how
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        x = F.relu(self.conv(x))
+        if self.how == "size":
+            x = x.view(x.size(0), -1)
+        elif self.how == "shape":
+            x = x.reshape(x.shape[0], -1)
+        elif self.how == "flatten":
+            x = torch.flatten(x, 1)
+        else:  # folds the batch into the features: not a per-sample model
+            x = x.view(1, -1)[:, : 2 * 4 * 4]
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("how", ["size", "shape", "flatten"])
+def test_the_batch_sized_reshape_idioms_are_quantizable(how: str) -> None:
+    layers = analyze(Reshaped(how), (1, 4, 4)).layers
+    assert [kind for _, kind in layers] == ["input", "conv2d", "relu", "linear"]
+
+
+def test_an_unknown_layer_is_still_refused_by_name() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.GELU())
+    with pytest.raises(ConfigError, match=r"1 \(GELU\)"):
+        analyze(model, (4,))
