@@ -77,6 +77,7 @@ class AvgPool:
 class GraphInfo:
     layers: tuple[tuple[str, str], ...]  # (module path or node name, kind), in forward order
     nonnegative: frozenset[str] = frozenset()  # average poolings whose input is a ReLU's output
+    grouped: frozenset[str] = frozenset()  # convolutions with groups > 1 (depthwise among them)
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -281,6 +282,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     sizes = shapes(gm, input_shape) if input_shape is not None else {}
     layers: list[tuple[str, str]] = []
     nonnegative: set[str] = set()
+    grouped: set[str] = set()
     unsupported: list[str] = []
     for node in gm.graph.nodes:
         kind = node_kind(node, modules)
@@ -303,6 +305,8 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
                 nonnegative.add(layer_name(node))
         elif kind in ("linear", "conv1d", "conv2d", "relu", "add"):
             layers.append((layer_name(node), kind))
+            if kind != "linear" and getattr(modules.get(str(node.target)), "groups", 1) > 1:
+                grouped.add(layer_name(node))
     if unsupported:
         raise ConfigError(
             f"the model has layer(s) edgekit cannot quantize: {'; '.join(unsupported)}",
@@ -310,4 +314,4 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         )
     if sum(1 for n in gm.graph.nodes if n.op == "placeholder") != 1:
         raise ConfigError("quantization needs a model with exactly one input tensor")
-    return GraphInfo(tuple(layers), frozenset(nonnegative))
+    return GraphInfo(tuple(layers), frozenset(nonnegative), frozenset(grouped))

@@ -109,3 +109,26 @@ def test_an_unknown_layer_is_still_refused_by_name() -> None:
     model = nn.Sequential(nn.Linear(4, 4), nn.GELU())
     with pytest.raises(ConfigError, match=r"1 \(GELU\)"):
         analyze(model, (4,))
+
+
+def test_a_grouped_convolution_is_refused_for_fpga_targets_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "dscnn"
+    folder.mkdir()
+    (folder / "model.py").write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, groups=4),\n"
+        "                         nn.ReLU(), nn.Conv2d(4, 4, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
+        "                         nn.Linear(4, 3))\n"
+    )
+    (folder / "recipe.toml").write_text(
+        'schema_version = 1\nname = "dscnn"\ndescription = "depthwise-separable CNN"\nmodel = "model.py:build"\ndata = "data.py:load"\n'
+        'input_shape = [1, 8, 8]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
+    )
+    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    with pytest.raises(ConfigError, match=r"fpga-xczu7ev-stream: 2: a grouped \(depthwise\) convolution"):
+        plan_build(CompileRequest(str(folder), ("fpga-xczu7ev-stream",), out=tmp_path / "b", quant="w8a8"))
+    planned = plan_build(CompileRequest(str(folder), ("cpu-onnxruntime-int8",), out=tmp_path / "b", quant="w8a8"))
+    assert "int8" in planned.quant_plans  # the INT8 export is checked against brevitas when it is built
