@@ -142,7 +142,7 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
     graph = gm.graph
     one, two = shapes(gm, input_shape, 1), shapes(gm, input_shape, 2)
     pools = {  # read before the loop: it replaces the nodes the pooling inputs come from
-        node.name: avg_pool_of(node, modules, one[node.args[0].name][1:])  # type: ignore[union-attr]
+        node.name: avg_pool_of(node, modules, one[node.args[0].name][1:])
         for node in graph.nodes
         if node_kind(node, modules) == "avgpool"
     }

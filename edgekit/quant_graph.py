@@ -67,9 +67,11 @@ class AvgPool:
     def module(self) -> nn.Module:
         """The plain torch layer that computes it: a global average is one window over the whole input,
         so every target sees one operator (ONNX AveragePool) whatever form the user wrote."""
-        pool = (
-            nn.AvgPool1d(self.kernel[0], self.stride[0]) if self.dims == 1 else nn.AvgPool2d(self.kernel, self.stride)
-        )
+        pool: nn.Module
+        if self.dims == 1:
+            pool = nn.AvgPool1d(self.kernel[0], self.stride[0])
+        else:
+            pool = nn.AvgPool2d((self.kernel[0], self.kernel[1]), (self.stride[0], self.stride[1]))
         return pool if self.keep_dims else nn.Sequential(pool, nn.Flatten(1))
 
 
@@ -203,7 +205,7 @@ def avg_pool_of(node: fx.Node, modules: dict[str, nn.Module], input_shape: tuple
         axes = args["dim"]
         axes = tuple(axes) if isinstance(axes, (tuple, list)) else (axes,)
         rank = len(input_shape) + 1
-        if None in axes or sorted(int(a) % rank for a in axes) != list(range(2, rank)):  # type: ignore[call-overload]
+        if None in axes or sorted(int(a) % rank for a in axes) != list(range(2, rank)):
             return (
                 f"a mean over axes {args['dim']}: only the mean over every spatial axis (a global average) is pooling"
             )

@@ -407,6 +407,7 @@ def _avgpool(x: Any, step: Step) -> Any:
             slice(offset[d], offset[d] + strides[d] * (out_sizes[d] - 1) + 1, strides[d]) for d in range(dims)
         )
         total = x[index] if total is None else total + x[index]
+    assert total is not None
     return total * (1.0 / window)
 
 

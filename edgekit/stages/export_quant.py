@@ -53,7 +53,7 @@ CHANNELS_LAST = "qonnx.custom_op.channels_last"
 AVERAGE_POOL_OPSET = 11  # pads, ceil_mode and count_include_pad as torch exports them
 
 
-class AveragePool_v1(MaxPool_v1):  # qonnx reads an op's type and version from its class name
+class AveragePool_v1(MaxPool_v1):  # type: ignore[misc]  # qonnx reads an op's type and version from its class name
     """A channels-last AveragePool: qonnx wraps Conv, MaxPool and BatchNormalization, and hls4ml takes a
     pooling only in that domain. Same attributes and shapes as MaxPool; run by ONNX Runtime channels first."""
 
@@ -61,7 +61,7 @@ class AveragePool_v1(MaxPool_v1):  # qonnx reads an op's type and version from i
 
     def execute_node(self, context: Any, graph: Any) -> None:
         # qonnx runs the wrapped node at its own opset (1), which ONNX Runtime has no AveragePool kernel for.
-        self.onnx_opset_version = max(self.onnx_opset_version, AVERAGE_POOL_OPSET)
+        self.onnx_opset_version: int = max(int(self.onnx_opset_version), AVERAGE_POOL_OPSET)
         super().execute_node(context, graph)
 
 

@@ -122,7 +122,8 @@ def test_a_grouped_convolution_is_refused_for_fpga_targets_before_any_work(tmp_p
         "                         nn.Linear(4, 3))\n"
     )
     (folder / "recipe.toml").write_text(
-        'schema_version = 1\nname = "dscnn"\ndescription = "depthwise-separable CNN"\nmodel = "model.py:build"\ndata = "data.py:load"\n'
+        'schema_version = 1\nname = "dscnn"\ndescription = "depthwise-separable CNN"\n'
+        'model = "model.py:build"\ndata = "data.py:load"\n'
         'input_shape = [1, 8, 8]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
     )
     (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
