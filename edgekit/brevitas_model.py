@@ -135,6 +135,14 @@ class ToFloat(nn.Module):
         return value
 
 
+def _sized_from_a_tensor(node: fx.Node) -> bool:
+    """Whether a reshape's sizes are computed (``x.size(0)``), in any form: ``view(n, -1)``, ``view((n, -1))``,
+    ``torch.reshape(x, (n, -1))``, ``reshape(shape=...)``."""
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args[1:], node.kwargs), found.append)
+    return bool(found)
+
+
 def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int, ...]) -> fx.GraphModule:
     """The brevitas version of ``model`` (float weights copied in, quantizers not yet calibrated)."""
     gm = fold_batchnorm(model)
@@ -148,8 +156,8 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
     }
     for node in list(graph.nodes):
         kind = node_kind(node, modules)
-        if kind == "passthrough" and node.target in RESHAPES and any(isinstance(a, fx.Node) for a in node.args[1:]):
-            node.args = (node.args[0], *batch_free_reshape(node, one, two))
+        if kind == "passthrough" and node.target in RESHAPES and _sized_from_a_tensor(node):
+            node.args = (node.args[0], batch_free_reshape(node, one, two))  # one tuple: view, reshape, torch.reshape
             node.kwargs = {}
         if kind == "placeholder":
             layer = plan.layer("input")
@@ -194,6 +202,7 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
             with graph.inserting_before(node):
                 new = graph.call_module("output_to_float", (node.args[0],))
             node.args = (new,)
+    graph.eliminate_dead_code()  # the size arithmetic a batch-free reshape no longer reads
     graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()

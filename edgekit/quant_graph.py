@@ -45,7 +45,7 @@ ADD_FUNCTIONS = (operator.add, torch.add)
 AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean)
 PASSTHROUGH_FUNCTIONS = (torch.flatten, torch.reshape, F.max_pool1d, F.max_pool2d, F.dropout)
 PASSTHROUGH_METHODS = ("view", "reshape", "flatten", "contiguous")
-RESHAPES = ("view", "reshape")
+RESHAPES = ("view", "reshape", torch.reshape)
 SUPPORTED = (
     "Linear, Conv1d, Conv2d, ReLU (module or F.relu), BatchNorm after a Conv/Linear (folded), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "

@@ -92,15 +92,39 @@ class Reshaped(nn.Module):
             x = x.view(x.size(0), -1)
         elif self.how == "shape":
             x = x.reshape(x.shape[0], -1)
+        elif self.how == "torch.reshape":
+            x = torch.reshape(x, (x.shape[0], -1))
+        elif self.how == "tuple":
+            x = x.view((x.size(0), 2 * 4 * 4))
         else:
             x = torch.flatten(x, 1)
         return self.fc(x)
 
 
-@pytest.mark.parametrize("how", ["size", "shape", "flatten"])
+HOWS = ["size", "shape", "torch.reshape", "tuple", "flatten"]
+
+
+@pytest.mark.parametrize("how", HOWS)
 def test_the_batch_sized_reshape_idioms_are_quantizable(how: str) -> None:
     layers = analyze(Reshaped(how), (1, 4, 4)).layers
     assert [kind for _, kind in layers] == ["input", "conv2d", "relu", "linear"]
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_the_quantized_twin_reshapes_with_the_batch_left_free(how: str) -> None:
+    pytest.importorskip("brevitas", reason="the quantized twin needs the quant extra: pip install 'edgekit[quant]'")
+
+    from edgekit.brevitas_model import build_quant_model
+    from edgekit.config import QuantSettings
+    from edgekit.precision import plan_quantization
+
+    model = Reshaped(how)
+    info = analyze(model, (1, 4, 4))
+    twin = build_quant_model(model, plan_quantization(QuantSettings(), "fixed", info.layers), (1, 4, 4))
+    for node in twin.graph.nodes:  # no size computed from a tensor is left to be folded into a batch of 1
+        assert node.op != "call_method" or node.target != "size", node
+        assert not (node.op == "call_function" and node.target is getattr), node
+    assert twin.eval()(torch.randn(3, 1, 4, 4)).shape == (3, 3)
 
 
 def test_an_unknown_layer_is_still_refused_by_name() -> None:
