@@ -109,13 +109,21 @@ def plan_quantization_for(
         if p.family is not None
         for problem in legality_problems(quant_plans[p.family], p.profile)
     ]
-    problems += [
-        f"{p.profile.name}: {name}: a grouped (depthwise) convolution: hls4ml's depthwise path computed it up to "
-        "16.5 away from brevitas, and the RTL path has no grouped convolution; not exact on FPGA targets yet"
-        for p in plans
-        if p.family == "fixed"
-        for name in sorted(info.grouped)
-    ]
+    for p in plans:
+        if p.family != "fixed":
+            continue
+        if p.profile.backend == "rtl":
+            problems += [
+                f"{p.profile.name}: {name}: a grouped (depthwise) convolution: the RTL path has no grouped "
+                "convolution yet (the hls4ml targets take depthwise ones)"
+                for name in sorted(info.grouped)
+            ]
+        else:  # hls4ml builds a depthwise convolution (a depth multiplier of 1) and no other grouping
+            problems += [
+                f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "
+                "groups == in_channels == out_channels (use a depthwise convolution and a 1x1 one)"
+                for name in sorted(info.grouped - info.depthwise)
+            ]
     if problems:
         raise ConfigError(
             "the quantization settings do not fit the target(s):\n  " + "\n  ".join(problems),

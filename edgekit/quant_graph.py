@@ -80,6 +80,7 @@ class GraphInfo:
     layers: tuple[tuple[str, str], ...]  # (module path or node name, kind), in forward order
     nonnegative: frozenset[str] = frozenset()  # average poolings whose input is a ReLU's output
     grouped: frozenset[str] = frozenset()  # convolutions with groups > 1 (depthwise among them)
+    depthwise: frozenset[str] = frozenset()  # the grouped ones with groups == in_channels == out_channels
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -285,6 +286,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     layers: list[tuple[str, str]] = []
     nonnegative: set[str] = set()
     grouped: set[str] = set()
+    depthwise: set[str] = set()
     unsupported: list[str] = []
     for node in gm.graph.nodes:
         kind = node_kind(node, modules)
@@ -307,8 +309,11 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
                 nonnegative.add(layer_name(node))
         elif kind in ("linear", "conv1d", "conv2d", "relu", "add"):
             layers.append((layer_name(node), kind))
-            if kind != "linear" and getattr(modules.get(str(node.target)), "groups", 1) > 1:
+            conv = modules.get(str(node.target))
+            if kind != "linear" and getattr(conv, "groups", 1) > 1:
                 grouped.add(layer_name(node))
+                if conv.groups == conv.in_channels == conv.out_channels:  # type: ignore[union-attr]
+                    depthwise.add(layer_name(node))
     if unsupported:
         raise ConfigError(
             f"the model has layer(s) edgekit cannot quantize: {'; '.join(unsupported)}",
@@ -316,4 +321,4 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         )
     if sum(1 for n in gm.graph.nodes if n.op == "placeholder") != 1:
         raise ConfigError("quantization needs a model with exactly one input tensor")
-    return GraphInfo(tuple(layers), frozenset(nonnegative), frozenset(grouped))
+    return GraphInfo(tuple(layers), frozenset(nonnegative), frozenset(grouped), frozenset(depthwise))

@@ -101,6 +101,32 @@ def _check_activation_scales(model: Any) -> None:
             )
 
 
+def _depthwise_convs(model: Any) -> list[str]:
+    """The grouped Conv nodes, each a depthwise conv hls4ml 1.3.0 can build; ConfigError for any other grouping.
+
+    hls4ml turns a Conv with ``group == channels`` into a DepthwiseConv layer; a general grouping fails its ONNX
+    parser (it takes ``group / channels`` for a depth multiplier) and a depth multiplier above 1 fails an
+    assertion in its C++ (``only a depth multiplier of 1``), so edgekit refuses both up front.
+    """
+    names: list[str] = []
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if group == 1:
+            continue
+        channels = model.get_tensor_shape(node.input[0])[-1]  # channels last
+        filters = model.get_tensor_shape(node.input[1])[0]
+        if group != channels or filters != channels:
+            raise ConfigError(
+                f"node {node.name}: a grouped Conv with groups={group}, {channels} input and {filters} output "
+                "channels; hls4ml builds only depthwise convs (groups == in_channels == out_channels)",
+                hint="use groups=1, or a depthwise conv (groups == in_channels == out_channels) and a 1x1 conv",
+            )
+        names.append(node.name)
+    return names
+
+
 class HlsEmulatorRunner:
     clock = "wall clock of the C++ emulation on the host CPU (not FPGA latency: see the estimates)"
 
@@ -155,6 +181,7 @@ class Hls4mlBackend:
     def _config(self, model: Any, target: TargetProfile) -> dict[str, Any]:
         assert target.fpga is not None
         hls4ml = _hls4ml()
+        depthwise = _depthwise_convs(model)  # before hls4ml parses the graph, which fails on other groupings
         config: dict[str, Any] = hls4ml.utils.config_from_onnx_model(
             model, granularity="name", backend=target.fpga.hls_backend, default_precision="fixed<16,6>"
         )
@@ -163,6 +190,12 @@ class Hls4mlBackend:
         for layer in config["LayerName"].values():
             if "ReuseFactor" in layer:
                 layer["ReuseFactor"] = target.fpga.reuse_factor
+        for name in depthwise:
+            # hls4ml 1.3.0's resource strategy breaks depthwise layers: io_stream gets weights transposed as if
+            # for a Conv (DepthwiseConv subclasses it, so vivado:apply_resource_strategy moves the filter axis
+            # first) and computes wrong numbers; io_parallel fails an assertion. The latency kernel is exact
+            # and still shares multipliers over the reuse factor.
+            config["LayerName"][name]["Strategy"] = "Latency"
         config["LayerName"]["global_in"]["Precision"]["result"] = _input_precision(model)
         for node in model.graph.node:
             if node.op_type == "AveragePool" and node.name in config["LayerName"]:

@@ -1,7 +1,9 @@
-"""Layers and idioms of the field's models, quantized and compiled exactly: average pooling, x.view(x.size(0), -1).
+"""Layers and idioms of the field's models, quantized and compiled exactly: average pooling, depthwise
+convolutions, x.view(x.size(0), -1).
 
-The model is a user's (tests/fixtures/user_models/avgpool_cnn), not the zoo's: F.avg_pool2d over 2x2, a
-global x.mean((2, 3)) over 4x4, x.view(x.shape[0], -1) and Dropout.
+The model is a user's (tests/fixtures/user_models/kws_cnn), not the zoo's: F.avg_pool2d over 2x2, a
+depthwise-separable block (depthwise 3x3, pointwise 1x1), a global x.mean((2, 3)) over 4x4,
+x.view(x.shape[0], -1) and Dropout.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from edgekit.pipeline import CompileRequest, compile_model
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 pytest.importorskip("hls4ml", reason="the FPGA targets need the fpga extra: pip install 'edgekit[fpga]'")
 
-AVGPOOL_CNN = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "avgpool_cnn"
+KWS_CNN = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "kws_cnn"
 
 
-def test_average_pooling_and_the_view_idiom_are_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+def test_average_pooling_depthwise_and_the_view_idiom_are_exact_on_int8_and_both_hls4ml_io_types(
+    tmp_path: Path,
+) -> None:
     targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
-    result = compile_model(CompileRequest(str(AVGPOOL_CNN), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
+    result = compile_model(CompileRequest(str(KWS_CNN), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
     assert result.exit_code == 0
     for target in result.report.targets:
         assert target.status == "ok", target.reason
@@ -35,6 +39,9 @@ def test_average_pooling_and_the_view_idiom_are_exact_on_int8_and_both_hls4ml_io
     pools = [n for n in clean.graph.node if n.op_type == "AveragePool"]
     assert len(pools) == 2 and all(n.domain == "qonnx.custom_op.channels_last" for n in pools)
     assert [list(next(a.ints for a in n.attribute if a.name == "kernel_shape")) for n in pools] == [[2, 2], [4, 4]]
+    # The depthwise convolution reached hls4ml as one (a Conv with group == channels) ...
+    groups = [next((a.i for a in n.attribute if a.name == "group"), 1) for n in clean.graph.node if n.op_type == "Conv"]
+    assert sorted(groups) == [1, 1, 8]
     # ... and the reshape sized by x.shape[0] runs at any batch (the QCDQ graph is run by ONNX Runtime).
     import onnxruntime as ort
 

@@ -133,25 +133,35 @@ def test_an_unknown_layer_is_still_refused_by_name() -> None:
         analyze(model, (4,))
 
 
-def test_a_grouped_convolution_is_refused_for_fpga_targets_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "dscnn"
     folder.mkdir()
     (folder / "model.py").write_text(
         "from torch import nn\n"
-        "def build():\n"
-        "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1, groups=4),\n"
-        "                         nn.ReLU(), nn.Conv2d(4, 4, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
-        "                         nn.Linear(4, 3))\n"
+        "def build(groups=4):\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),\n"
+        "                         nn.Conv2d(4, 4, 3, padding=1, groups=groups), nn.ReLU(), nn.Conv2d(4, 4, 1),\n"
+        "                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))\n"
     )
-    (folder / "recipe.toml").write_text(
+    recipe = (
         'schema_version = 1\nname = "dscnn"\ndescription = "depthwise-separable CNN"\n'
         'model = "model.py:build"\ndata = "data.py:load"\n'
         'input_shape = [1, 8, 8]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
     )
+    (folder / "recipe.toml").write_text(recipe)
     (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
     from edgekit.pipeline import CompileRequest, plan_build
 
-    with pytest.raises(ConfigError, match=r"fpga-xczu7ev-stream: 2: a grouped \(depthwise\) convolution"):
-        plan_build(CompileRequest(str(folder), ("fpga-xczu7ev-stream",), out=tmp_path / "b", quant="w8a8"))
-    planned = plan_build(CompileRequest(str(folder), ("cpu-onnxruntime-int8",), out=tmp_path / "b", quant="w8a8"))
+    def plan(*targets: str):  # type: ignore[no-untyped-def]
+        return plan_build(CompileRequest(str(folder), targets, out=tmp_path / "b", quant="w8a8"))
+
+    # A depthwise convolution (groups == in == out) goes to hls4ml; the RTL path has no grouped convolution.
+    assert "fixed" in plan("fpga-xczu7ev-stream", "fpga-xcvu13p").quant_plans
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: 2: a grouped \(depthwise\) convolution: the RTL path"):
+        plan("fpga-xcvu13p-rtl")
+    # Two groups of two channels: hls4ml builds no such layer, so every FPGA target refuses it.
+    (folder / "recipe.toml").write_text(recipe + "[model_options]\ngroups = 2\n")
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: 2: a grouped convolution that is not depthwise"):
+        plan("fpga-xcvu13p")
+    planned = plan("cpu-onnxruntime-int8")
     assert "int8" in planned.quant_plans  # the INT8 export is checked against brevitas when it is built
