@@ -4,11 +4,14 @@ The float model is traced (torch.fx), BatchNorm is folded, then every node is
 swapped for its quantized form, float weights copied in: Linear/Conv ->
 QuantLinear/QuantConv, ReLU -> QuantReLU, the input gets a QuantIdentity, and a
 residual add re-quantizes both operands with one shared quantizer so both sides
-have the same scale (exact integer addition on every backend).
+have the same scale (exact integer addition on every backend), and sigmoid/tanh
+become table activations: a signed input quantizer, the function, an output
+quantizer (see :mod:`edgekit.activation_table`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -127,6 +130,31 @@ class AvgPoolRequant(nn.Module):
         return self.quant(self.pool(value))
 
 
+class TableActivation(nn.Module):
+    """sigmoid or tanh between two quantizers: with power-of-two scales, a table of 2**bits output codes.
+
+    The input quantizer is the function's own and signed, so the table is indexed by b-bit codes whatever
+    produced the input (an accumulator's codes would need a table of their own for each layer).
+    """
+
+    def __init__(self, function: str, input_kwargs: dict[str, Any], output_kwargs: dict[str, Any]) -> None:
+        super().__init__()
+        self.function = function
+        self.input_quant = qnn.QuantIdentity(**input_kwargs)
+        self.output_quant = qnn.QuantIdentity(**output_kwargs)
+
+    def forward(self, x: Any) -> Any:
+        value = self.input_quant(x)
+        value = value.value if isinstance(value, QuantTensor) else value
+        return self.output_quant(torch.sigmoid(value) if self.function == "sigmoid" else torch.tanh(value))
+
+
+def _table_activation(plan: QuantPlan, layer: LayerPrecision) -> TableActivation:
+    signed = dataclasses.replace(layer, activation_signed=True)
+    # sigmoid's output lies in (0, 1): unsigned where the family quantizes unsigned (fixed), signed for int8.
+    return TableActivation(layer.kind, _act_kwargs(plan, signed), _act_kwargs(plan, layer))
+
+
 class ToFloat(nn.Module):
     """The graph's output as a plain tensor."""
 
@@ -168,9 +196,10 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
         elif kind in ("linear", "conv1d", "conv2d"):
             name = str(node.target)
             gm.add_submodule(name, _weighted(modules[name], plan, plan.layer(name)))
-        elif kind == "relu":
-            name = str(node.target) if node.op == "call_module" else node.name
-            relu = qnn.QuantReLU(**_act_kwargs(plan, plan.layer(name)))
+        elif kind in ("relu", "sigmoid", "tanh"):
+            name = layer_name(node)
+            layer = plan.layer(name)
+            relu = qnn.QuantReLU(**_act_kwargs(plan, layer)) if kind == "relu" else _table_activation(plan, layer)
             if node.op == "call_module":
                 gm.add_submodule(name, relu)
             else:

@@ -118,6 +118,11 @@ def plan_quantization_for(
                 "convolution yet (the hls4ml targets take depthwise ones)"
                 for name in sorted(info.grouped)
             ]
+            problems += [
+                f"{p.profile.name}: {name}: a sigmoid/tanh (a table activation): the RTL path has no table "
+                "activation yet (the hls4ml and INT8 targets take it)"
+                for name in sorted(info.tables)
+            ]
         else:  # hls4ml builds a depthwise convolution (a depth multiplier of 1) and no other grouping
             problems += [
                 f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "

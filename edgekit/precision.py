@@ -49,7 +49,7 @@ class LayerPrecision:
     """The resolved precision of one weighted layer or activation of the model."""
 
     name: str  # module path in the float model, or "input"
-    kind: str  # linear, conv1d, conv2d, relu, input, add, avgpool
+    kind: str  # linear, conv1d, conv2d, relu, input, add, avgpool, sigmoid, tanh
     weight_bits: int | None
     activation_bits: int
     bias_bits: int | None
@@ -113,7 +113,7 @@ def plan_quantization(
                 bias_bits=pick("bias_bits") if weighted else None,
                 accumulator_bits=pick("accumulator_bits") if weighted else None,
                 weight_scaling=pick("weight_scaling") if weighted else None,
-                activation_signed=kind == "add" or (kind == "avgpool" and name not in nonnegative) or signed,
+                activation_signed=kind in ("add", "tanh") or (kind == "avgpool" and name not in nonnegative) or signed,
             )
         )
     return QuantPlan(family, cfg.scale_type, cfg.weight_overflow, tuple(resolved))

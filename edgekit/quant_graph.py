@@ -46,11 +46,20 @@ AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adapt
 PASSTHROUGH_FUNCTIONS = (torch.flatten, torch.reshape, F.max_pool1d, F.max_pool2d, F.dropout)
 PASSTHROUGH_METHODS = ("view", "reshape", "flatten", "contiguous")
 RESHAPES = ("view", "reshape", torch.reshape)
+# Sigmoid and tanh become table activations (edgekit.activation_table), checked against every target's table.
+TABLE_MODULES: dict[type[nn.Module], str] = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+TABLE_FUNCTIONS = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh"}
+TABLE_METHODS = {"sigmoid": "sigmoid", "tanh": "tanh"}
+SOFTMAX_FUNCTIONS = (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax)
 SUPPORTED = (
     "Linear, Conv1d, Conv2d, ReLU (module or F.relu), BatchNorm after a Conv/Linear (folded), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
-    "x.mean over the spatial axes), Flatten, Identity, Dropout, view/reshape/flatten (x.view(x.size(0), -1) too), "
-    "residual add"
+    "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), Flatten, Identity, Dropout, "
+    "view/reshape/flatten (x.view(x.size(0), -1) too), residual add"
+)
+SOFTMAX_REASON = (
+    "no exact quantized softmax yet (its exponentials and division round differently on every target); "
+    "return the logits from forward() and apply the softmax on the host (argmax and accuracy are unchanged)"
 )
 
 
@@ -81,6 +90,7 @@ class GraphInfo:
     nonnegative: frozenset[str] = frozenset()  # average poolings whose input is a ReLU's output
     grouped: frozenset[str] = frozenset()  # convolutions with groups > 1 (depthwise among them)
     depthwise: frozenset[str] = frozenset()  # the grouped ones with groups == in_channels == out_channels
+    tables: frozenset[str] = frozenset()  # sigmoid and tanh layers (table activations)
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -112,6 +122,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "relu"
         if isinstance(module, AVG_POOL_MODULES):
             return "avgpool"
+        if type(module) in TABLE_MODULES:
+            return TABLE_MODULES[type(module)]
         if isinstance(module, PASSTHROUGH_MODULES):
             return "passthrough"
         return None
@@ -122,6 +134,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "add"
         if node.target in AVG_POOL_FUNCTIONS:
             return "avgpool"
+        if node.target in TABLE_FUNCTIONS:
+            return TABLE_FUNCTIONS[node.target]
         if node.target in PASSTHROUGH_FUNCTIONS:
             return "passthrough"
         if node.target is getattr and node.args[1] == "shape":
@@ -134,6 +148,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "shape"
         if node.target == "mean":
             return "avgpool"
+        if node.target in TABLE_METHODS:
+            return TABLE_METHODS[str(node.target)]
         return "passthrough" if node.target in PASSTHROUGH_METHODS else None
     return None
 
@@ -259,6 +275,14 @@ def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     return f"{node.name} ({node.op} {target})"
 
 
+def _is_softmax(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules[str(node.target)], (nn.Softmax, nn.LogSoftmax))
+    if node.op == "call_method":
+        return node.target in ("softmax", "log_softmax")
+    return node.op == "call_function" and node.target in SOFTMAX_FUNCTIONS
+
+
 def layer_name(node: fx.Node) -> str:
     """The name a precision spec uses for a node: its module path, or the traced node's name."""
     return str(node.target) if node.op == "call_module" else node.name
@@ -287,12 +311,15 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     nonnegative: set[str] = set()
     grouped: set[str] = set()
     depthwise: set[str] = set()
+    tables: set[str] = set()
     unsupported: list[str] = []
     for node in gm.graph.nodes:
         kind = node_kind(node, modules)
         if kind is None:
             if node.op == "call_module" and isinstance(modules[str(node.target)], nn.modules.batchnorm._BatchNorm):
                 unsupported.append(f"{node.target} (BatchNorm that does not follow a Conv/Linear it can fold into)")
+            elif _is_softmax(node, modules):
+                unsupported.append(f"{_describe(node, modules)}: {SOFTMAX_REASON}")
             else:
                 unsupported.append(_describe(node, modules))
         elif kind == "placeholder":
@@ -307,6 +334,9 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
             layers.append((layer_name(node), kind))
             if _after_relu(source, modules):
                 nonnegative.add(layer_name(node))
+        elif kind in ("sigmoid", "tanh"):
+            layers.append((layer_name(node), kind))
+            tables.add(layer_name(node))
         elif kind in ("linear", "conv1d", "conv2d", "relu", "add"):
             layers.append((layer_name(node), kind))
             conv = modules.get(str(node.target))
@@ -321,4 +351,4 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         )
     if sum(1 for n in gm.graph.nodes if n.op == "placeholder") != 1:
         raise ConfigError("quantization needs a model with exactly one input tensor")
-    return GraphInfo(tuple(layers), frozenset(nonnegative), frozenset(grouped), frozenset(depthwise))
+    return GraphInfo(tuple(layers), frozenset(nonnegative), frozenset(grouped), frozenset(depthwise), frozenset(tables))

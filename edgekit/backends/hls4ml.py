@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgekit import provenance
+from edgekit.activation_table import hls4ml_codes, hls4ml_table_config, mismatch, table_specs
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.hls_emulator import EmulatorPool
 from edgekit.backends.native_pool import without_main_script
@@ -81,6 +82,51 @@ def _input_precision(model: Any) -> str:
 # Exact while the pooling input's fraction bits plus log2(window) stay within 20 (8-bit activations with up to
 # 12 fraction bits and windows up to 256 values); beyond that the exactness gate reports the difference.
 AVERAGE_POOL_PRECISION = "fixed<40,20,TRN,WRAP>"
+
+
+def _table_configs(model: Any) -> dict[str, dict[str, Any]]:
+    """Table size and types per sigmoid/tanh layer, each checked entry by entry against edgekit's table.
+
+    hls4ml fills its table from float math on a fixed grid over [-8, 8) (tanh [-4, 4)) and clamps the index:
+    with one entry per input step and the output type as table type, entry i is f(x_i) rounded once. Inputs
+    outside the grid clamp to its edge, which is exact only if the output saturates there: the check finds it.
+    """
+    try:
+        specs = table_specs(model)
+        configs = {name: hls4ml_table_config(spec) for name, spec in specs.items()}
+    except ValueError as err:
+        raise ConfigError(f"hls4ml cannot compute this table activation exactly: {err}") from err
+    for name, spec in specs.items():
+        for codes in hls4ml_codes(spec):
+            problem = mismatch(spec, codes, f"{name}: hls4ml's table")
+            if problem:
+                raise ConfigError(
+                    problem,
+                    hint="hls4ml clamps inputs beyond its table range ([-8, 8) sigmoid, [-4, 4) tanh), which is exact "
+                    "only where the output quantizer saturates; use a CPU target for this model",
+                )
+    return configs
+
+
+def _set_table_types(hls_model: Any, model: Any) -> None:
+    """Give each sigmoid/tanh layer its table type after conversion; check its result type is the table's.
+
+    hls4ml 1.3.0 reads TableSize from the layer config but not the table precision (the layer keeps its
+    default fixed<18,8,TRN,WRAP>, which truncates f(x) before the result rounds it again).
+    """
+    for name, spec in table_specs(model).items():
+        layer = hls_model.graph.get(name)
+        if layer is None:
+            raise ToolchainError(f"hls4ml's model has no layer {name} for the {spec.function} of the QONNX graph")
+        result = layer.get_attr("result_t").precision
+        wanted = hls_model.config.backend.convert_precision_string(spec.output_type())
+        if str(result) != str(wanted):
+            raise ToolchainError(
+                f"hls4ml gave {name} ({spec.function}) the result type {result}, not its output quantizer's {wanted}"
+            )
+        layer.get_attr("table_t").precision = result  # already in the backend's type classes
+
+
 SMALLEST_ACTIVATION_SCALE = 2.0**-24  # an activation quantizer finer than this saw (almost) only zeros
 
 
@@ -197,6 +243,10 @@ class Hls4mlBackend:
             # and still shares multipliers over the reuse factor.
             config["LayerName"][name]["Strategy"] = "Latency"
         config["LayerName"]["global_in"]["Precision"]["result"] = _input_precision(model)
+        for name, table in _table_configs(model).items():
+            layer = config["LayerName"][name]
+            layer["TableSize"] = table["TableSize"]
+            layer.setdefault("Precision", {}).update(table["Precision"])
         for node in model.graph.node:
             if node.op_type == "AveragePool" and node.name in config["LayerName"]:
                 # hls4ml gives a pooling its input's type, rounding the mean before the re-quantizer that
@@ -283,6 +333,7 @@ class Hls4mlBackend:
         _check_activation_scales(model)
         config = self._config(model, target)
         hls_model = _hls4ml().converters.convert_from_onnx_model(model, hls_config=config, **common)
+        _set_table_types(hls_model, model)
         channels_last = len(model.get_tensor_shape(model.graph.input[0].name)) > 2
         return hls_model, config, {"channels_last_input": channels_last}
 
@@ -499,6 +550,7 @@ def _trace_worker(graph_path: str, target_plain: dict[str, Any], x: np.ndarray) 
             model, output_dir=tmp, project_name=PROJECT, hls_config=config, backend=target.fpga.hls_backend,
             io_type=target.fpga.io_type, part=target.fpga.part, clock_period=target.fpga.clock_period_ns,
         )  # fmt: skip
+        _set_table_types(hls_model, model)
         _, traces = hls_model.trace(np.ascontiguousarray(x))
         layers = [(layer.name, type(layer).__name__.lower()) for layer in hls_model.get_layers()]
     found: list[tuple[str, str, np.ndarray]] = []

@@ -141,11 +141,12 @@ class OnnxRuntimeBackend:
             raise ConfigError(f"{target.name} ({target.precision}) runs a {expected} graph, not {graph.format}")
         options = _options(target)
         so = self._session_options(target, options.graph_optimization)
-        unfused = expected == "qcdq" and _has_average_pool(graph_path)
+        unfused = _inexact_when_fused(graph_path) if expected == "qcdq" else []
         if unfused:
-            # ONNX Runtime fuses DequantizeLinear -> AveragePool -> QuantizeLinear into its QLinearAveragePool,
-            # which computed a 4x4 global average up to 0.58 away from brevitas (onnxruntime 1.32); unfused,
-            # the graph computes exactly the QCDQ arithmetic. Only the Q/DQ fusions are off, not the others.
+            # ONNX Runtime fuses DequantizeLinear -> op -> QuantizeLinear into its own integer kernels:
+            # QLinearAveragePool computed a 4x4 global average up to 0.58 away from brevitas, and
+            # QLinearSigmoid's table was 1 LSB off (onnxruntime 1.32). Unfused, the graph computes exactly
+            # the QCDQ arithmetic. Only the Q/DQ fusions are off, not the others.
             so.add_session_config_entry("session.disable_quant_qdq", "1")
         artifact_path = out_dir / ARTIFACT_NAME
         so.optimized_model_filepath = str(artifact_path)
@@ -162,7 +163,7 @@ class OnnxRuntimeBackend:
             "providers": list(session.get_providers()),
             "provider_ran": session.get_providers()[0],
             "graph_optimization": options.graph_optimization,
-            "qdq_fusion": "off (the graph has average pooling)" if unfused else "on",
+            "qdq_fusion": f"off (the graph has {', '.join(unfused)})" if unfused else "on",
             "intra_op_threads": so.intra_op_num_threads,
             "onnxruntime": ort.__version__,
         }
@@ -302,7 +303,12 @@ def trace_quantized(artifact_path: Path, input_name: str, x: np.ndarray) -> list
     return traced
 
 
-def _has_average_pool(graph_path: Path) -> bool:
+# Operators whose fused Q/DQ kernel in ONNX Runtime does not compute what the QCDQ graph says.
+INEXACT_FUSED_OPS = ("AveragePool", "GlobalAveragePool", "Sigmoid", "Tanh")
+
+
+def _inexact_when_fused(graph_path: Path) -> list[str]:
     import onnx
 
-    return any(n.op_type in ("AveragePool", "GlobalAveragePool") for n in onnx.load(str(graph_path)).graph.node)
+    found = {n.op_type for n in onnx.load(str(graph_path)).graph.node}
+    return [op for op in INEXACT_FUSED_OPS if op in found]

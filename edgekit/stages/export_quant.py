@@ -22,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from edgekit.activation_table import mismatch, table_specs
 from edgekit.artifacts import ExportedGraph, FloatModel, QuantExport, QuantizedModel
 from edgekit.brevitas_model import load_quant_model
 from edgekit.config import ExportSettings
@@ -164,6 +165,8 @@ def export_quantized(
             hint="a layer may have no QCDQ/QONNX form; the error names the operator",
         ) from err
 
+    if quantized.plan.scale_type == "power_of_two":
+        _check_tables(raw)
     channels_last = np.moveaxis(golden, 1, -1) if spatial else golden
     diffs = {
         "qonnx": _max_diff(_execute(raw, golden, "QONNX"), reference),
@@ -185,6 +188,48 @@ def export_quantized(
         _graph_of(clean, "model.qonnx.clean.onnx", "qonnx-clean", cfg.opset),
     )  # fmt: skip
     return QuantExport(quantized.family, graphs, diffs, len(golden))
+
+
+def _ort_function(op: str, x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's float32 kernel for one unary op, as the QCDQ graph runs it (Dequantize -> op -> Quantize)."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node(op, ["x"], ["y"])], "table",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None])],
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"x": x})[0])
+
+
+def _check_tables(model: ModelWrapper) -> None:
+    """Every table activation, over all its input codes, in torch's and ONNX Runtime's float32 = edgekit's table.
+
+    Each kernel has a vectorized body and a scalar tail that may differ by an ulp, so both are evaluated
+    (the whole code range at once, and one value at a time); a 1-ulp difference flips a rounding only
+    when f(x) lies within an ulp of a rounding boundary, which this finds if it happens.
+    """
+    try:
+        specs = table_specs(model)
+    except ValueError as err:
+        raise ToolchainError(f"a table activation has an unexpected QONNX form: {err}") from err
+    torch_fns = {"Sigmoid": torch.sigmoid, "Tanh": torch.tanh}
+    for name, spec in specs.items():
+        x = spec.inputs()
+        evaluations = {
+            "torch (vectorized)": torch_fns[spec.function](torch.from_numpy(x)).numpy(),
+            "torch (scalar)": np.array([float(torch_fns[spec.function](torch.tensor(v))) for v in x]),
+            "onnxruntime (vectorized)": _ort_function(spec.function, x),
+            "onnxruntime (scalar)": np.concatenate([_ort_function(spec.function, x[i : i + 1]) for i in range(len(x))]),
+        }
+        for what, y in evaluations.items():
+            problem = mismatch(spec, spec.quantize(y), f"{name}: {what}")
+            if problem:
+                raise ToolchainError(
+                    problem,
+                    hint="a float32 value within an ulp of a rounding boundary; change that layer's activation bits",
+                )
 
 
 def _export_qcdq(model: nn.Module, example: torch.Tensor, out_dir: Path, cfg: ExportSettings) -> None:

@@ -56,3 +56,28 @@ def test_average_pooling_depthwise_and_the_view_idiom_are_exact_on_int8_and_both
     quantized = json.loads((result.build_dir / "quant-fixed" / "quantize.json").read_text())
     plan = {layer["name"]: layer for layer in quantized["plan"]["layers"]}
     assert plan["avg_pool2d"]["activation_signed"] is False and plan["mean"]["activation_signed"] is False
+
+
+TANH_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "tanh_tagger"
+
+
+def test_sigmoid_and_tanh_are_table_activations_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    result = compile_model(CompileRequest(str(TANH_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
+    for target in result.report.targets:
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    assert result.exit_code == 0
+    # Each of the three forms (nn.Tanh, torch.tanh, x.sigmoid()) sits between two quantizers in the graph.
+    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    ops = [n.op_type for n in clean.graph.node]
+    assert sorted(op for op in ops if op in ("Sigmoid", "Tanh")) == ["Sigmoid", "Tanh", "Tanh"]
+    for index, op in enumerate(ops):
+        if op in ("Sigmoid", "Tanh"):
+            assert ops[index - 1] == ops[index + 1] == "Quant", ops
+    # hls4ml got one table entry per input code, its table type the output quantizer's (rounded once).
+    import json
+
+    stage = json.loads((result.build_dir / "targets" / "cpu-onnxruntime-int8" / "stage.json").read_text())
+    assert stage["artifact"]["info"]["qdq_fusion"] == "off (the graph has Sigmoid, Tanh)"
+    defines = (result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware" / "defines.h").read_text()
+    assert "typedef ap_ufixed<8,0,AP_RND_CONV,AP_SAT,0> Sigmoid_0_table_t;" in defines  # not its default type

@@ -127,6 +127,43 @@ def test_the_quantized_twin_reshapes_with_the_batch_left_free(how: str) -> None:
     assert twin.eval()(torch.randn(3, 1, 4, 4)).shape == (3, 3)
 
 
+class Activations(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = nn.Sigmoid()
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return F.tanh(torch.tanh(self.act(self.fc(x))).sigmoid())
+
+
+def test_every_form_of_sigmoid_and_tanh_is_a_table_activation_with_the_right_sign() -> None:
+    from edgekit.config import QuantSettings
+    from edgekit.precision import plan_quantization
+
+    info = analyze(Activations(), (4,))
+    assert [kind for _, kind in info.layers] == ["input", "linear", "sigmoid", "tanh", "sigmoid", "tanh"]
+    assert info.tables == {"act", "tanh", "sigmoid", "tanh_1"}
+    plan = plan_quantization(QuantSettings(), "fixed", info.layers)
+    # In the fixed family activations are unsigned unless they can be negative: tanh's output can.
+    assert {layer.kind: layer.activation_signed for layer in plan.layers[2:]} == {"sigmoid": False, "tanh": True}
+
+
+@pytest.mark.parametrize("softmax", [nn.Softmax(dim=1), nn.LogSoftmax(dim=-1), lambda x: F.softmax(x, dim=1)])
+def test_a_softmax_is_refused_with_what_to_do_instead(softmax: object) -> None:
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+            self.softmax = softmax
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return self.softmax(self.fc(x))  # type: ignore[operator]
+
+    with pytest.raises(ConfigError, match=r"no exact quantized softmax yet .* apply the softmax on the host"):
+        analyze(Head(), (4,))
+
+
 def test_an_unknown_layer_is_still_refused_by_name() -> None:
     model = nn.Sequential(nn.Linear(4, 4), nn.GELU())
     with pytest.raises(ConfigError, match=r"1 \(GELU\)"):
@@ -165,3 +202,24 @@ def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tm
         plan("fpga-xcvu13p")
     planned = plan("cpu-onnxruntime-int8")
     assert "int8" in planned.quant_plans  # the INT8 export is checked against brevitas when it is built
+
+
+def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "tagger"
+    folder.mkdir()
+    (folder / "model.py").write_text(
+        "from torch import nn\ndef build():\n    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))\n"
+    )
+    (folder / "recipe.toml").write_text(
+        'schema_version = 1\nname = "tagger"\ndescription = "tanh tagger"\nmodel = "model.py:build"\n'
+        'data = "data.py:load"\ninput_shape = [4]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
+    )
+    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: 1: a sigmoid/tanh \(a table activation\)"):
+        plan_build(CompileRequest(str(folder), ("fpga-xcvu13p-rtl",), out=tmp_path / "b", quant="w8a8"))
+    assert (
+        "fixed"
+        in plan_build(CompileRequest(str(folder), ("fpga-xcvu13p",), out=tmp_path / "b", quant="w8a8")).quant_plans
+    )

@@ -1,0 +1,160 @@
+"""Quantized sigmoid and tanh as tables: one definition every target is checked against.
+
+A table activation re-quantizes its input (signed, power-of-two scale, b bits), applies
+the function, and quantizes the output (power-of-two scale, round half to even,
+saturate). It is therefore a table of 2**b output codes, which edgekit computes here
+in float64. Every target evaluates the function in its own arithmetic (torch's and
+ONNX Runtime's float32 kernels, hls4ml's float-filled C++ table indexed by the
+fixed-point input), so exactness is not assumed: each target's table is computed
+over all 2**b input codes and compared with this one when the model is built.
+
+No brevitas, hls4ml or onnxruntime here: only the QONNX graph and numpy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FUNCTIONS", "TableSpec", "hls4ml_codes", "hls4ml_table_config", "mismatch", "table_specs"]
+
+FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "Tanh": np.tanh,
+}
+# hls4ml 1.3.0 (nnet_activation.h, nnet_activation_stream.h): the table spans [-8, 8) for sigmoid and
+# [-4, 4) for tanh, and an input x reads entry int(x * table_size / span) + table_size / 2, clamped.
+HLS4ML_SPAN = {"Sigmoid": 16, "Tanh": 8}
+MAX_TABLE_SIZE = 2**16
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table activation as the QONNX graph holds it: Quant -> Sigmoid/Tanh -> Quant."""
+
+    function: str  # ONNX op type
+    in_bits: int
+    in_exponent: int  # input scale is 2**in_exponent; the input is signed
+    out_bits: int
+    out_exponent: int
+    out_signed: bool
+
+    def input_codes(self) -> np.ndarray:
+        return np.arange(-(2 ** (self.in_bits - 1)), 2 ** (self.in_bits - 1), dtype=np.int64)
+
+    def inputs(self) -> np.ndarray:
+        """Every value the input quantizer can produce, in float32 (exact: dyadic)."""
+        return (self.input_codes() * 2.0**self.in_exponent).astype(np.float32)
+
+    def quantize(self, y: np.ndarray) -> np.ndarray:
+        """Output codes of function values: round half to even (np.round), saturate."""
+        bits = self.out_bits
+        lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if self.out_signed else (0, 2**bits - 1)
+        return np.clip(np.round(np.asarray(y, dtype=np.float64) * 2.0**-self.out_exponent), lo, hi).astype(np.int64)
+
+    def reference(self) -> np.ndarray:
+        """edgekit's table: the output code for each input code, from float64."""
+        return self.quantize(FUNCTIONS[self.function](self.inputs().astype(np.float64)))
+
+    def output_type(self) -> str:
+        """The ap_fixed type of the output quantizer, rounding like brevitas (half to even) and saturating."""
+        integer = self.out_bits + self.out_exponent
+        return f"{'' if self.out_signed else 'u'}fixed<{self.out_bits},{integer},RND_CONV,SAT>"
+
+
+def _pot(scale: np.ndarray, what: str) -> int:
+    value = float(np.max(scale))
+    exponent = round(math.log2(value)) if value > 0 else 0
+    if np.size(scale) != 1 or value <= 0 or 2.0**exponent != value:
+        raise ValueError(f"{what}: a table activation needs one power-of-two scale, got {scale}")
+    return exponent
+
+
+def table_specs(model: Any) -> dict[str, TableSpec]:
+    """Every Sigmoid/Tanh node of a QONNX graph (qonnx ModelWrapper), by node name."""
+    specs: dict[str, TableSpec] = {}
+    for node in model.graph.node:
+        if node.op_type not in FUNCTIONS:
+            continue
+        producer = model.find_producer(node.input[0])
+        consumers = model.find_consumers(node.output[0]) or []
+        if producer is None or producer.op_type != "Quant" or len(consumers) != 1 or consumers[0].op_type != "Quant":
+            raise ValueError(f"node {node.name} ({node.op_type}) is not between two Quant nodes")
+        quant_in, quant_out = producer, consumers[0]
+        attrs_in = {a.name: a.i for a in quant_in.attribute}
+        attrs_out = {a.name: a.i for a in quant_out.attribute}
+        for quant, attrs in ((quant_in, attrs_in), (quant_out, attrs_out)):
+            if attrs.get("narrow", 0) or float(np.max(np.abs(model.get_initializer(quant.input[2])))) != 0.0:
+                raise ValueError(f"{quant.name}: a table activation needs a full-range quantizer with zero point 0")
+        if not attrs_in.get("signed", 1):
+            raise ValueError(f"{quant_in.name}: a table activation's input quantizer must be signed")
+        specs[node.name] = TableSpec(
+            function=node.op_type,
+            in_bits=int(model.get_initializer(quant_in.input[3])),
+            in_exponent=_pot(model.get_initializer(quant_in.input[1]), quant_in.name),
+            out_bits=int(model.get_initializer(quant_out.input[3])),
+            out_exponent=_pot(model.get_initializer(quant_out.input[1]), quant_out.name),
+            out_signed=bool(attrs_out.get("signed", 1)),
+        )
+    return specs
+
+
+def mismatch(spec: TableSpec, codes: np.ndarray, what: str) -> str | None:
+    """None when ``codes`` (one per input code) equal edgekit's table, else the first differing entries."""
+    ref = spec.reference()
+    bad = np.flatnonzero(codes != ref)
+    if not len(bad):
+        return None
+    x = spec.inputs()
+    shown = ", ".join(f"x={float(x[i]):g}: {int(codes[i])} != {int(ref[i])}" for i in bad[:3])
+    return f"{what} differs from the float64 table of {spec.function} at {len(bad)} of {len(ref)} inputs ({shown})"
+
+
+def hls4ml_table_config(spec: TableSpec) -> dict[str, Any]:
+    """hls4ml layer config that makes entry int(x * size / span) + size / 2 hold f(x) for every input code.
+
+    table_size = span * 2**-in_exponent gives one entry per input step, and a table type equal to the
+    output type rounds the float value once (hls4ml's default table type truncates to 10 fraction bits
+    and the result rounds again).
+    """
+    size = HLS4ML_SPAN[spec.function] * 2.0**-spec.in_exponent
+    if size < 2 or size > MAX_TABLE_SIZE:
+        raise ValueError(
+            f"{spec.function} with input scale 2**{spec.in_exponent} needs a {size:g}-entry hls4ml table "
+            f"(2..{MAX_TABLE_SIZE} supported)"
+        )
+    return {"TableSize": int(size), "Precision": {"table": spec.output_type(), "result": spec.output_type()}}
+
+
+def _libm() -> Any:
+    lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    for name, kind in (("expf", ctypes.c_float), ("tanhf", ctypes.c_float), ("tanh", ctypes.c_double)):
+        getattr(lib, name).restype = kind
+        getattr(lib, name).argtypes = [kind]
+    return lib
+
+
+def hls4ml_codes(spec: TableSpec) -> list[np.ndarray]:
+    """What hls4ml's emulation outputs for each input code, emulating its table fill and index (g++, glibc).
+
+    Sigmoid fills with float ``1.0 / (1 + std::exp(-x))`` (expf); tanh calls an unqualified ``tanh`` on a
+    float, which is tanhf or the double tanh depending on the headers: both are returned, and a caller
+    accepts the table only when every variant equals edgekit's.
+    """
+    size = hls4ml_table_config(spec)["TableSize"]
+    span = HLS4ML_SPAN[spec.function]
+    entries = np.arange(size)
+    table_x = (span * (entries - size / 2.0) / size).astype(np.float32)
+    lib = _libm()
+    if spec.function == "Sigmoid":
+        fills = [[np.float32(1.0 / np.float64(np.float32(1) + np.float32(lib.expf(-float(v))))) for v in table_x]]
+    else:
+        fills = [[lib.tanhf(float(v)) for v in table_x], [lib.tanh(float(v)) for v in table_x]]
+    index = np.clip(spec.input_codes() * 2.0**spec.in_exponent * size / span + size // 2, 0, size - 1).astype(np.int64)
+    return [spec.quantize(np.asarray(fill, dtype=np.float64))[index] for fill in fills]
