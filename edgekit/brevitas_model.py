@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from torch import fx, nn
 
 from edgekit.artifacts import FloatModel, QuantizedModel
-from edgekit.precision import LayerPrecision, QuantPlan
+from edgekit.precision import WEIGHTED, LayerPrecision, QuantPlan
 from edgekit.quant_graph import RESHAPES, avg_pool_of, batch_free_reshape, fold_batchnorm, layer_name, node_kind, shapes
 from edgekit.torch_model import load_float_model
 
@@ -75,19 +76,29 @@ def _weight_kwargs(plan: QuantPlan, layer: LayerPrecision) -> dict[str, Any]:
     }
 
 
+_Conv = nn.Conv1d | nn.Conv2d | nn.ConvTranspose1d | nn.ConvTranspose2d
+_QUANT_CONV: dict[type[nn.Module], Callable[..., _Conv]] = {
+    nn.Conv1d: qnn.QuantConv1d,
+    nn.Conv2d: qnn.QuantConv2d,
+    nn.ConvTranspose1d: qnn.QuantConvTranspose1d,
+    nn.ConvTranspose2d: qnn.QuantConvTranspose2d,
+}
+
+
 def _weighted(module: nn.Module, plan: QuantPlan, layer: LayerPrecision) -> nn.Module:
-    assert isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d))
+    assert isinstance(module, (nn.Linear, *_QUANT_CONV))
     kwargs = _weight_kwargs(plan, layer)
     bias = module.bias is not None
     if not bias:
         kwargs.pop("bias_quant"), kwargs.pop("bias_bit_width")
-    quant: nn.Linear | nn.Conv1d | nn.Conv2d
+    quant: nn.Linear | _Conv
     if isinstance(module, nn.Linear):
         quant = qnn.QuantLinear(module.in_features, module.out_features, bias=bias, **kwargs)
     else:
-        assert isinstance(module, (nn.Conv1d, nn.Conv2d))
-        cls = qnn.QuantConv1d if isinstance(module, nn.Conv1d) else qnn.QuantConv2d
-        quant = cls(
+        assert isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d))
+        if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
+            kwargs["output_padding"] = module.output_padding
+        quant = _QUANT_CONV[type(module)](
             module.in_channels,
             module.out_channels,
             module.kernel_size,
@@ -193,7 +204,7 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
             with graph.inserting_after(node):
                 quant_node = graph.call_module("input_quant", (node,))
             node.replace_all_uses_with(quant_node, delete_user_cb=lambda user, q=quant_node: user is not q)
-        elif kind in ("linear", "conv1d", "conv2d"):
+        elif kind in WEIGHTED:
             name = str(node.target)
             gm.add_submodule(name, _weighted(modules[name], plan, plan.layer(name)))
         elif kind in ("relu", "sigmoid", "tanh"):

@@ -16,7 +16,7 @@ from edgekit.artifacts import ModelSource
 from edgekit.backends import Backend, get_backend
 from edgekit.config import FLOAT_ON_FIXED, Layer, Settings, format_gates_layer, merge_settings
 from edgekit.errors import BackendUnavailable, ConfigError
-from edgekit.precision import Family, QuantPlan, family_for, legality_problems, plan_quantization
+from edgekit.precision import WEIGHTED, Family, QuantPlan, family_for, legality_problems, plan_quantization
 from edgekit.progress import say
 from edgekit.quant_graph import analyze
 from edgekit.targets import TargetProfile, load_target
@@ -123,6 +123,11 @@ def plan_quantization_for(
                 "activation yet (the hls4ml and INT8 targets take it)"
                 for name in sorted(info.tables)
             ]
+            problems += [
+                f"{p.profile.name}: {name}: an Upsample: the RTL path has no Resize yet (the hls4ml and INT8 "
+                "targets take a nearest Upsample by whole factors)"
+                for name in sorted(info.upsamples)
+            ]
         else:  # hls4ml builds a depthwise convolution (a depth multiplier of 1) and no other grouping
             problems += [
                 f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "
@@ -199,7 +204,7 @@ def check_pruning(source: ModelSource, settings: Settings) -> None:
         )
     if cfg.sparsity == 0 and cfg.method != "2:4":
         raise ConfigError(f"--prune {cfg.method} with sparsity 0 prunes nothing", hint="give a sparsity, e.g. 0.5")
-    weighted = [name for name, kind in analyze(instantiate(source)).layers if kind in ("linear", "conv1d", "conv2d")]
+    weighted = [name for name, kind in analyze(instantiate(source)).layers if kind in WEIGHTED]
     unknown = sorted(set(cfg.exclude) - set(weighted))
     if unknown:
         raise ConfigError(

@@ -49,7 +49,7 @@ class LayerPrecision:
     """The resolved precision of one weighted layer or activation of the model."""
 
     name: str  # module path in the float model, or "input"
-    kind: str  # linear, conv1d, conv2d, relu, input, add, avgpool, sigmoid, tanh
+    kind: str  # linear, conv1d, conv2d, conv_transpose1d/2d, relu, input, add, avgpool, sigmoid, tanh
     weight_bits: int | None
     activation_bits: int
     bias_bits: int | None
@@ -69,7 +69,7 @@ class QuantPlan:
         return next(layer for layer in self.layers if layer.name == name)
 
 
-WEIGHTED = ("linear", "conv1d", "conv2d")
+WEIGHTED = ("linear", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d")
 
 
 def plan_quantization(
@@ -133,6 +133,13 @@ def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
             f"{layer.name}: per-channel weight scales: the FPGA flow takes one power-of-two scale per tensor"
             for layer in plan.layers
             if layer.weight_scaling == "per_channel"
+        ]
+        reader = "edgekit's RTL path" if target.backend == "rtl" else "hls4ml 1.3.0's ONNX reader"
+        problems += [
+            f"{layer.name}: a transposed convolution: {reader} has no ConvTranspose; use "
+            "Upsample(scale_factor=2, mode='nearest') and a Conv, or a CPU target"
+            for layer in plan.layers
+            if layer.kind in ("conv_transpose1d", "conv_transpose2d")
         ]
         return problems
     if target.precision != "int8":

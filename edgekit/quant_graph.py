@@ -29,7 +29,14 @@ __all__ = [
     "shapes",
 ]
 
-WEIGHTED_MODULES: dict[type[nn.Module], str] = {nn.Linear: "linear", nn.Conv1d: "conv1d", nn.Conv2d: "conv2d"}
+WEIGHTED_MODULES: dict[type[nn.Module], str] = {
+    nn.Linear: "linear",
+    nn.Conv1d: "conv1d",
+    nn.Conv2d: "conv2d",
+    nn.ConvTranspose1d: "conv_transpose1d",
+    nn.ConvTranspose2d: "conv_transpose2d",
+}
+WEIGHTED_KINDS = tuple(WEIGHTED_MODULES.values())
 PASSTHROUGH_MODULES: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d,
     nn.MaxPool2d,
@@ -52,7 +59,8 @@ TABLE_FUNCTIONS = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "
 TABLE_METHODS = {"sigmoid": "sigmoid", "tanh": "tanh"}
 SOFTMAX_FUNCTIONS = (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax)
 SUPPORTED = (
-    "Linear, Conv1d, Conv2d, ReLU (module or F.relu), BatchNorm after a Conv/Linear (folded), "
+    "Linear, Conv1d, Conv2d, ConvTranspose1d/2d, ReLU (module or F.relu), BatchNorm after a Conv/Linear (folded), "
+    "Upsample (nearest, whole scale factors), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
     "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), Flatten, Identity, Dropout, "
     "view/reshape/flatten (x.view(x.size(0), -1) too), residual add"
@@ -91,6 +99,7 @@ class GraphInfo:
     grouped: frozenset[str] = frozenset()  # convolutions with groups > 1 (depthwise among them)
     depthwise: frozenset[str] = frozenset()  # the grouped ones with groups == in_channels == out_channels
     tables: frozenset[str] = frozenset()  # sigmoid and tanh layers (table activations)
+    upsamples: frozenset[str] = frozenset()  # nearest upsampling by whole factors
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -124,6 +133,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "avgpool"
         if type(module) in TABLE_MODULES:
             return TABLE_MODULES[type(module)]
+        if isinstance(module, nn.Upsample):
+            return "upsample" if _exact_upsample(module) else None
         if isinstance(module, PASSTHROUGH_MODULES):
             return "passthrough"
         return None
@@ -152,6 +163,14 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return TABLE_METHODS[str(node.target)]
         return "passthrough" if node.target in PASSTHROUGH_METHODS else None
     return None
+
+
+def _exact_upsample(module: nn.Upsample) -> bool:
+    """Nearest-neighbour upsampling by whole factors only copies values: the quantized tensor passes through it."""
+    factor = module.scale_factor
+    factors = factor if isinstance(factor, tuple) else (factor,)
+    whole = all(f is not None and float(f).is_integer() for f in factors)
+    return module.mode == "nearest" and module.size is None and whole
 
 
 def shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], batch: int = 1) -> dict[str, tuple[int, ...]]:
@@ -294,7 +313,7 @@ def _after_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
         kind = node_kind(node, modules)
         if kind == "relu":
             return True
-        if kind != "passthrough" or not node.args or not isinstance(node.args[0], fx.Node):
+        if kind not in ("passthrough", "upsample") or not node.args or not isinstance(node.args[0], fx.Node):
             return False
         node = node.args[0]
 
@@ -312,12 +331,18 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     grouped: set[str] = set()
     depthwise: set[str] = set()
     tables: set[str] = set()
+    upsamples: set[str] = set()
     unsupported: list[str] = []
     for node in gm.graph.nodes:
         kind = node_kind(node, modules)
         if kind is None:
             if node.op == "call_module" and isinstance(modules[str(node.target)], nn.modules.batchnorm._BatchNorm):
                 unsupported.append(f"{node.target} (BatchNorm that does not follow a Conv/Linear it can fold into)")
+            elif node.op == "call_module" and isinstance(modules[str(node.target)], nn.Upsample):
+                unsupported.append(
+                    f"{_describe(node, modules)}: only mode='nearest' by whole scale factors (it copies values; "
+                    "other resizes interpolate, and each target rounds that its own way)"
+                )
             elif _is_softmax(node, modules):
                 unsupported.append(f"{_describe(node, modules)}: {SOFTMAX_REASON}")
             else:
@@ -334,10 +359,12 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
             layers.append((layer_name(node), kind))
             if _after_relu(source, modules):
                 nonnegative.add(layer_name(node))
+        elif kind == "upsample":
+            upsamples.add(layer_name(node))
         elif kind in ("sigmoid", "tanh"):
             layers.append((layer_name(node), kind))
             tables.add(layer_name(node))
-        elif kind in ("linear", "conv1d", "conv2d", "relu", "add"):
+        elif kind in (*WEIGHTED_KINDS, "relu", "add"):
             layers.append((layer_name(node), kind))
             conv = modules.get(str(node.target))
             if kind != "linear" and getattr(conv, "groups", 1) > 1:
@@ -351,4 +378,11 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         )
     if sum(1 for n in gm.graph.nodes if n.op == "placeholder") != 1:
         raise ConfigError("quantization needs a model with exactly one input tensor")
-    return GraphInfo(tuple(layers), frozenset(nonnegative), frozenset(grouped), frozenset(depthwise), frozenset(tables))
+    return GraphInfo(
+        tuple(layers),
+        frozenset(nonnegative),
+        frozenset(grouped),
+        frozenset(depthwise),
+        frozenset(tables),
+        frozenset(upsamples),
+    )

@@ -34,7 +34,7 @@ from edgekit.sweep import RaySession, SweepPoint, SweepSpec, run_sweep, write_re
 
 __all__ = ["SearchResult", "precision_search", "toml_text"]
 
-WEIGHTED_KINDS = ("linear", "conv1d", "conv2d")
+WEIGHTED_KINDS = ("linear", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d")
 
 
 @dataclass

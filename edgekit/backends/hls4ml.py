@@ -173,6 +173,34 @@ def _depthwise_convs(model: Any) -> list[str]:
     return names
 
 
+def _check_resize(model: Any) -> None:
+    """Refuse a Resize hls4ml 1.3.0 would compute wrongly: it reads height and width swapped (2D only)."""
+    for node in model.graph.node:
+        if node.op_type != "Resize":
+            continue
+        shape = model.get_tensor_shape(node.input[0])
+        scales = model.get_initializer(node.input[2]) if len(node.input) > 2 else None
+        square = len(shape) == 4 and shape[1] == shape[2] and scales is not None and scales[1] == scales[2]
+        if not square:
+            raise ConfigError(
+                f"node {node.name}: hls4ml 1.3.0 upsamples only 2D maps that are square with one scale factor for "
+                f"height and width (it swaps the two), this input is {shape[1:]} (channels last)",
+                hint="use a square feature map and one integer scale_factor, or a CPU/GPU target",
+            )
+
+
+def _name_reshape_outputs(model: Any) -> None:
+    """io_stream: name each Reshape/Flatten output after its node.
+
+    hls4ml 1.3.0's stream repacking looks a Reshape's output type up by the layer's name, and its ONNX
+    reader names outputs after the tensors: a reshape to a feature map (or at the output) fails with a
+    KeyError. Only names change; hls4ml reads the model from memory, the file keeps its names.
+    """
+    for node in model.graph.node:
+        if node.op_type in ("Reshape", "Flatten") and node.output[0] != node.name:
+            model.rename_tensor(node.output[0], node.name)
+
+
 class HlsEmulatorRunner:
     clock = "wall clock of the C++ emulation on the host CPU (not FPGA latency: see the estimates)"
 
@@ -331,6 +359,10 @@ class Hls4mlBackend:
 
         model = ModelWrapper(str(path))
         _check_activation_scales(model)
+        _check_resize(model)
+        assert target.fpga is not None
+        if target.fpga.io_type == "io_stream":
+            _name_reshape_outputs(model)
         config = self._config(model, target)
         hls_model = _hls4ml().converters.convert_from_onnx_model(model, hls_config=config, **common)
         _set_table_types(hls_model, model)
@@ -541,6 +573,8 @@ def _trace_worker(graph_path: str, target_plain: dict[str, Any], x: np.ndarray) 
     assert target.fpga is not None
     hls4ml = _hls4ml()
     model = ModelWrapper(graph_path)
+    if target.fpga.io_type == "io_stream":
+        _name_reshape_outputs(model)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         config = Hls4mlBackend()._config(model, target)

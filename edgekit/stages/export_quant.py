@@ -43,7 +43,9 @@ with warnings.catch_warnings():
     from qonnx.transformation import channels_last
     from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.transformation.general import SortGraph
     from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.basic import get_by_name
     from qonnx.util.cleanup import cleanup_model
 
     onnxruntime.set_default_logger_severity(3)
@@ -123,10 +125,40 @@ def _execute(model: ModelWrapper, x: np.ndarray, what: str) -> np.ndarray:
     return np.asarray(out[sized.graph.output[0].name])
 
 
+def _resize_channels_last(model: ModelWrapper) -> ModelWrapper:
+    """Each Resize (a nearest Upsample) moved behind the Transpose to channels last that follows it.
+
+    qonnx's channels-last conversion leaves Resize channels first; hls4ml reads a Resize channels last
+    and wants its RoI input as a constant (it drops it), not the empty name brevitas writes. Nearest
+    resizing by whole factors commutes with the transpose (its scales are permuted with it).
+    """
+    for node in list(model.graph.node):
+        users = model.find_consumers(node.output[0]) if node.op_type == "Resize" else None
+        if not users or len(users) != 1 or users[0].op_type != "Transpose" or len(node.input) != 3:
+            continue
+        transpose, scales = users[0], model.get_initializer(node.input[2])
+        perm = list(get_by_name(transpose.attribute, "perm").ints)
+        stale = model.get_tensor_valueinfo(node.output[0])
+        if stale is not None:
+            model.graph.value_info.remove(stale)
+        moved = model.make_new_valueinfo_name()
+        source, result = node.input[0], transpose.output[0]
+        transpose.input[0], transpose.output[0] = source, moved
+        node.input[0], node.output[0] = moved, result
+        model.set_initializer(node.input[2], np.asarray(scales)[perm].astype(np.float32))
+        model.set_initializer(f"{node.name}_roi", np.zeros(1, dtype=np.float32))  # ignored: not tf_crop_and_resize
+        node.input[1] = f"{node.name}_roi"
+    return cleanup_model(model.transform(SortGraph()))
+
+
 def _clean_for_fpga(path: Path, out: Path, channels_first_input: bool) -> ModelWrapper:
     model = cleanup_model(ModelWrapper(str(path)))
     if channels_first_input:
-        model = model.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
+        with warnings.catch_warnings():
+            # A Transpose before a Flatten stays where qonnx cannot absorb it (the graph is checked below).
+            warnings.filterwarnings("ignore", message="Could not absorb transpose")
+            model = model.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
+        model = _resize_channels_last(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GemmToMatMul warns about opsets newer than 9; its result is checked below
         model = cleanup_model(model.transform(GemmToMatMul()))

@@ -81,3 +81,33 @@ def test_sigmoid_and_tanh_are_table_activations_exact_on_int8_and_both_hls4ml_io
     assert stage["artifact"]["info"]["qdq_fusion"] == "off (the graph has Sigmoid, Tanh)"
     defines = (result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware" / "defines.h").read_text()
     assert "typedef ap_ufixed<8,0,AP_RND_CONV,AP_SAT,0> Sigmoid_0_table_t;" in defines  # not its default type
+
+
+HIT_AUTOENCODER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hit_autoencoder"
+
+
+def test_an_autoencoder_decoder_that_upsamples_is_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    result = compile_model(CompileRequest(str(HIT_AUTOENCODER), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
+    for target in result.report.targets:
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    assert result.exit_code == 0
+    # hls4ml reads the Resize channels last, with a constant RoI: edgekit moved it behind the Transpose.
+    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    resize = next(n for n in clean.graph.node if n.op_type == "Resize")
+    scales = next(i for i in clean.graph.initializer if i.name == resize.input[2])
+    assert list(onnx.numpy_helper.to_array(scales)) == [1.0, 2.0, 2.0, 1.0]  # N, H, W, C
+    assert resize.input[1] != ""
+
+
+def test_a_transposed_convolution_decoder_is_exact_on_int8(tmp_path: Path) -> None:
+    request = CompileRequest(
+        str(HIT_AUTOENCODER), ("cpu-onnxruntime-int8",), out=tmp_path / "b", tiny=True, quant="w8a8",
+        overrides=("model_options.decoder=transpose",),
+    )  # fmt: skip
+    result = compile_model(request)
+    assert result.exit_code == 0
+    (target,) = result.report.targets
+    assert target.status == "ok" and target.max_abs_diff_vs_quantized == 0.0
+    qcdq = onnx.load(str(result.build_dir / "export-int8" / "model.qcdq.onnx"))
+    assert "ConvTranspose" in {n.op_type for n in qcdq.graph.node}

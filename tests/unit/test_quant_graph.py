@@ -223,3 +223,29 @@ def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> No
         "fixed"
         in plan_build(CompileRequest(str(folder), ("fpga-xcvu13p",), out=tmp_path / "b", quant="w8a8")).quant_plans
     )
+
+
+def test_decoder_layers_transposed_convolutions_and_nearest_upsampling_are_quantizable() -> None:
+    decoder = nn.Sequential(
+        nn.ConvTranspose2d(2, 2, 2, stride=2), nn.ReLU(), nn.Upsample(scale_factor=2), nn.Conv2d(2, 1, 3, padding=1)
+    )
+    info = analyze(decoder, (2, 4, 4))
+    assert [kind for _, kind in info.layers] == ["input", "conv_transpose2d", "relu", "conv2d"]
+    assert info.upsamples == {"2"}
+    assert [kind for _, kind in analyze(nn.Sequential(nn.ConvTranspose1d(2, 2, 3)), (2, 8)).layers][1:] == [
+        "conv_transpose1d"
+    ]
+    with pytest.raises(ConfigError, match=r"1 \(Upsample\): only mode='nearest' by whole scale factors"):
+        analyze(nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=2, mode="bilinear")), (1, 4, 4))
+
+
+def test_fpga_targets_refuse_a_transposed_convolution_with_what_to_use_instead() -> None:
+    from edgekit.config import QuantSettings
+    from edgekit.precision import legality_problems, plan_quantization
+    from edgekit.targets import load_target
+
+    info = analyze(nn.Sequential(nn.ConvTranspose2d(2, 2, 2, stride=2)), (2, 4, 4))
+    plan = plan_quantization(QuantSettings(), "fixed", info.layers)
+    (problem,) = legality_problems(plan, load_target("fpga-xczu7ev-stream"))
+    assert problem.startswith("0: a transposed convolution: hls4ml 1.3.0's ONNX reader has no ConvTranspose")
+    assert "Upsample(scale_factor=2, mode='nearest') and a Conv" in problem
