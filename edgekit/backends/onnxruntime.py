@@ -7,6 +7,7 @@ loads it with optimizations off (they were already applied).
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,7 @@ import numpy as np
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.errors import BackendUnavailable, ConfigError, InputError, ToolchainError
+from edgekit.progress import say
 from edgekit.schema import build
 from edgekit.targets import TargetProfile
 
@@ -141,13 +143,16 @@ class OnnxRuntimeBackend:
             raise ConfigError(f"{target.name} ({target.precision}) runs a {expected} graph, not {graph.format}")
         options = _options(target)
         so = self._session_options(target, options.graph_optimization)
-        unfused = _inexact_when_fused(graph_path) if expected == "qcdq" else []
+        unfused = _unfused_reasons(graph_path) if expected == "qcdq" else []
         if unfused:
-            # ONNX Runtime fuses DequantizeLinear -> op -> QuantizeLinear into its own integer kernels:
-            # QLinearAveragePool computed a 4x4 global average up to 0.58 away from brevitas, and
-            # QLinearSigmoid's table was 1 LSB off (onnxruntime 1.32). Unfused, the graph computes exactly
-            # the QCDQ arithmetic. Only the Q/DQ fusions are off, not the others.
+            # Unfused, ONNX Runtime computes exactly the QCDQ arithmetic (the float ops between Q/DQ pairs);
+            # only the Q/DQ fusions are off, not the other optimizations.
             so.add_session_config_entry("session.disable_quant_qdq", "1")
+            if any(reason.startswith(SATURATION) for reason in unfused):
+                say(
+                    f"  note: {target.name}: ONNX Runtime's fused INT8 kernels are off ({unfused[-1]}); "
+                    "weights of at most 7 bits (--quant w7a8) keep them exact on this CPU"
+                )
         artifact_path = out_dir / ARTIFACT_NAME
         so.optimized_model_filepath = str(artifact_path)
         try:
@@ -163,7 +168,7 @@ class OnnxRuntimeBackend:
             "providers": list(session.get_providers()),
             "provider_ran": session.get_providers()[0],
             "graph_optimization": options.graph_optimization,
-            "qdq_fusion": f"off (the graph has {', '.join(unfused)})" if unfused else "on",
+            "qdq_fusion": f"off ({'; '.join(unfused)})" if unfused else "on",
             "intra_op_threads": so.intra_op_num_threads,
             "onnxruntime": ort.__version__,
         }
@@ -303,12 +308,94 @@ def trace_quantized(artifact_path: Path, input_name: str, x: np.ndarray) -> list
     return traced
 
 
-# Operators whose fused Q/DQ kernel in ONNX Runtime does not compute what the QCDQ graph says.
+# Operators whose fused Q/DQ kernel in ONNX Runtime does not compute what the QCDQ graph says (onnxruntime
+# 1.32): QLinearAveragePool computed a 4x4 global average up to 0.58 away from brevitas, QLinearSigmoid's
+# table was 1 LSB off.
 INEXACT_FUSED_OPS = ("AveragePool", "GlobalAveragePool", "Sigmoid", "Tanh")
+SATURATION = "int8 weights whose products can saturate"
+# Without VNNI, x86 ONNX Runtime multiplies u8 activations by s8 weights with vpmaddubsw, which adds two
+# products into a saturating int16 (ONNX Runtime's quantization docs describe it): the sum of the two
+# largest |weights| feeding one output must be at most 128 (255 * 128 = 32640 fits, 255 * 129 does not).
+PAIR_LIMIT = 128
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-def _inexact_when_fused(graph_path: Path) -> list[str]:
+def _unfused_reasons(graph_path: Path) -> list[str]:
+    """Why the Q/DQ fusions must stay off for this QCDQ graph on this CPU; empty when fused kernels are exact."""
     import onnx
 
-    found = {n.op_type for n in onnx.load(str(graph_path)).graph.node}
-    return [op for op in INEXACT_FUSED_OPS if op in found]
+    model = onnx.load(str(graph_path))
+    found = {n.op_type for n in model.graph.node}
+    reasons = []
+    inexact = [op for op in INEXACT_FUSED_OPS if op in found]
+    if inexact:
+        reasons.append(f"the graph has {', '.join(inexact)}")
+    risky = saturating_layers(model)
+    if risky and not has_vnni():
+        shown = ", ".join(risky[:3]) + (f" and {len(risky) - 3} more" if len(risky) > 3 else "")
+        reasons.append(f"{SATURATION} in ONNX Runtime's int16 pair sums on a CPU without VNNI: {shown}")
+    return reasons
+
+
+def has_vnni() -> bool:
+    """Whether this x86 CPU has VNNI (AVX512-VNNI, AVX-VNNI or AMX), whose u8s8 products sum in 32 bits.
+
+    True off x86 (the saturating int16 path is x86's) and where /proc/cpuinfo cannot be read is False.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return True
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def saturating_layers(model: Any) -> list[str]:
+    """Weighted nodes of a QCDQ graph whose int8 weights could saturate an int16 sum of two u8*s8 products."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {out: n for n in model.graph.node for out in n.output}
+    risky = []
+    for node in model.graph.node:
+        if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
+            continue
+        dq = producers.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        source, low, high = dq.input[0], None, None
+        clip = producers.get(source)
+        if clip is not None and clip.op_type == "Clip":  # brevitas' QCDQ: int8 codes -> Clip -> DequantizeLinear
+            source = clip.input[0]
+            low, high = (
+                numpy_helper.to_array(inits[b]) if b in inits else None for b in [*clip.input[1:3], "", ""][:2]
+            )
+        if source not in inits or numpy_helper.to_array(inits[source]).dtype not in (np.int8, np.uint8):
+            continue
+        codes = np.clip(numpy_helper.to_array(inits[source]).astype(np.int64), low, high)
+        if len(dq.input) > 2 and dq.input[2] in inits:  # zero points (brevitas' weights are symmetric: 0)
+            zero = numpy_helper.to_array(inits[dq.input[2]]).astype(np.int64)
+            if zero.ndim:
+                axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+                zero = np.expand_dims(zero, [d for d in range(codes.ndim) if d != axis])
+            codes = codes - zero
+        if _worst_pair(np.abs(codes), node) > PAIR_LIMIT:
+            risky.append(node.name or node.output[0])
+    return risky
+
+
+def _worst_pair(magnitude: np.ndarray, node: Any) -> int:
+    """The largest sum of the two largest weights feeding one output of ``node``."""
+    if node.op_type == "Conv":  # (M, C/g, kh, kw): one output channel per row
+        columns = magnitude.reshape(magnitude.shape[0], -1)
+    elif node.op_type == "ConvTranspose":  # (C, M/g, kh, kw): each output sums over the input channels
+        columns = magnitude.reshape(magnitude.shape[0], -1).T
+    elif node.op_type == "Gemm" and next((a.i for a in node.attribute if a.name == "transB"), 0):
+        columns = magnitude.reshape(magnitude.shape[0], -1)  # (N, K)
+    else:  # Gemm (K, N), MatMul (..., K, N)
+        columns = np.moveaxis(magnitude, -2, -1).reshape(-1, magnitude.shape[-2])
+    if columns.shape[1] < 2:
+        return int(columns.max(initial=0))
+    top = np.sort(columns, axis=1)[:, -2:]
+    return int(top.sum(axis=1).max(initial=0))

@@ -78,7 +78,7 @@ def test_sigmoid_and_tanh_are_table_activations_exact_on_int8_and_both_hls4ml_io
     import json
 
     stage = json.loads((result.build_dir / "targets" / "cpu-onnxruntime-int8" / "stage.json").read_text())
-    assert stage["artifact"]["info"]["qdq_fusion"] == "off (the graph has Sigmoid, Tanh)"
+    assert stage["artifact"]["info"]["qdq_fusion"].startswith("off (the graph has Sigmoid, Tanh")
     defines = (result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware" / "defines.h").read_text()
     assert "typedef ap_ufixed<8,0,AP_RND_CONV,AP_SAT,0> Sigmoid_0_table_t;" in defines  # not its default type
 

@@ -190,7 +190,7 @@ RESNETISH = textwrap.dedent(
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(16, 5)
-            self.gate = nn.Sigmoid()
+            self.gate = nn.GELU()
 
         def forward(self, x):
             return self.gate(self.fc(x))
@@ -243,7 +243,7 @@ def test_batchnorm_folding_and_residual_add_stay_exact(user_models: Path) -> Non
 @pytest.mark.parametrize(
     ("model", "quant", "overrides", "targets", "message"),
     [
-        ("user_nets:odd", "w6a8", (), TARGETS, "gate (Sigmoid)"),
+        ("user_nets:odd", "w6a8", (), TARGETS, "gate (GELU)"),
         ("jet_tagger", "w0a8", (), TARGETS, "quant.weight_bits: 0 is out of range"),
         ("jet_tagger", "w6a8", ("quant.layers.fc1.bias_bits=33",), TARGETS, "bias_bits: 33 is out of range"),
         ("jet_tagger", "w6a8", ("quant.scale_type=float",), ("fpga-xcvu13p",), "fc1: float scales are not bit-exact"),
