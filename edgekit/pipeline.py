@@ -29,6 +29,7 @@ from edgekit.planning import (
     TargetPlan,
     check_memory,
     check_pruning,
+    check_recurrent,
     check_synthesis,
     plan_quantization_for,
     plan_target,
@@ -372,6 +373,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
     quant_plans = plan_quantization_for(source, settings, plans, tuple(spec.recipe.input_shape))
     check_pruning(source, settings)
+    check_recurrent(source, plans)
     check_synthesis(settings, plans)
     check_memory(settings, plans, tuple(spec.recipe.input_shape))
     root = request.out or Path("build") / (spec.name + ("-tiny" if request.tiny else ""))

@@ -193,6 +193,25 @@ def check_memory(settings: Settings, plans: list[TargetPlan], input_shape: tuple
             )
 
 
+def check_recurrent(source: ModelSource, plans: list[TargetPlan]) -> None:
+    """hls4ml's float path refuses recurrent layers before any work: its kernels do not compute torch's."""
+    fpga = [p.profile.name for p in plans if p.profile.family == "fpga" and p.family is None]
+    if not fpga:
+        return
+    from torch import nn
+
+    recurrent = [
+        f"{name} ({type(m).__name__})" for name, m in instantiate(source).named_modules() if isinstance(m, nn.RNNBase)
+    ]
+    if recurrent:
+        raise ConfigError(
+            f"{', '.join(fpga)}: {', '.join(recurrent)}: hls4ml 1.3.0's recurrent kernels do not compute what torch "
+            "computes (a one-step LSTM and GRU came out tenths away from torch even with 32-bit types), so the "
+            "FPGA targets refuse recurrent layers",
+            hint="use a CPU or GPU target (cpu-onnxruntime, cpu-inductor), or a 1-D convolution over time",
+        )
+
+
 def check_pruning(source: ModelSource, settings: Settings) -> None:
     """Layer names in ``prune.exclude`` exist, and Torch-Pruning is there for structured pruning."""
     cfg = settings.prune

@@ -294,6 +294,14 @@ def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     return f"{node.name} ({node.op} {target})"
 
 
+def _reads_recurrent_output(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op != "call_function" or node.target is not operator.getitem:
+        return False
+    while node.op == "call_function" and node.target is operator.getitem and isinstance(node.args[0], fx.Node):
+        node = node.args[0]
+    return node.op == "call_module" and isinstance(modules[str(node.target)], nn.RNNBase)
+
+
 def _is_softmax(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
         return isinstance(modules[str(node.target)], (nn.Softmax, nn.LogSoftmax))
@@ -342,6 +350,13 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
                 unsupported.append(
                     f"{_describe(node, modules)}: only mode='nearest' by whole scale factors (it copies values; "
                     "other resizes interpolate, and each target rounds that its own way)"
+                )
+            elif _reads_recurrent_output(node, modules):
+                continue  # out, (h, c) = self.lstm(x) and out[:, -1]: the LSTM itself is reported
+            elif node.op == "call_module" and isinstance(modules[str(node.target)], nn.RNNBase):
+                unsupported.append(
+                    f"{_describe(node, modules)}: recurrent layers have no quantized form in edgekit yet "
+                    "(the float CPU and GPU targets take them)"
                 )
             elif _is_softmax(node, modules):
                 unsupported.append(f"{_describe(node, modules)}: {SOFTMAX_REASON}")

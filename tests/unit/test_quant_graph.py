@@ -249,3 +249,50 @@ def test_fpga_targets_refuse_a_transposed_convolution_with_what_to_use_instead()
     (problem,) = legality_problems(plan, load_target("fpga-xczu7ev-stream"))
     assert problem.startswith("0: a transposed convolution: hls4ml 1.3.0's ONNX reader has no ConvTranspose")
     assert "Upsample(scale_factor=2, mode='nearest') and a Conv" in problem
+
+
+class Recurrent(nn.Module):
+    def __init__(self, cell: type[nn.RNNBase] = nn.LSTM) -> None:
+        super().__init__()
+        self.rnn = cell(4, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+def test_a_recurrent_layer_is_refused_for_quant_by_name_alone(cell: type[nn.RNNBase]) -> None:
+    with pytest.raises(ConfigError) as err:
+        analyze(Recurrent(cell), (6, 4))
+    message = str(err.value)
+    assert f"rnn ({cell.__name__}): recurrent layers have no quantized form in edgekit yet" in message
+    assert "getitem" not in message  # the tuple it returns and out[:, -1] are not listed as layers
+
+
+def test_the_fpga_float_path_refuses_recurrent_layers_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "rnn"
+    folder.mkdir()
+    (folder / "model.py").write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.gru = nn.GRU(4, 8, batch_first=True)\n"
+        "        self.fc = nn.Linear(8, 2)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.gru(x)[0][:, -1])\n"
+        "def build():\n"
+        "    return Net()\n"
+    )
+    (folder / "recipe.toml").write_text(
+        'schema_version = 1\nname = "rnn"\ndescription = "GRU tagger"\nmodel = "model.py:build"\n'
+        'data = "data.py:load"\ninput_shape = [6, 4]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
+    )
+    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: gru \(GRU\): hls4ml 1.3.0's recurrent kernels"):
+        plan_build(CompileRequest(str(folder), ("cpu-onnxruntime", "fpga-xcvu13p"), out=tmp_path / "b"))
+    assert plan_build(CompileRequest(str(folder), ("cpu-onnxruntime",), out=tmp_path / "b")).plans
