@@ -22,7 +22,17 @@ from torch import fx, nn
 
 from edgekit.artifacts import FloatModel, QuantizedModel
 from edgekit.precision import WEIGHTED, LayerPrecision, QuantPlan
-from edgekit.quant_graph import RESHAPES, avg_pool_of, batch_free_reshape, fold_batchnorm, layer_name, node_kind, shapes
+from edgekit.quant_graph import (
+    RESHAPES,
+    avg_pool_of,
+    batch_free_reshape,
+    fold_batchnorm,
+    is_softmax,
+    layer_name,
+    node_kind,
+    shapes,
+    softmax_head,
+)
 from edgekit.torch_model import load_float_model
 
 with warnings.catch_warnings():
@@ -198,6 +208,10 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
         if kind == "passthrough" and node.target in RESHAPES and _sized_from_a_tensor(node):
             node.args = (node.args[0], batch_free_reshape(node, one, two))  # one tuple: view, reshape, torch.reshape
             node.kwargs = {}
+        if plan.host_head and is_softmax(node, modules) and softmax_head(node, modules, one) == plan.host_head:
+            node.replace_all_uses_with(node.args[0])  # the twin outputs logits: the host applies the softmax
+            graph.erase_node(node)
+            continue
         if kind == "placeholder":
             layer = plan.layer("input")
             gm.add_submodule("input_quant", qnn.QuantIdentity(**_act_kwargs(plan, layer)))

@@ -42,10 +42,15 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def roc_auc_ovr(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Macro one-vs-rest ROC AUC over the classes that have both positives and negatives."""
+    """Macro one-vs-rest ROC AUC over the classes that have both positives and negatives.
+
+    Scores already in [0, 1] (a softmax or sigmoid head's) are ranked as they are; any other output is taken
+    for logits and goes through a softmax first (which would re-rank probabilities: its denominator varies).
+    """
     from sklearn.metrics import roc_auc_score
 
-    probs = _softmax(logits.astype(np.float64))
+    scores64 = logits.astype(np.float64)
+    probs = scores64 if scores64.min() >= 0.0 and scores64.max() <= 1.0 else _softmax(scores64)
     scores = []
     for cls in range(probs.shape[1]):
         positives = labels == cls

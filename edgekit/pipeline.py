@@ -140,7 +140,7 @@ def _quant_golden(golden: GoldenSet, root: Path, quantized: QuantizedModel) -> G
             f"expected {golden.float_outputs.shape}",
             hint="re-run edgekit compile for this build",
         )
-    return golden.with_quant(outputs, quantized.family)
+    return golden.with_quant(outputs, quantized.family, quantized.plan.host_head)
 
 
 def _validate_target(
@@ -310,7 +310,13 @@ def _references(
         refs.append(
             replace(
                 reference_from_outputs(
-                    f"quantized reference ({family})", "brevitas", "brevitas forward", outputs, golden, limit
+                    f"quantized reference ({family})",
+                    "brevitas",
+                    "brevitas forward",
+                    outputs,
+                    golden,
+                    limit,
+                    q_golden.quant_head,
                 ),
                 quant_family=family,
             )

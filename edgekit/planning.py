@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgekit.artifacts import ModelSource
@@ -96,8 +96,14 @@ def plan_quantization_for(
         )
     info = analyze(instantiate(source), input_shape)
     quant_plans: dict[str, QuantPlan] = {
-        f: plan_quantization(settings.quant, f, info.layers, info.nonnegative) for f in families
+        f: replace(plan_quantization(settings.quant, f, info.layers, info.nonnegative), host_head=info.softmax_head)
+        for f in families
     }
+    if info.softmax_head:
+        say(
+            f"note: the model ends in a {info.softmax_head}: the quantized artifacts output the logits before it, "
+            f"and edgekit applies the {info.softmax_head} on the host wherever they meet the float model"
+        )
     if "fixed" in quant_plans and any(layer.accumulator_bits for layer in quant_plans["fixed"].layers):
         say(
             "note: accumulator_bits is recorded in the plan, but hls4ml sizes every accumulator so that no sum "

@@ -64,6 +64,7 @@ class QuantPlan:
     scale_type: Literal["power_of_two", "float"]
     weight_overflow: Literal["saturate", "saturate_symmetric"]
     layers: tuple[LayerPrecision, ...]
+    host_head: str = ""  # "softmax" or "log_softmax": the model's last step, left to the host (outputs are logits)
 
     def layer(self, name: str) -> LayerPrecision:
         return next(layer for layer in self.layers if layer.name == name)

@@ -24,9 +24,11 @@ __all__ = [
     "avg_pool_of",
     "batch_free_reshape",
     "fold_batchnorm",
+    "is_softmax",
     "layer_name",
     "node_kind",
     "shapes",
+    "softmax_head",
 ]
 
 WEIGHTED_MODULES: dict[type[nn.Module], str] = {
@@ -66,8 +68,8 @@ SUPPORTED = (
     "view/reshape/flatten (x.view(x.size(0), -1) too), residual add"
 )
 SOFTMAX_REASON = (
-    "no exact quantized softmax yet (its exponentials and division round differently on every target); "
-    "return the logits from forward() and apply the softmax on the host (argmax and accuracy are unchanged)"
+    "no exact quantized softmax yet (its exponentials and division round differently on every target): only a "
+    "softmax over the classes as forward()'s last step is taken, and left to the host (the artifacts output logits)"
 )
 
 
@@ -100,6 +102,7 @@ class GraphInfo:
     depthwise: frozenset[str] = frozenset()  # the grouped ones with groups == in_channels == out_channels
     tables: frozenset[str] = frozenset()  # sigmoid and tanh layers (table activations)
     upsamples: frozenset[str] = frozenset()  # nearest upsampling by whole factors
+    softmax_head: str = ""  # "softmax" or "log_softmax": forward()'s last step, left to the host
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -302,7 +305,25 @@ def _reads_recurrent_output(node: fx.Node, modules: dict[str, nn.Module]) -> boo
     return node.op == "call_module" and isinstance(modules[str(node.target)], nn.RNNBase)
 
 
-def _is_softmax(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+def softmax_head(node: fx.Node, modules: dict[str, nn.Module], sizes: dict[str, tuple[int, ...]]) -> str:
+    """ "softmax" or "log_softmax" when ``node`` is forward()'s last step over the class axis of (batch, classes)
+    outputs, else "" (a softmax inside the model, or over another axis, has to be computed by the targets)."""
+    users = list(node.users)
+    if len(users) != 1 or users[0].op != "output" or users[0].args[0] is not node:
+        return ""
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        dim: object = getattr(module, "dim", None)
+        name = "log_softmax" if isinstance(module, nn.LogSoftmax) else "softmax"
+    else:
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        target = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        name = "log_softmax" if "log_softmax" in str(target) else "softmax"
+    rank = len(sizes[node.name]) if node.name in sizes else 2
+    return name if rank == 2 and dim in (1, -1) else ""
+
+
+def is_softmax(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
         return isinstance(modules[str(node.target)], (nn.Softmax, nn.LogSoftmax))
     if node.op == "call_method":
@@ -340,6 +361,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     depthwise: set[str] = set()
     tables: set[str] = set()
     upsamples: set[str] = set()
+    host_head = ""
     unsupported: list[str] = []
     for node in gm.graph.nodes:
         kind = node_kind(node, modules)
@@ -358,8 +380,12 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
                     f"{_describe(node, modules)}: recurrent layers have no quantized form in edgekit yet "
                     "(the float CPU and GPU targets take them)"
                 )
-            elif _is_softmax(node, modules):
-                unsupported.append(f"{_describe(node, modules)}: {SOFTMAX_REASON}")
+            elif is_softmax(node, modules):
+                head = softmax_head(node, modules, sizes)
+                if head and not host_head:
+                    host_head = head
+                else:
+                    unsupported.append(f"{_describe(node, modules)}: {SOFTMAX_REASON}")
             else:
                 unsupported.append(_describe(node, modules))
         elif kind == "placeholder":
@@ -400,4 +426,5 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         frozenset(depthwise),
         frozenset(tables),
         frozenset(upsamples),
+        host_head,
     )

@@ -78,7 +78,14 @@ def results_table(report: ValidationReport) -> str:
             row.append(quant_diff(result) if result.quant_family and not is_ref else "-")
         row.append(str(result.n_samples))
         rows.append(row)
-    return _table(header, rows, right=set(range(2, len(header))))
+    table = _table(header, rows, right=set(range(2, len(header))))
+    heads = sorted({t.host_head for t in [*references, *report.targets] if t.host_head})
+    if heads:
+        table += (
+            f"\nquantized rows: their graphs output logits; the model's last step ({', '.join(heads)}) is applied "
+            "on the host before the metric and the comparison with the float reference"
+        )
+    return table
 
 
 def _compression_lines(summary: dict[str, Any] | None) -> list[str]:

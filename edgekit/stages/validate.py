@@ -55,6 +55,7 @@ class GoldenSet:
     quant_outputs: np.ndarray | None = None  # brevitas' outputs, for targets that run a quantized graph
     quant_family: str = ""
     quant_lsb: np.ndarray | None = None  # the last bit of each quantized output value (None: not on a 2**k grid)
+    quant_head: str = ""  # "softmax"/"log_softmax": the quantized graphs output logits, the host applies it
 
     def limited(self, max_samples: int | None) -> GoldenSet:
         if max_samples is None or max_samples >= len(self.labels):
@@ -69,9 +70,9 @@ class GoldenSet:
             quant_outputs=quant,
         )
 
-    def with_quant(self, outputs: np.ndarray, family: str) -> GoldenSet:
+    def with_quant(self, outputs: np.ndarray, family: str, head: str = "") -> GoldenSet:
         """The quantized reference's outputs; their last bit is read off the whole set before any limit."""
-        return replace(self, quant_outputs=outputs, quant_family=family, quant_lsb=lsb_grid(outputs))
+        return replace(self, quant_outputs=outputs, quant_family=family, quant_lsb=lsb_grid(outputs), quant_head=head)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class TargetResult:
     mean_abs_diff_vs_float: float = math.nan
     top1_agreement: float = math.nan
     quant_family: str = ""  # the quantized model this target runs, if any
+    host_head: str = ""  # "softmax"/"log_softmax" applied on the host to the outputs before metric and float diffs
     max_abs_diff_vs_quantized: float = math.nan
     exact_match_vs_quantized: float = math.nan  # fraction of output values equal to brevitas' bit for bit
     max_lsb_diff_vs_quantized: float = math.nan  # the same difference in units of the output's last bit
@@ -231,7 +233,8 @@ def score_outputs(
     """Metrics, agreement and gates of outputs computed elsewhere (by a runner here, or on a device)."""
     if outputs.shape != golden.float_outputs.shape:
         raise InputError(f"{target} returned outputs of shape {outputs.shape}, expected {golden.float_outputs.shape}")
-    result = replace(_scored(target, backend, runner, outputs, golden), latency=latency)
+    head = golden.quant_head if golden.quant_outputs is not None else ""
+    result = replace(_scored(target, backend, runner, outputs, golden, head), latency=latency)
     if resources is not None:
         result = replace(result, resources=dict(resources[0]), resource_source=resources[1])
     if golden.quant_outputs is not None:
@@ -252,15 +255,35 @@ def skipped_result(target: str, backend: str, status: Status, reason: str, exit_
 
 
 def reference_from_outputs(
-    target: str, backend: str, runner: str, outputs: np.ndarray, golden: GoldenSet, max_samples: int | None
+    target: str,
+    backend: str,
+    runner: str,
+    outputs: np.ndarray,
+    golden: GoldenSet,
+    max_samples: int | None,
+    head: str = "",
 ) -> TargetResult:
     """A reference model's numbers from its stored outputs on the golden inputs (no runner, no latency)."""
     golden = golden.limited(max_samples)
-    return _scored(target, backend, runner, outputs[: len(golden.labels)], golden)
+    return _scored(target, backend, runner, outputs[: len(golden.labels)], golden, head)
 
 
-def _scored(target: str, backend: str, runner: str, outputs: np.ndarray, golden: GoldenSet) -> TargetResult:
-    """Task metric and agreement with the float outputs of ``golden``."""
+def host_head(outputs: np.ndarray, head: str) -> np.ndarray:
+    """The softmax (or log-softmax) a quantized model leaves to the host, applied to its logits in float64."""
+    if not head:
+        return outputs
+    logits = outputs.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    result: np.ndarray = (log_probs if head == "log_softmax" else np.exp(log_probs)).astype(np.float32)
+    return result
+
+
+def _scored(
+    target: str, backend: str, runner: str, outputs: np.ndarray, golden: GoldenSet, head: str = ""
+) -> TargetResult:
+    """Task metric and agreement with the float outputs of ``golden`` (after the host's softmax, if any)."""
+    outputs = host_head(outputs, head)
     classes = golden.metric in CLASSIFICATION_METRICS
     return TargetResult(
         target=target,
@@ -275,4 +298,5 @@ def _scored(target: str, backend: str, runner: str, outputs: np.ndarray, golden:
         mean_abs_diff_vs_float=mean_abs_diff(outputs, golden.float_outputs),
         top1_agreement=top1_agreement(outputs, golden.float_outputs) if classes else math.nan,
         reconstruction={} if classes else reconstruction_metrics(outputs, golden.labels),
+        host_head=head,
     )

@@ -111,3 +111,26 @@ def test_a_transposed_convolution_decoder_is_exact_on_int8(tmp_path: Path) -> No
     assert target.status == "ok" and target.max_abs_diff_vs_quantized == 0.0
     qcdq = onnx.load(str(result.build_dir / "export-int8" / "model.qcdq.onnx"))
     assert "ConvTranspose" in {n.op_type for n in qcdq.graph.node}
+
+
+def test_a_softmax_head_is_left_to_the_host_and_the_logits_are_exact(tmp_path: Path) -> None:
+    request = CompileRequest(
+        str(TANH_TAGGER), ("cpu-onnxruntime-int8", "fpga-xcvu13p"), out=tmp_path / "b", tiny=True, quant="w8a8",
+        overrides=("model_options.head=softmax",),
+    )  # fmt: skip
+    result = compile_model(request)
+    assert result.exit_code == 0
+    references = {r.target: r for r in result.report.extra_references}
+    for row in (*result.report.targets, references["quantized reference (int8)"]):
+        assert row.host_head == "softmax", row.target
+        # Compared with the float model's probabilities after the host's softmax: both lie in [0, 1].
+        assert row.max_abs_diff_vs_float < 1.0 and row.top1_agreement > 0.5
+    for target in result.report.targets:
+        assert target.max_abs_diff_vs_quantized == 0.0, target.target  # the logits, bit for bit
+    qcdq = onnx.load(str(result.build_dir / "export-int8" / "model.qcdq.onnx"))
+    assert "Softmax" not in {n.op_type for n in qcdq.graph.node}
+    logits = np.load(result.build_dir / "quant-int8" / "golden_quant_outputs.npy")
+    assert logits.min() < 0.0 or logits.max() > 1.0  # logits, not probabilities
+    from edgekit.report import results_table
+
+    assert "the model's last step (softmax) is applied on the host" in results_table(result.report)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgekit.config import GateSettings
-from edgekit.metrics import lsb_grid, max_lsb_diff, metric_drop, mse, psnr, task_metric
+from edgekit.metrics import lsb_grid, max_lsb_diff, metric_drop, mse, psnr, roc_auc_ovr, task_metric
 from edgekit.stages.validate import TargetResult, _gates
 
 
@@ -73,3 +73,18 @@ def test_resource_budgets_apply_to_fpga_targets_only() -> None:
     assert "max_fpga_latency_ns (yosys): 45 (must be <= 40)" in gates["max_fpga_latency_ns (yosys)"].describe()
     cpu = _gates(cfg, _result("accuracy", 0.7), reference_metric=0.7)
     assert not [g for g in cpu if g.name.startswith(("max_lut", "max_dsp", "max_fpga"))]  # nothing to check on a CPU
+
+
+def test_roc_auc_ranks_probabilities_as_they_are_and_logits_after_a_softmax() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    probs = rng.dirichlet([0.5, 0.5, 0.5], 300)  # a softmax head's outputs
+    direct = np.mean([roc_auc_score(labels == k, probs[:, k]) for k in range(3)])
+    resoftmaxed = np.exp(probs) / np.exp(probs).sum(axis=1, keepdims=True)
+    # The planted data is one where a second softmax re-ranks: the metric must not apply it to probabilities.
+    assert np.mean([roc_auc_score(labels == k, resoftmaxed[:, k]) for k in range(3)]) != direct
+    assert roc_auc_ovr(probs, labels) == pytest.approx(direct, abs=1e-12)
+    logits = np.log(probs) + 5.0  # the same model before its softmax: outside [0, 1], so a softmax comes first
+    assert roc_auc_ovr(logits, labels) == pytest.approx(direct, abs=1e-9)

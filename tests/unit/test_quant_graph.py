@@ -149,8 +149,15 @@ def test_every_form_of_sigmoid_and_tanh_is_a_table_activation_with_the_right_sig
     assert {layer.kind: layer.activation_signed for layer in plan.layers[2:]} == {"sigmoid": False, "tanh": True}
 
 
-@pytest.mark.parametrize("softmax", [nn.Softmax(dim=1), nn.LogSoftmax(dim=-1), lambda x: F.softmax(x, dim=1)])
-def test_a_softmax_is_refused_with_what_to_do_instead(softmax: object) -> None:
+@pytest.mark.parametrize(
+    ("softmax", "head"),
+    [
+        (nn.Softmax(dim=1), "softmax"),
+        (nn.LogSoftmax(dim=-1), "log_softmax"),
+        (lambda x: F.softmax(x, dim=1), "softmax"),
+    ],
+)
+def test_a_softmax_head_is_left_to_the_host(softmax: object, head: str) -> None:
     class Head(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -160,8 +167,27 @@ def test_a_softmax_is_refused_with_what_to_do_instead(softmax: object) -> None:
         def forward(self, x):  # type: ignore[no-untyped-def]
             return self.softmax(self.fc(x))  # type: ignore[operator]
 
-    with pytest.raises(ConfigError, match=r"no exact quantized softmax yet .* apply the softmax on the host"):
-        analyze(Head(), (4,))
+    info = analyze(Head(), (4,))
+    assert info.softmax_head == head and [kind for _, kind in info.layers] == ["input", "linear"]
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        lambda self, x: self.fc(F.softmax(self.fc(x), dim=1)),  # inside the model
+        lambda self, x: F.softmax(self.fc(x), dim=0),  # over the batch
+        lambda self, x: F.softmax(self.fc(x), dim=1) + 1,  # not the last step
+    ],
+)
+def test_any_other_softmax_is_refused_with_the_reason(forward: object) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+    Net.forward = forward  # type: ignore[assignment,method-assign]
+    with pytest.raises(ConfigError, match=r"no exact quantized softmax yet .* left to the host"):
+        analyze(Net(), (3,))
 
 
 def test_an_unknown_layer_is_still_refused_by_name() -> None:
