@@ -151,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the model zoo")
     m.add_argument("--json", action="store_true")
 
+    o = sub.add_parser("ops", help="which layers each target family takes under --quant: exact, host or refused")
+    o.add_argument("--json", action="store_true")
+
     d = sub.add_parser("doctor", help="which toolchains are present and what each enables")
     d.add_argument("--json", action="store_true")
     return parser
@@ -293,6 +296,32 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ops(args: argparse.Namespace) -> int:
+    from edgekit.coverage import COLUMNS, HEADERS, OPS, details, rows
+    from edgekit.report import _table
+
+    if args.json:
+        _print_json(
+            [
+                {"layer": op.name, "forms": op.forms, "float": "float", **{c: op.status[c] for c in COLUMNS},
+                 "reasons": op.reasons, "evidence": op.evidence, "notes": op.notes}
+                for op in OPS
+            ]
+        )  # fmt: skip
+        return 0
+    targets = ", ".join(f"{HEADERS[c]}: {t}" for c, (t, _) in COLUMNS.items())
+    print(f"Layers under --quant, checked before any training ({targets}).")
+    print("exact: bit-exact against brevitas (gated in every build); host: the host applies it to exact logits;")
+    print("refused: the check stops the build with the reason; float: the float targets (cpu-onnxruntime, ...).")
+    print()
+    print(_table(["layer", "float targets", *(HEADERS[c] for c in COLUMNS)], rows(), right=set()))
+    print()
+    print("\n".join(details()))
+    print()
+    print("The forms each row covers, and the tests behind each exact column: edgekit ops --json")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from edgekit.toolchains import doctor
 
@@ -420,6 +449,7 @@ COMMANDS = {
     "targets": _cmd_targets,
     "models": _cmd_models,
     "doctor": _cmd_doctor,
+    "ops": _cmd_ops,
 }
 
 
