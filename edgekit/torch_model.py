@@ -43,6 +43,8 @@ def _resize_to(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         if isinstance(module, nn.Linear):
             module.out_features, module.in_features = weight.shape
         elif isinstance(module, nn.modules.conv._ConvNd):
+            if module.groups > 1 and module.groups == module.in_channels:  # depthwise: one group per channel left
+                module.groups = weight.shape[0] // (module.out_channels // module.groups)
             module.out_channels, module.in_channels = weight.shape[0], weight.shape[1] * module.groups
         elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.num_features = weight.shape[0]
