@@ -50,7 +50,8 @@ class _Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.fc1(x))
-        return self.fc2(h) + h
+        y: torch.Tensor = self.fc2(h) + h
+        return y
 
 
 class _Recurrent(nn.Module):

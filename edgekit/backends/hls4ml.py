@@ -147,6 +147,19 @@ def _check_activation_scales(model: Any) -> None:
             )
 
 
+def _inputs_per_output(model: Any) -> dict[str, int]:
+    """How many products each output of a Conv/MatMul/Gemm node sums (its kernel's size times input channels)."""
+    found = {}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "MatMul", "Gemm") or len(node.input) < 2:
+            continue
+        shape = model.get_tensor_shape(node.input[1])
+        if not shape:
+            continue
+        found[node.name] = int(np.prod(shape[1:])) if node.op_type == "Conv" else int(shape[0])
+    return found
+
+
 def _depthwise_convs(model: Any) -> list[str]:
     """The grouped Conv nodes, each a depthwise conv hls4ml 1.3.0 can build; ConfigError for any other grouping.
 
@@ -264,6 +277,14 @@ class Hls4mlBackend:
         for layer in config["LayerName"].values():
             if "ReuseFactor" in layer:
                 layer["ReuseFactor"] = target.fpga.reuse_factor
+        if target.fpga.strategy == "resource":
+            for name, inputs in _inputs_per_output(model).items():
+                layer = config["LayerName"].get(name, {})
+                if layer.get("ReuseFactor", 0) > inputs:
+                    # hls4ml 1.3.0's resource kernel for a reuse factor above the layer's inputs does not compile
+                    # (its code names a template DenseResource_rf_gt_nin that nnet_utils spells in lower case);
+                    # reusing each multiplier once per input shares as much as that layer can.
+                    layer["ReuseFactor"] = inputs
         for name in depthwise:
             # hls4ml 1.3.0's resource strategy breaks depthwise layers: io_stream gets weights transposed as if
             # for a Conv (DepthwiseConv subclasses it, so vivado:apply_resource_strategy moves the filter axis
