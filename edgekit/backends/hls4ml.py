@@ -148,15 +148,16 @@ def _check_activation_scales(model: Any) -> None:
 
 
 def _inputs_per_output(model: Any) -> dict[str, int]:
-    """How many products each output of a Conv/MatMul/Gemm node sums (its kernel's size times input channels)."""
+    """How many products each output of a layer hls4ml builds with its dense kernel sums: MatMul/Gemm and
+    1x1 (pointwise) Conv nodes. Its other convolutions compile with any reuse factor."""
     found = {}
     for node in model.graph.node:
         if node.op_type not in ("Conv", "MatMul", "Gemm") or len(node.input) < 2:
             continue
         shape = model.get_tensor_shape(node.input[1])
-        if not shape:
+        if not shape or (node.op_type == "Conv" and any(k != 1 for k in shape[2:])):
             continue
-        found[node.name] = int(np.prod(shape[1:])) if node.op_type == "Conv" else int(shape[0])
+        found[node.name] = int(shape[1]) if node.op_type == "Conv" else int(shape[0])
     return found
 
 
