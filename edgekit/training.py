@@ -12,7 +12,33 @@ from torch import nn
 from edgekit.config import TrainSettings
 from edgekit.progress import bar
 
-__all__ = ["batched_outputs", "fit", "seed_everything", "training_threads"]
+__all__ = ["batched_outputs", "fit", "logits_view", "seed_everything", "training_threads"]
+
+
+def logits_view(model: nn.Module) -> nn.Module:
+    """The model without a softmax head, sharing its parameters: what a classifier's cross-entropy takes.
+
+    A model whose ``forward`` ends in a softmax (or log-softmax) over the classes would otherwise be
+    trained on a softmax of probabilities, which learns slowly and stalls; the model itself keeps its head.
+    A model torch.fx cannot trace, or without such a head, is returned as it is.
+    """
+    from torch import fx
+
+    from edgekit.quant_graph import is_softmax, softmax_head
+
+    try:
+        traced = fx.symbolic_trace(model)
+    except Exception:  # data-dependent control flow: train the model as it is
+        return model
+    modules = dict(traced.named_modules())
+    output = next(n for n in traced.graph.nodes if n.op == "output")
+    head = output.args[0]
+    if not isinstance(head, fx.Node) or not is_softmax(head, modules) or not softmax_head(head, modules, {}):
+        return model
+    output.args = (head.args[0],)
+    traced.graph.erase_node(head)
+    traced.recompile()
+    return traced  # its submodules are the model's own: training it trains the model
 
 
 @contextlib.contextmanager
@@ -64,8 +90,9 @@ def fit(
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(targets if np.issubdtype(targets.dtype, np.integer) else targets.astype(np.float32))
     history: list[dict[str, float]] = []
+    trained = logits_view(model) if isinstance(loss_fn, nn.CrossEntropyLoss) else model
     with training_threads(cfg.threads):
-        _epochs(model, xt, yt, cfg, opt, scheduler, loss_fn, generator, n_epochs, desc, history)
+        _epochs(trained, xt, yt, cfg, opt, scheduler, loss_fn, generator, n_epochs, desc, history)
     model.eval()
     return history
 

@@ -34,3 +34,24 @@ def test_weights_do_not_depend_on_the_process_thread_count() -> None:
     for name in two:
         assert torch.equal(two[name], one[name]), name  # bit for bit, BatchNorm statistics included
     assert np.array_equal(out_two, out_one)
+
+
+def test_a_softmax_head_is_trained_on_its_logits_with_the_models_own_parameters() -> None:
+    from edgekit.training import logits_view
+
+    body = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    model = nn.Sequential(body, nn.Softmax(dim=1))
+    view = logits_view(model)
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        assert torch.equal(view(x), body(x)) and torch.allclose(model(x).sum(1), torch.ones(5))
+    assert {id(p) for p in view.parameters()} == {id(p) for p in model.parameters()}
+    plain = nn.Sequential(nn.Linear(6, 3))
+    assert logits_view(plain) is plain  # no head: the model itself
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    inputs = (rng.normal(0, 1, (600, 6)) + 3.0 * y[:, None]).astype(np.float32)  # separable classes
+    history = fit(model, inputs, y, TrainSettings(epochs=10, batch_size=32, learning_rate=0.01), desc="train")
+    # On logits the cross-entropy of separable classes goes towards 0; on a softmax of probabilities it
+    # cannot go below -log(e / (e + 2)) = 0.551 for three classes.
+    assert history[-1]["loss"] < 0.5 and isinstance(model[1], nn.Softmax)
