@@ -140,6 +140,12 @@ def plan_quantization_for(
                 "groups == in_channels == out_channels (use a depthwise convolution and a 1x1 one)"
                 for name in sorted(info.grouped - info.depthwise)
             ]
+            problems += [
+                f"{p.profile.name}: {name}: a 1-D pooling: hls4ml 1.3.0's ONNX reader cannot build it (its "
+                "Pooling1D handler leaves pad_left unset and reads channels and width swapped); pool in 2-D over "
+                "a (C, 1, W) map, or use the INT8 or RTL target"
+                for name in sorted(info.pools_1d)
+            ]
     if problems:
         raise ConfigError(
             "the quantization settings do not fit the target(s):\n  " + "\n  ".join(problems),

@@ -103,6 +103,7 @@ class GraphInfo:
     tables: frozenset[str] = frozenset()  # sigmoid and tanh layers (table activations)
     upsamples: frozenset[str] = frozenset()  # nearest upsampling by whole factors
     softmax_head: str = ""  # "softmax" or "log_softmax": forward()'s last step, left to the host
+    pools_1d: frozenset[str] = frozenset()  # 1-D max and average poolings
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -361,6 +362,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     depthwise: set[str] = set()
     tables: set[str] = set()
     upsamples: set[str] = set()
+    pools_1d: set[str] = set()
     host_head = ""
     unsupported: list[str] = []
     for node in gm.graph.nodes:
@@ -397,11 +399,17 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
                 pool = avg_pool_of(node, modules, sizes[source.name][1:])
                 if isinstance(pool, str):
                     unsupported.append(f"{_describe(node, modules)}: {pool}")
+                elif pool.dims == 1:
+                    pools_1d.add(layer_name(node))
             layers.append((layer_name(node), kind))
             if _after_relu(source, modules):
                 nonnegative.add(layer_name(node))
         elif kind == "upsample":
             upsamples.add(layer_name(node))
+        elif kind == "passthrough" and (
+            node.target is F.max_pool1d or isinstance(modules.get(str(node.target)), nn.MaxPool1d)
+        ):
+            pools_1d.add(layer_name(node))
         elif kind in ("sigmoid", "tanh"):
             layers.append((layer_name(node), kind))
             tables.add(layer_name(node))
@@ -427,4 +435,5 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         frozenset(tables),
         frozenset(upsamples),
         host_head,
+        frozenset(pools_1d),
     )

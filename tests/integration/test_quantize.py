@@ -209,11 +209,14 @@ def user_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_conv1d_and_reshapes_stay_exact(user_models: Path) -> None:
-    result = compile_model(
-        CompileRequest("user_nets:net1d", TARGETS, out=user_models / "b", recipe="jet_tagger", tiny=True, quant="w6a8")
+    # INT8 only: hls4ml cannot build its MaxPool1d (refused before any work: see the bad requests below)
+    targets = ("cpu-onnxruntime-int8",)
+    request = CompileRequest(
+        "user_nets:net1d", targets, out=user_models / "b", recipe="jet_tagger", tiny=True, quant="w6a8"
     )
-    for family in ("fixed", "int8"):
-        assert set(result.manifest["artifacts"]["quant_exports"][family]["max_abs_diff_vs_brevitas"].values()) == {0.0}
+    result = compile_model(request)
+    assert set(result.manifest["artifacts"]["quant_exports"]["int8"]["max_abs_diff_vs_brevitas"].values()) == {0.0}
+    assert result.report.targets[0].max_abs_diff_vs_quantized == 0.0
     kinds = [layer["kind"] for layer in result.manifest["artifacts"]["quantized"]["int8"]["plan"]["layers"]]
     assert kinds == ["input", "conv1d", "relu", "linear"]
 
@@ -244,6 +247,7 @@ def test_batchnorm_folding_and_residual_add_stay_exact(user_models: Path) -> Non
     ("model", "quant", "overrides", "targets", "message"),
     [
         ("user_nets:odd", "w6a8", (), TARGETS, "gate (GELU)"),
+        ("user_nets:net1d", "w6a8", (), TARGETS, "pool: a 1-D pooling: hls4ml 1.3.0's ONNX reader cannot build it"),
         ("jet_tagger", "w0a8", (), TARGETS, "quant.weight_bits: 0 is out of range"),
         ("jet_tagger", "w6a8", ("quant.layers.fc1.bias_bits=33",), TARGETS, "bias_bits: 33 is out of range"),
         ("jet_tagger", "w6a8", ("quant.scale_type=float",), ("fpga-xcvu13p",), "fc1: float scales are not bit-exact"),
