@@ -196,23 +196,28 @@ def test_an_unknown_layer_is_still_refused_by_name() -> None:
         analyze(model, (4,))
 
 
-def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "dscnn"
+def _model_folder(folder, model_source: str, input_shape: str, extra: str = ""):  # type: ignore[no-untyped-def]
+    """A user's model folder whose data loader planning must never call."""
     folder.mkdir()
-    (folder / "model.py").write_text(
+    (folder / "model.py").write_text(model_source)
+    (folder / "recipe.toml").write_text(
+        f'schema_version = 1\nname = "{folder.name}"\ndescription = "a user model"\nmodel = "model.py:build"\n'
+        f'data = "data.py:load"\ninput_shape = {input_shape}\nmetric = "accuracy"\n'
+        f'default_targets = ["cpu-onnxruntime"]\n{extra}'
+    )
+    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    return folder
+
+
+def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dscnn = (
         "from torch import nn\n"
         "def build(groups=4):\n"
         "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),\n"
         "                         nn.Conv2d(4, 4, 3, padding=1, groups=groups), nn.ReLU(), nn.Conv2d(4, 4, 1),\n"
         "                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))\n"
     )
-    recipe = (
-        'schema_version = 1\nname = "dscnn"\ndescription = "depthwise-separable CNN"\n'
-        'model = "model.py:build"\ndata = "data.py:load"\n'
-        'input_shape = [1, 8, 8]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
-    )
-    (folder / "recipe.toml").write_text(recipe)
-    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    folder = _model_folder(tmp_path / "dscnn", dscnn, "[1, 8, 8]")
     from edgekit.pipeline import CompileRequest, plan_build
 
     def plan(*targets: str):  # type: ignore[no-untyped-def]
@@ -223,7 +228,7 @@ def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tm
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: 2: a grouped \(depthwise\) convolution: the RTL path"):
         plan("fpga-xcvu13p-rtl")
     # Two groups of two channels: hls4ml builds no such layer, so every FPGA target refuses it.
-    (folder / "recipe.toml").write_text(recipe + "[model_options]\ngroups = 2\n")
+    folder = _model_folder(tmp_path / "dscnn2", dscnn, "[1, 8, 8]", "[model_options]\ngroups = 2\n")
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p: 2: a grouped convolution that is not depthwise"):
         plan("fpga-xcvu13p")
     planned = plan("cpu-onnxruntime-int8")
@@ -231,16 +236,10 @@ def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tm
 
 
 def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "tagger"
-    folder.mkdir()
-    (folder / "model.py").write_text(
+    tagger = (
         "from torch import nn\ndef build():\n    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))\n"
     )
-    (folder / "recipe.toml").write_text(
-        'schema_version = 1\nname = "tagger"\ndescription = "tanh tagger"\nmodel = "model.py:build"\n'
-        'data = "data.py:load"\ninput_shape = [4]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
-    )
-    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    folder = _model_folder(tmp_path / "tagger", tagger, "[4]")
     from edgekit.pipeline import CompileRequest, plan_build
 
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: 1: a sigmoid/tanh \(a table activation\)"):
@@ -298,9 +297,7 @@ def test_a_recurrent_layer_is_refused_for_quant_by_name_alone(cell: type[nn.RNNB
 
 
 def test_the_fpga_float_path_refuses_recurrent_layers_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "rnn"
-    folder.mkdir()
-    (folder / "model.py").write_text(
+    rnn = (
         "from torch import nn\n"
         "class Net(nn.Module):\n"
         "    def __init__(self):\n"
@@ -312,11 +309,7 @@ def test_the_fpga_float_path_refuses_recurrent_layers_before_any_work(tmp_path) 
         "def build():\n"
         "    return Net()\n"
     )
-    (folder / "recipe.toml").write_text(
-        'schema_version = 1\nname = "rnn"\ndescription = "GRU tagger"\nmodel = "model.py:build"\n'
-        'data = "data.py:load"\ninput_shape = [6, 4]\nmetric = "accuracy"\ndefault_targets = ["cpu-onnxruntime"]\n'
-    )
-    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    folder = _model_folder(tmp_path / "rnn", rnn, "[6, 4]")
     from edgekit.pipeline import CompileRequest, plan_build
 
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p: gru \(GRU\): hls4ml 1.3.0's recurrent kernels"):
