@@ -76,7 +76,45 @@ def _da4ml() -> Any:
         import da4ml
     except ImportError as err:
         raise BackendUnavailable("da4ml is not installed", hint="pip install 'edgekit[rtl]' (da4ml 0.6.0)") from err
+    _exact_constant_fractions()
     return da4ml
+
+
+def _const_fraction(const: Any, _searched: Any = None) -> int:
+    """The fewest fraction bits f (negative: trailing zero bits) with const * 2^f an integer, for any float."""
+    value = const if hasattr(const, "as_integer_ratio") else float(const)  # floats, Decimals, numpy scalars
+    numerator, denominator = (int(part) for part in abs(value).as_integer_ratio())
+    dyadic = denominator & (denominator - 1) == 0
+    if numerator == 0 or not dyadic:  # zero, or a Decimal that no fraction length makes an integer
+        return int(_searched(const)) if _searched is not None else 0
+    if denominator > 1:
+        return denominator.bit_length() - 1
+    return -((numerator & -numerator).bit_length() - 1)
+
+
+def _exact_constant_fractions() -> None:
+    """Give da4ml an exact ``_const_f``: its binary search covers f in (-32, 32] only.
+
+    Each layer's power-of-two weight scale multiplies the factor da4ml keeps beside a value's integer
+    (2^-37 after five 8-bit convolutions); a saturation bound in those units is a constant of 2^32 or more,
+    whose f the search gets one bit wrong, so the interpreter refuses the mux ("Unsupported msb_mux shift
+    configuration") and the Verilog would misalign it. Values inside the search's range get the same f.
+    """
+    import da4ml.trace.fixed_variable as fixed_variable
+    import da4ml.trace.tracer as tracer
+
+    searched = getattr(fixed_variable._const_f, "__wrapped__", fixed_variable._const_f)
+
+    def const_f(const: Any) -> int:
+        return _const_fraction(const, searched)
+
+    const_f.__wrapped__ = searched  # type: ignore[attr-defined]
+    for module in (fixed_variable, tracer):
+        module._const_f = const_f
+    with contextlib.suppress(ImportError):
+        import da4ml.codegen.hls.hls_codegen as hls_codegen
+
+        hls_codegen._const_f = const_f
 
 
 def _options(target: TargetProfile) -> RtlOptions:
@@ -114,6 +152,7 @@ def trace_logic(graph: FixedGraph, cutoff: int, outputs: list[str] | None = None
     """da4ml's combinational logic for ``graph`` (or for the named intermediate tensors, concatenated)."""
     from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
 
+    _exact_constant_fractions()
     inp = FixedVariableArrayInput(graph.input_shape, hwconf=HWConfig(1, -1, cutoff))
     fmt = graph.input_format
     x = inp.quantize(int(fmt.signed), fmt.integer_bits, fmt.fraction_bits)
@@ -245,7 +284,7 @@ class RtlBackend:
         trace_s = time.perf_counter() - started
         layout = IoLayout.of(logic)
         _check_word_size(layout, options)
-        self_check = _self_check(fixed, logic)
+        self_check = _guarded("run its logic in its interpreter", lambda: _self_check(fixed, logic))
         from da4ml.codegen import VerilogModel
         from da4ml.trace import to_pipeline
 

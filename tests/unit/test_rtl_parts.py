@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,45 @@ def test_da4ml_logic_rounds_half_to_even_and_saturates_like_brevitas(fmt: FixedF
     # plain half-up rounding (da4ml's RND) would differ: the test can tell the two apart
     half_up = np.clip(np.floor(scaled + 0.5) * 2.0**-fmt.fraction_bits, fmt.low, fmt.high)
     assert not np.array_equal(half_up, expected)
+
+
+def test_saturation_after_a_deep_residual_sum_is_exact() -> None:
+    """A ReLU of a residual sum saturated to a finer format, after six layers: da4ml's factor is 2^-34.
+
+    The bound constant is then an integer of 2^32 or more in da4ml's units, beyond the range of its
+    ``_const_f`` search; edgekit's exact replacement keeps the mux aligned (without it, 623 of the 3,000
+    values below differ: the ResNet-8 zoo model's second stage).
+    """
+    pytest.importorskip("da4ml", reason="the RTL backend needs the rtl extra: pip install 'edgekit[rtl]'")
+    import da4ml.trace.fixed_variable as fixed_variable
+    from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
+    from da4ml.trace.fixed_variable_array import to_raw_arr
+
+    from edgekit.backends.rtl import _const_fraction, _Da4mlRounder, _exact_constant_fractions
+
+    rng = np.random.default_rng(0)
+    hidden, wide, out = FixedFormat(False, 8, 4), FixedFormat(True, 8, 4), FixedFormat(False, 8, 5)
+    weights = [rng.integers(-127, 128, (6, 6)) * 2.0**-7 for _ in range(6)]
+    shortcut = rng.integers(-127, 128, (6, 6)) * 2.0**-7
+
+    def forward(x, rounder, relu):  # type: ignore[no-untyped-def]
+        for w in weights:
+            x = rounder.quantize(relu(x @ w), hidden)
+        return rounder.quantize(relu(x + rounder.quantize(x @ shortcut, wide)), out)  # 4 -> 5 fraction bits
+
+    inp = FixedVariableArrayInput((6,), hwconf=HWConfig(1, -1, -1))
+    _exact_constant_fractions()
+    y = forward(inp.quantize(1, 3, 4), _Da4mlRounder(), lambda v: v.relu())
+    assert min(abs(float(v._factor)) for v in np.ravel(to_raw_arr(y))) < 2.0**-32
+    values = np.clip(np.round(rng.uniform(-8, 8, (500, 6)) * 16) / 16, -8, 7.9375)  # in the input's range
+    expected = forward(values, NumpyRounder(), lambda v: np.maximum(v, 0))
+    got = comb_trace(inp, y).predict(values, n_threads=1)
+    assert np.array_equal(got, expected)
+    assert np.sum(expected == out.high) > 100  # the bound is reached: the saturating mux is exercised
+    searched = fixed_variable._const_f.__wrapped__  # type: ignore[attr-defined]
+    assert (searched(255 * 2.0**32), _const_fraction(255 * 2.0**32)) == (-31, -32)  # da4ml's search is off by one
+    for c in (1.0, 0.5, 7.96875, 3 * 2.0**-20, -6.0, 2.0**31, Decimal("0.375"), Decimal(2) ** 40 * 255):
+        assert _const_fraction(c) == (searched(c) if abs(c) < 2**32 else -40)
 
 
 def _graph(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], n_in: int = 4, n_out: int = 2) -> onnx.ModelProto:
