@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from edgekit.pipeline import BuildResult, CompileRequest, compile_model
@@ -216,6 +217,22 @@ def test_lenet_convolutions_and_pooling_are_exact(tmp_path: Path, interpreter_pr
     assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0
     formats = result.manifest["artifacts"]["compiled"]["rtl-interpreter"]["info"]["layer_formats"]
     assert len(formats) == 3  # the three activation quantizers after the ReLUs
+
+
+def test_resnet8_residual_stages_and_global_average_are_exact(tmp_path: Path, interpreter_profile: Path) -> None:
+    """The ResNet-8 zoo model, shrunk to an 8x8 first map: residual sums, strided 1x1 shortcuts, a global
+    average over 2x2 (a shift) and a host softmax, all as logic. Its constants reach 2^32 in da4ml's units."""
+    small = ("model_options.channels=[4, 8, 8]", "model_options.stem_stride=4", "data_options.n_train=1000",
+             "train.epochs=2", "gates.min_metric=0.0", "gates.max_metric_drop_vs_float=1.0")  # fmt: skip
+    result = compile_model(
+        CompileRequest("resnet8", (str(interpreter_profile),), out=tmp_path / "b", tiny=True, overrides=small)
+    )
+    (target,) = result.report.targets
+    assert target.status == "ok", target.reason
+    assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0
+    graph = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    ops = {n.op_type for n in graph.graph.node}
+    assert "Add" in ops and ops & {"AveragePool", "GlobalAveragePool"}, ops  # the sums and the average went in
 
 
 def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(
