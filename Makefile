@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest --durations=25
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_onnxruntime.py
