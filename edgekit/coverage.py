@@ -133,7 +133,7 @@ OPS: tuple[Op, ...] = (
     Op("1-D pooling", "nn.MaxPool1d, F.max_pool1d, AvgPool1d (2^k window)",
        lambda: nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2)), (2, 16),
        {"int8": "exact", "hls4ml": "refused", "rtl": "exact"}, {"hls4ml": "cannot build it"},
-       notes="RTL: not yet in an RTL test"),
+       evidence="tests/integration/test_quantize.py (INT8), test_rtl.py (MaxPool1d, AvgPool1d)"),
     Op("average pooling, 2^k window", "AvgPool2d, F.avg_pool2d, AdaptiveAvgPool2d(1), x.mean((2, 3))",
        lambda: _conv(nn.AvgPool2d(2)), (1, 8, 8), ALL,
        evidence="tests/integration/test_field_layers.py (kws_cnn), test_rtl.py (resnet8)"),

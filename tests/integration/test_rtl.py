@@ -257,6 +257,24 @@ def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(
     assert info["synthesis"] is None and info["emulation"] == "interpreter"
 
 
+def test_one_dimensional_max_and_average_pooling_are_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interpreter_profile: Path
+) -> None:
+    """MaxPool1d and AvgPool1d (a window of 2: a shift) between two Conv1d, as logic."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))  # nets1d.py
+    result = compile_model(
+        CompileRequest(
+            "nets1d:build_pooled", (str(interpreter_profile),), out=tmp_path / "b", recipe="jet_tagger", tiny=True,
+            quant="w6a8",
+        )
+    )  # fmt: skip
+    (target,) = result.report.targets
+    assert target.status == "ok", target.reason
+    assert target.n_samples >= 800 and target.max_abs_diff_vs_quantized == 0.0  # the tiny jet set's held-out part
+    graph = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    assert {"MaxPool", "AveragePool"} <= {n.op_type for n in graph.graph.node}
+
+
 def test_a_relative_out_folder(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Verilator and yosys run in folders of their own: paths handed to them must not be relative."""
     run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", TARGET, "--out", "b", "--json", cwd=tmp_path)
