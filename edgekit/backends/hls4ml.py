@@ -155,9 +155,17 @@ def _inputs_per_output(model: Any) -> dict[str, int]:
         if node.op_type not in ("Conv", "MatMul", "Gemm") or len(node.input) < 2:
             continue
         shape = model.get_tensor_shape(node.input[1])
-        if not shape or (node.op_type == "Conv" and any(k != 1 for k in shape[2:])):
+        if not shape:
             continue
-        found[node.name] = int(shape[1]) if node.op_type == "Conv" else int(shape[0])
+        if node.op_type == "Conv":
+            # the weight is (out, in, k...) or, after the channels-last conversion, (out, k..., in): the
+            # kernel_shape attribute says which sizes are the kernel's in either layout
+            kernel = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), list(shape[2:]))
+            if any(k != 1 for k in kernel):
+                continue
+            found[node.name] = int(np.prod(shape[1:]))  # a 1x1 kernel: its inputs are the input channels
+        else:
+            found[node.name] = int(shape[0])
     return found
 
 
