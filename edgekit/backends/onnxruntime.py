@@ -24,6 +24,7 @@ from edgekit.targets import TargetProfile
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeOptions", "resolve_providers", "trace_quantized"]
 
 ARTIFACT_NAME = "model.ort.onnx"
+QCDQ_DISABLED_OPTIMIZERS = ("DoubleQDQPairsRemover",)  # see OnnxRuntimeBackend.compile
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,16 @@ class OnnxRuntimeBackend:
                 )
         artifact_path = out_dir / ARTIFACT_NAME
         so.optimized_model_filepath = str(artifact_path)
+        # ONNX Runtime's DoubleQDQPairsRemover (on from the "basic" level) drops a DQ -> Q pair between two
+        # scales, the requantization that joins branches with one scale (torch.cat, a residual sum): the graph
+        # then computes other numbers than the QCDQ arithmetic. It is off for every QCDQ graph.
+        disabled = list(QCDQ_DISABLED_OPTIMIZERS) if expected == "qcdq" else []
         try:
             session = ort.InferenceSession(
-                str(graph_path), so, providers=resolve_providers(options.providers, ort.get_available_providers())
+                str(graph_path),
+                so,
+                providers=resolve_providers(options.providers, ort.get_available_providers()),
+                disabled_optimizers=disabled,
             )
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ToolchainError(
@@ -169,6 +177,7 @@ class OnnxRuntimeBackend:
             "provider_ran": session.get_providers()[0],
             "graph_optimization": options.graph_optimization,
             "qdq_fusion": f"off ({'; '.join(unfused)})" if unfused else "on",
+            "disabled_optimizers": disabled,
             "intra_op_threads": so.intra_op_num_threads,
             "onnxruntime": ort.__version__,
         }
