@@ -137,6 +137,17 @@ class ResidualAdd(nn.Module):
         return self.quant(a) + self.quant(b)
 
 
+class ConcatRequant(nn.Module):
+    """torch.cat with every operand re-quantized by one quantizer: one scale, so the join only moves codes."""
+
+    def __init__(self, **act_kwargs: Any) -> None:
+        super().__init__()
+        self.quant = qnn.QuantIdentity(**act_kwargs)
+
+    def forward(self, tensors: Any, dim: int = 0) -> Any:
+        return torch.cat([self.quant(t) for t in tensors], dim=dim)
+
+
 class AvgPoolRequant(nn.Module):
     """Average pooling on the dequantized values, re-quantized: over a power-of-two window the mean is exact,
     and the quantizer rounds it half to even as every target's requantization does."""
@@ -237,6 +248,14 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
             gm.add_submodule(f"{node.name}_quant", ResidualAdd(**_act_kwargs(plan, plan.layer(node.name))))
             with graph.inserting_after(node):
                 new = graph.call_module(f"{node.name}_quant", tuple(node.args[:2]))
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
+        elif kind == "cat":
+            tensors = node.args[0] if node.args else node.kwargs["tensors"]
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", node.kwargs.get("axis", 0))
+            gm.add_submodule(f"{node.name}_quant", ConcatRequant(**_act_kwargs(plan, plan.layer(node.name))))
+            with graph.inserting_after(node):
+                new = graph.call_module(f"{node.name}_quant", (tuple(tensors),), {"dim": dim})
             node.replace_all_uses_with(new)
             graph.erase_node(node)
         elif kind == "avgpool":

@@ -76,6 +76,16 @@ class _Cat(nn.Module):
         return torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], dim=1)
 
 
+class _CatMaps(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 3, padding=1)
+        self.b = nn.Conv2d(1, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((F.relu(self.a(x)), F.relu(self.b(x))), 1)
+
+
 class _Mul(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -173,8 +183,14 @@ OPS: tuple[Op, ...] = (
     Op("LSTM, GRU", "nn.LSTM, nn.GRU (batch_first)", lambda: _Recurrent(nn.LSTM), (6, 4), NONE,
        {c: "recurrent layers have no quantized form" for c in COLUMNS},
        notes="the float FPGA path refuses them too (bench/probe_hls4ml_recurrent.py)"),
-    Op("torch.cat", "torch.cat([a, b], dim=1)", _Cat, (8,), NONE, {c: "cannot quantize: cat" for c in COLUMNS},
-       notes="not yet"),
+    Op("torch.cat of features", "torch.cat([a, b], dim=1) of flat tensors", _Cat, (8,), NO_RTL,
+       {"rtl": "the RTL path has no concatenation"},
+       evidence="tests/integration/test_field_layers.py (branch_tagger)",
+       notes="the operands re-quantized by one quantizer, so the join only moves codes"),
+    Op("torch.cat of feature maps", "torch.cat((a, b), 1) of conv outputs", _CatMaps, (1, 8, 8), INT8_ONLY,
+       {"hls4ml": "channels-last conversion leaves the join between transposes",
+        "rtl": "the RTL path has no concatenation"},
+       evidence="tests/integration/test_field_layers.py (catnets)"),
     Op("element-wise multiply", "a * b of two tensors", _Mul, (8,), NONE, {c: "cannot quantize: mul" for c in COLUMNS},
        notes="not yet"),
     Op("other activations", "GELU, SiLU, LeakyReLU, Hardtanh, ...", lambda: nn.Sequential(nn.Linear(8, 4), nn.GELU()),

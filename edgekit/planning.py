@@ -120,6 +120,11 @@ def plan_quantization_for(
             continue
         if p.profile.backend == "rtl":
             problems += [
+                f"{p.profile.name}: {name}: a torch.cat: the RTL path has no concatenation yet (the INT8 and "
+                "hls4ml targets take it)"
+                for name in sorted(info.concats)
+            ]
+            problems += [
                 f"{p.profile.name}: {name}: a grouped (depthwise) convolution: the RTL path has no grouped "
                 "convolution yet (the hls4ml targets take depthwise ones)"
                 for name in sorted(info.grouped)
@@ -135,6 +140,12 @@ def plan_quantization_for(
                 for name in sorted(info.upsamples)
             ]
         else:  # hls4ml builds a depthwise convolution (a depth multiplier of 1) and no other grouping
+            problems += [
+                f"{p.profile.name}: {name}: a torch.cat of feature maps: qonnx's channels-last conversion leaves "
+                "the join between transposes, which hls4ml cannot build; join flat features (after a flatten), or "
+                "use the INT8 target"
+                for name in sorted(info.concat_maps)
+            ]
             problems += [
                 f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "
                 "groups == in_channels == out_channels (use a depthwise convolution and a 1x1 one)"

@@ -114,7 +114,9 @@ def plan_quantization(
                 bias_bits=pick("bias_bits") if weighted else None,
                 accumulator_bits=pick("accumulator_bits") if weighted else None,
                 weight_scaling=pick("weight_scaling") if weighted else None,
-                activation_signed=kind in ("add", "tanh") or (kind == "avgpool" and name not in nonnegative) or signed,
+                activation_signed=kind in ("add", "cat", "tanh")
+                or (kind == "avgpool" and name not in nonnegative)
+                or signed,
             )
         )
     return QuantPlan(family, cfg.scale_type, cfg.weight_overflow, tuple(resolved))

@@ -51,6 +51,7 @@ PASSTHROUGH_MODULES: tuple[type[nn.Module], ...] = (
 AVG_POOL_MODULES = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 RELU_FUNCTIONS = (F.relu, torch.relu)
 ADD_FUNCTIONS = (operator.add, torch.add)
+CAT_FUNCTIONS = (torch.cat, torch.concat, torch.concatenate)
 AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean)
 PASSTHROUGH_FUNCTIONS = (torch.flatten, torch.reshape, F.max_pool1d, F.max_pool2d, F.dropout)
 PASSTHROUGH_METHODS = ("view", "reshape", "flatten", "contiguous")
@@ -65,7 +66,7 @@ SUPPORTED = (
     "Upsample (nearest, whole scale factors), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
     "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), Flatten, Identity, Dropout, "
-    "view/reshape/flatten (x.view(x.size(0), -1) too), residual add"
+    "view/reshape/flatten (x.view(x.size(0), -1) too), residual add, torch.cat"
 )
 SOFTMAX_REASON = (
     "no exact quantized softmax yet (its exponentials and division round differently on every target): only a "
@@ -104,6 +105,8 @@ class GraphInfo:
     upsamples: frozenset[str] = frozenset()  # nearest upsampling by whole factors
     softmax_head: str = ""  # "softmax" or "log_softmax": forward()'s last step, left to the host
     pools_1d: frozenset[str] = frozenset()  # 1-D max and average poolings
+    concats: frozenset[str] = frozenset()  # torch.cat: the operands re-quantized by one quantizer
+    concat_maps: frozenset[str] = frozenset()  # the torch.cat layers that join feature maps (rank > 2)
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -147,6 +150,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "relu"
         if node.target in ADD_FUNCTIONS:
             return "add"
+        if node.target in CAT_FUNCTIONS:
+            return "cat"
         if node.target in AVG_POOL_FUNCTIONS:
             return "avgpool"
         if node.target in TABLE_FUNCTIONS:
@@ -363,6 +368,8 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     tables: set[str] = set()
     upsamples: set[str] = set()
     pools_1d: set[str] = set()
+    concats: set[str] = set()
+    concat_maps: set[str] = set()
     host_head = ""
     unsupported: list[str] = []
     for node in gm.graph.nodes:
@@ -413,6 +420,11 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         elif kind in ("sigmoid", "tanh"):
             layers.append((layer_name(node), kind))
             tables.add(layer_name(node))
+        elif kind == "cat":
+            layers.append((layer_name(node), kind))
+            concats.add(layer_name(node))
+            if len(sizes.get(node.name, ())) > 2:
+                concat_maps.add(layer_name(node))
         elif kind in (*WEIGHTED_KINDS, "relu", "add"):
             layers.append((layer_name(node), kind))
             conv = modules.get(str(node.target))
@@ -436,4 +448,6 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         frozenset(upsamples),
         host_head,
         frozenset(pools_1d),
+        frozenset(concats),
+        frozenset(concat_maps),
     )
