@@ -120,8 +120,8 @@ def plan_quantization_for(
             continue
         if p.profile.backend == "rtl":
             problems += [
-                f"{p.profile.name}: {name}: a torch.cat: the RTL path has no concatenation yet (the INT8 and "
-                "hls4ml targets take it)"
+                f"{p.profile.name}: {name}: a torch.cat: the RTL path has no concatenation yet (the INT8 target "
+                "takes it, and hls4ml a join of flat features)"
                 for name in sorted(info.concats)
             ]
             problems += [
