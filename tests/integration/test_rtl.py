@@ -235,21 +235,18 @@ def test_resnet8_residual_stages_and_global_average_are_exact(tmp_path: Path, in
     assert "Add" in ops and ops & {"AveragePool", "GlobalAveragePool"}, ops  # the sums and the average went in
 
 
+def _nets1d_on_the_interpreter(factory: str, out: Path, profile: Path, monkeypatch: pytest.MonkeyPatch) -> BuildResult:
+    """A model of tests/fixtures/nets1d.py on the jet tagger's recipe and data, W6A8, run by da4ml's interpreter."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))
+    model, targets = f"nets1d:{factory}", (str(profile),)
+    return compile_model(CompileRequest(model, targets, out=out, recipe="jet_tagger", tiny=True, quant="w6a8"))
+
+
 def test_a_model_hls4ml_refuses_goes_through_the_rtl_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interpreter_profile: Path
 ) -> None:
     """A Conv1d after a reshape (hls4ml 1.3.0 refuses it) becomes exact RTL, run by the interpreter only."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))  # nets1d.py
-    result = compile_model(
-        CompileRequest(
-            "nets1d:build",
-            (str(interpreter_profile),),
-            out=tmp_path / "b",
-            recipe="jet_tagger",
-            tiny=True,
-            quant="w6a8",
-        )
-    )
+    result = _nets1d_on_the_interpreter("build", tmp_path / "b", interpreter_profile, monkeypatch)
     (target,) = result.report.targets
     assert target.status == "ok", target.reason
     assert target.max_abs_diff_vs_quantized == 0.0 and "interpreter" in target.runner
@@ -261,13 +258,7 @@ def test_one_dimensional_max_and_average_pooling_are_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interpreter_profile: Path
 ) -> None:
     """MaxPool1d and AvgPool1d (a window of 2: a shift) between two Conv1d, as logic."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))  # nets1d.py
-    result = compile_model(
-        CompileRequest(
-            "nets1d:build_pooled", (str(interpreter_profile),), out=tmp_path / "b", recipe="jet_tagger", tiny=True,
-            quant="w6a8",
-        )
-    )  # fmt: skip
+    result = _nets1d_on_the_interpreter("build_pooled", tmp_path / "b", interpreter_profile, monkeypatch)
     (target,) = result.report.targets
     assert target.status == "ok", target.reason
     assert target.n_samples >= 800 and target.max_abs_diff_vs_quantized == 0.0  # the tiny jet set's held-out part
