@@ -17,7 +17,8 @@ import pytest
 pytest.importorskip("ray", reason="edgekit sweep runs on Ray: pip install 'edgekit[sweep]'")
 pytest.importorskip("hls4ml", reason="the FPGA target needs the fpga extra: pip install 'edgekit[fpga]'")
 REPO = Path(__file__).resolve().parents[2]
-GRID = ["weight_bits=4,8", "sparsity=0,0.5", "reuse=1,4"]  # 8 points
+GRID = ["weight_bits=4,8", "sparsity=0,0.5", "reuse=1,4"]
+POINTS = 2 * 2 * 2  # the grid's size
 
 
 def _sweep(out: Path, *extra: str) -> list[str]:
@@ -89,30 +90,30 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
     log.close()
     assert first.returncode == 130, (tmp_path / "first.log").read_text()[-3000:]
     before = _finished(out)
-    assert 3 <= before < 8
+    assert 3 <= before < POINTS
 
     second = subprocess.run(_sweep(out), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert f"8 points: {8 - before} run now, {before} reused, 0 failed" in second.stdout
+    assert f"{POINTS} points: {POINTS - before} run now, {before} reused, 0 failed" in second.stdout
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}
+    assert len(rows) == POINTS and {r["status"] for r in rows} == {"ok"}
     assert {r["point"] for r in rows} == {f"w{b}a{b}-s{s}-r{r}" for b in (4, 8) for s in (0, 0.5) for r in (1, 4)}
     assert all(float(r["lut"]) > 0 and r["fpga-xcvu13p.status"] == "pass" for r in rows)
     assert "## Pareto front: accuracy against lut" in (out / "sweep.md").read_text()
     import pyarrow.parquet as pq
 
-    assert pq.read_table(out / "results.parquet").num_rows == 8
+    assert pq.read_table(out / "results.parquet").num_rows == POINTS
     page = (out / "sweep.html").read_text()
     lut_plot = page.split("id='plot-lut'")[1].split("</figure>")[0]
-    assert lut_plot.count("<circle") == 8 and "<polyline" in lut_plot  # every point, the front joined
+    assert lut_plot.count("<circle") == POINTS and "<polyline" in lut_plot  # every point, the front joined
 
     # a fully cached rerun starts no Ray and picks a point by its numbers
     third = subprocess.run(_sweep(out, "--json", "--best", "accuracy>=0.3, lut<=100000"), cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert third.returncode == 0, third.stderr[-3000:]
     result = json.loads(third.stdout)
-    assert (result["ran"], result["reused"]) == (0, 8)
+    assert (result["ran"], result["reused"]) == (0, POINTS)
     best = result["best"]
     fitting = [r for r in rows if float(r["accuracy"]) >= 0.3 and float(r["lut"]) <= 100000]
     assert float(best["accuracy"]) == max(float(r["accuracy"]) for r in fitting)
@@ -126,7 +127,7 @@ def test_grid_and_best_errors_are_clear(tmp_path: Path) -> None:
     from edgekit.errors import ConfigError, InputError
     from edgekit.sweep import best_point, grid_points, parse_grid
 
-    assert len(grid_points(parse_grid(GRID))) == 8
+    assert len(grid_points(parse_grid(GRID))) == POINTS
     with pytest.raises(ConfigError, match="keys: weight_bits, act_bits, sparsity, reuse"):
         parse_grid(["bits=4,6"])
     with pytest.raises(ConfigError, match="a sparsity is a fraction"):
