@@ -11,6 +11,7 @@ quantizer (see :mod:`edgekit.activation_table`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import torch
 from torch import fx, nn
 
 from edgekit.artifacts import FloatModel, QuantizedModel
+from edgekit.errors import ConfigError
 from edgekit.precision import WEIGHTED, LayerPrecision, QuantPlan
 from edgekit.quant_graph import (
     RESHAPES,
@@ -51,7 +53,7 @@ with warnings.catch_warnings():
     from brevitas.quant.scaled_int import Int16Bias, Int32Bias
     from brevitas.quant_tensor import QuantTensor
 
-__all__ = ["build_quant_model", "load_quant_model"]
+__all__ = ["build_quant_model", "load_quant_model", "split_quant_model"]
 
 
 def _act_kwargs(plan: QuantPlan, layer: LayerPrecision, prefix: str = "") -> dict[str, Any]:
@@ -282,10 +284,61 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
     return gm
 
 
+def split_quant_model(twin: fx.GraphModule, layer: str, part: str) -> fx.GraphModule:
+    """The ``"head"`` of a twin (input to ``layer``'s output) or its ``"tail"`` (``layer`` to the output).
+
+    The tail starts by applying ``layer`` again to its input: ``layer`` is an activation quantizer (a ReLU),
+    which gives back every value of its own output grid unchanged, so tail(head(x)) is twin(x) exactly and
+    the tail re-creates the scale the next layer's bias quantizer reads. Raises ConfigError when layers after
+    ``layer`` read a value computed before it (a skip connection over the cut): there is no cut there.
+    """
+    gm = copy.deepcopy(twin)
+    graph = gm.graph
+    found = [n for n in graph.nodes if n.op == "call_module" and n.target in (layer, f"{layer}_quant")]
+    if len(found) != 1 or not isinstance(gm.get_submodule(str(found[0].target)), qnn.QuantReLU):
+        raise ConfigError(
+            f"quant.deploy_until = {layer!r} is not a ReLU of the model",
+            hint="name the ReLU whose output the quantized artifacts should deliver (its module path)",
+        )
+    cut = found[0]
+    before = set()
+    pending = list(cut.all_input_nodes)
+    while pending:
+        node = pending.pop()
+        if node not in before:
+            before.add(node)
+            pending += node.all_input_nodes
+    if part == "head":
+        output = next(n for n in graph.nodes if n.op == "output")
+        with graph.inserting_before(output):
+            result = graph.call_module("output_to_float", (cut,))
+        output.args = (result,)
+    else:
+        placeholder = next(n for n in graph.nodes if n.op == "placeholder")
+        cut.args = (placeholder, *cut.args[1:])
+    graph.eliminate_dead_code()
+    if part == "tail":
+        crossing = sorted(n.name for n in graph.nodes if n in before and n.op != "placeholder")
+        if crossing:
+            raise ConfigError(
+                f"quant.deploy_until = {layer!r}: the layers after it also read {', '.join(crossing)}, computed "
+                "before it, so the model cannot be cut there",
+                hint="name a ReLU that every path from the input to the output goes through",
+            )
+    graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm
+
+
 def load_quant_model(
-    quantized: QuantizedModel, quant_root: Path, float_model: FloatModel, float_root: Path
+    quantized: QuantizedModel, quant_root: Path, float_model: FloatModel, float_root: Path, part: str = "deployed"
 ) -> nn.Module:
-    """The brevitas model again, from the float model, the plan and the saved state."""
+    """The brevitas model again, from the float model, the plan and the saved state.
+
+    ``part``: ``"deployed"``, what the quantized artifacts compute (the head when the plan cuts the model at
+    ``host_tail``, else all of it), ``"tail"`` (what the host runs after them) or ``"whole"``.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_quant_model(
@@ -293,4 +346,7 @@ def load_quant_model(
         )
         state = torch.load(quant_root / quantized.weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
+        cut = quantized.plan.host_tail
+        if cut and part != "whole":
+            model = split_quant_model(model, cut, "head" if part == "deployed" else "tail")
     return model.eval()

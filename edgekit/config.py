@@ -145,6 +145,9 @@ class QuantSettings:
     qat_learning_rate: float = field(default=1e-3, metadata={"min": 0.0})
     calibration_samples: int = field(default=2048, metadata={"min": 1})
     bias_correction: bool = True
+    # A ReLU (module path) the quantized artifacts stop at: they output its values, edgekit runs the rest of
+    # the quantized model on the host (an autoencoder's encoder deployed alone). "": the whole model.
+    deploy_until: str = ""
     layers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 

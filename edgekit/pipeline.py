@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -27,6 +28,7 @@ from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
 from edgekit.planning import (
     TargetPlan,
+    check_logic_size,
     check_memory,
     check_pruning,
     check_recurrent,
@@ -132,15 +134,38 @@ def _golden(model: FloatModel, float_dir: Path, metric: str) -> GoldenSet:
     return golden
 
 
-def _quant_golden(golden: GoldenSet, root: Path, quantized: QuantizedModel) -> GoldenSet:
+def _quant_golden(
+    golden: GoldenSet, root: Path, quantized: QuantizedModel, base_model: FloatModel, base_dir: Path
+) -> GoldenSet:
     outputs = _load_array(root / f"quant-{quantized.family}" / quantized.golden_quant_outputs)
-    if outputs.shape != golden.float_outputs.shape:
+    cut = quantized.plan.host_tail
+    if outputs.shape != golden.float_outputs.shape if not cut else len(outputs) != len(golden.float_outputs):
         raise InputError(
             f"quantized golden outputs of the {quantized.family} model have shape {outputs.shape}, "
             f"expected {golden.float_outputs.shape}",
             hint="re-run edgekit compile for this build",
         )
-    return golden.with_quant(outputs, quantized.family, quantized.plan.host_head)
+    tail = _host_tail(root, quantized, base_model, base_dir) if cut else None
+    return golden.with_quant(outputs, quantized.family, quantized.plan.host_head, tail)
+
+
+def _host_tail(
+    root: Path, quantized: QuantizedModel, base_model: FloatModel, base_dir: Path
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The rest of the quantized model after quant.deploy_until, run in torch on the artifacts' outputs."""
+    model: Any = None
+
+    def run(values: np.ndarray) -> np.ndarray:
+        nonlocal model
+        if model is None:
+            from edgekit.brevitas_model import load_quant_model
+
+            model = load_quant_model(quantized, root / f"quant-{quantized.family}", base_model, base_dir, "tail")
+        from edgekit.training import batched_outputs
+
+        return batched_outputs(model, values.astype(np.float32))
+
+    return run
 
 
 def _validate_target(
@@ -303,7 +328,7 @@ def _references(
                 "pruned float reference", "torch", "torch eager, pruned", golden.float_outputs, golden_float, limit
             )
         )
-    quant_golden = {family: _quant_golden(golden, root, q) for family, q in quantized.items()}
+    quant_golden = {family: _quant_golden(golden, root, q, base_model, base_dir) for family, q in quantized.items()}
     for family, q_golden in quant_golden.items():
         outputs = q_golden.quant_outputs
         assert outputs is not None
@@ -317,6 +342,7 @@ def _references(
                     golden,
                     limit,
                     q_golden.quant_head,
+                    q_golden.quant_tail,
                 ),
                 quant_family=family,
             )
@@ -379,6 +405,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
     quant_plans = plan_quantization_for(source, settings, plans, tuple(spec.recipe.input_shape))
     check_pruning(source, settings)
+    check_logic_size(source, settings, plans, quant_plans, tuple(spec.recipe.input_shape))
     check_recurrent(source, plans)
     check_synthesis(settings, plans)
     check_memory(settings, plans, tuple(spec.recipe.input_shape))
@@ -591,7 +618,7 @@ def open_build(root: Path) -> OpenedBuild:
     base = build(FloatModel, pruned, where) if pruned else float_model
     base_dir = root / ("pruned" if pruned else "float")
     golden = _golden(base, base_dir, manifest["model"]["metric"])
-    quant_golden = {f: _quant_golden(golden, root, q) for f, q in quantized.items()}
+    quant_golden = {f: _quant_golden(golden, root, q, base, base_dir) for f, q in quantized.items()}
     return OpenedBuild(root, manifest, compiled, quantized, old, base, base_dir, golden, quant_golden, modified)
 
 

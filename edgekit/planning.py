@@ -18,11 +18,19 @@ from edgekit.config import FLOAT_ON_FIXED, Layer, Settings, format_gates_layer, 
 from edgekit.errors import BackendUnavailable, ConfigError
 from edgekit.precision import WEIGHTED, Family, QuantPlan, family_for, legality_problems, plan_quantization
 from edgekit.progress import say
-from edgekit.quant_graph import analyze
+from edgekit.quant_graph import analyze, layers_up_to
 from edgekit.targets import TargetProfile, load_target
 from edgekit.torch_model import instantiate
 
-__all__ = ["TargetPlan", "check_memory", "check_pruning", "check_synthesis", "plan_quantization_for", "plan_target"]
+__all__ = [
+    "TargetPlan",
+    "check_logic_size",
+    "check_memory",
+    "check_pruning",
+    "check_synthesis",
+    "plan_quantization_for",
+    "plan_target",
+]
 
 
 def _installed(module: str) -> bool:
@@ -99,6 +107,23 @@ def plan_quantization_for(
         f: replace(plan_quantization(settings.quant, f, info.layers, info.nonnegative), host_head=info.softmax_head)
         for f in families
     }
+    cut = settings.quant.deploy_until
+    if cut:
+        relus = [name for name, kind in info.layers if kind == "relu"]
+        if cut not in relus:
+            raise ConfigError(
+                f"quant.deploy_until = {cut!r} is not a ReLU of the model",
+                hint=f"name the ReLU whose values the quantized artifacts should output: {', '.join(relus) or 'none'}",
+            )
+        quant_plans = {f: replace(plan, host_tail=cut) for f, plan in quant_plans.items()}
+        from edgekit.brevitas_model import build_quant_model, split_quant_model
+
+        twin = build_quant_model(instantiate(source), next(iter(quant_plans.values())), input_shape)
+        split_quant_model(twin, cut, "tail")  # ConfigError when a later layer reads a value from before the cut
+        say(
+            f"note: quant.deploy_until = {cut}: the quantized artifacts compute the model up to {cut} and output "
+            "its values; edgekit runs the rest of the quantized model on the host to score them"
+        )
     if info.softmax_head:
         say(
             f"note: the model ends in a {info.softmax_head}: the quantized artifacts output the logits before it, "
@@ -109,6 +134,12 @@ def plan_quantization_for(
             "note: accumulator_bits is recorded in the plan, but hls4ml sizes every accumulator so that no sum "
             "overflows, and edgekit does not narrow them yet"
         )
+    # with quant.deploy_until, the targets' rules meet only what the artifacts compute
+    deployed = layers_up_to(instantiate(source), cut) if cut else None
+
+    def ours(names: frozenset[str]) -> list[str]:
+        return sorted(names if deployed is None else names & deployed)
+
     problems = [
         f"{p.profile.name}: {problem}"
         for p in plans
@@ -122,40 +153,40 @@ def plan_quantization_for(
             problems += [
                 f"{p.profile.name}: {name}: a torch.cat: the RTL path has no concatenation yet (the INT8 target "
                 "takes it, and hls4ml a join of flat features)"
-                for name in sorted(info.concats)
+                for name in ours(info.concats)
             ]
             problems += [
                 f"{p.profile.name}: {name}: a grouped (depthwise) convolution: the RTL path has no grouped "
                 "convolution yet (the hls4ml targets take depthwise ones)"
-                for name in sorted(info.grouped)
+                for name in ours(info.grouped)
             ]
             problems += [
                 f"{p.profile.name}: {name}: a sigmoid/tanh (a table activation): the RTL path has no table "
                 "activation yet (the hls4ml and INT8 targets take it)"
-                for name in sorted(info.tables)
+                for name in ours(info.tables)
             ]
             problems += [
                 f"{p.profile.name}: {name}: an Upsample: the RTL path has no Resize yet (the hls4ml and INT8 "
                 "targets take a nearest Upsample by whole factors)"
-                for name in sorted(info.upsamples)
+                for name in ours(info.upsamples)
             ]
         else:  # hls4ml builds a depthwise convolution (a depth multiplier of 1) and no other grouping
             problems += [
                 f"{p.profile.name}: {name}: a torch.cat of feature maps: qonnx's channels-last conversion leaves "
                 "the join between transposes, which hls4ml cannot build; join flat features (after a flatten), or "
                 "use the INT8 target"
-                for name in sorted(info.concat_maps)
+                for name in ours(info.concat_maps)
             ]
             problems += [
                 f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "
                 "groups == in_channels == out_channels (use a depthwise convolution and a 1x1 one)"
-                for name in sorted(info.grouped - info.depthwise)
+                for name in ours(info.grouped - info.depthwise)
             ]
             problems += [
                 f"{p.profile.name}: {name}: a 1-D pooling: hls4ml 1.3.0's ONNX reader cannot build it (its "
                 "Pooling1D handler leaves pad_left unset and reads channels and width swapped); pool in 2-D over "
                 "a (C, 1, W) map, or use the INT8 or RTL target"
-                for name in sorted(info.pools_1d)
+                for name in ours(info.pools_1d)
             ]
     if problems:
         raise ConfigError(
@@ -163,6 +194,48 @@ def plan_quantization_for(
             hint="change --quant or [quant] (per layer in [quant.layers.NAME]), or choose another target",
         )
     return quant_plans
+
+
+def planned_multiplies(source: ModelSource, settings: Settings, input_shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """Per weighted layer, its multiplications (weights x output positions) left by the planned pruning.
+
+    Structured pruning is counted as removing its fraction of each layer's weights, which is an upper bound
+    (removing channels thins the next layer's inputs too).
+    """
+    from edgekit.sparsity import layer_report
+
+    prune = settings.prune
+    kept = {"none": 1.0, "2:4": 0.5}.get(prune.method, 1.0 - prune.sparsity)
+    rows = layer_report(instantiate(source), input_shape)["layers"]
+    return [(row["layer"], math.ceil(row["macs"] * (1.0 if row["layer"] in prune.exclude else kept))) for row in rows]
+
+
+def check_logic_size(
+    source: ModelSource,
+    settings: Settings,
+    plans: list[TargetPlan],
+    quant_plans: dict[str, QuantPlan],
+    input_shape: tuple[int, ...],
+) -> None:
+    """A target that builds each multiplication as logic refuses a model it could not build in time (ConfigError)."""
+    rtl = [p for p in plans if p.backend is not None and p.family == "fixed" and p.profile.backend == "rtl"]
+    if not rtl:
+        return
+    from edgekit.backends.rtl import size_problems
+
+    deployed = {layer.name for layer in quant_plans["fixed"].deployed()}
+    multiplies = [row for row in planned_multiplies(source, settings, input_shape) if row[0] in deployed]
+    problems = [problem for p in rtl for problem in size_problems(p.profile, multiplies)]
+    if problems:
+        prune = settings.prune
+        amount = "" if prune.method == "2:4" else f" {prune.sparsity}"
+        counted = "" if prune.method == "none" else f" (counted after the planned pruning, {prune.method}{amount})"
+        raise ConfigError(
+            f"the model is too large for the target(s){counted}:\n  " + "\n  ".join(problems),
+            hint="build it with hls4ml, which shares multipliers between outputs (fpga-xczu7ev-stream: io_stream, "
+            "reuse 16), prune it harder (--prune 0.9) or try its tiny variant (--tiny); to build it anyway, raise "
+            "backend_options.max_multiplies in a copy of the profile and pass its path (-t ./my-rtl.toml)",
+        )
 
 
 def check_synthesis(settings: Settings, plans: list[TargetPlan]) -> None:

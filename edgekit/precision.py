@@ -65,9 +65,15 @@ class QuantPlan:
     weight_overflow: Literal["saturate", "saturate_symmetric"]
     layers: tuple[LayerPrecision, ...]
     host_head: str = ""  # "softmax" or "log_softmax": the model's last step, left to the host (outputs are logits)
+    host_tail: str = ""  # quant.deploy_until: the artifacts output this ReLU's values, the host runs the rest
 
     def layer(self, name: str) -> LayerPrecision:
         return next(layer for layer in self.layers if layer.name == name)
+
+    def deployed(self) -> tuple[LayerPrecision, ...]:
+        """The layers the quantized artifacts compute: all, or those up to ``host_tail`` (forward order)."""
+        names = [layer.name for layer in self.layers]
+        return self.layers if not self.host_tail else self.layers[: names.index(self.host_tail) + 1]
 
 
 WEIGHTED = ("linear", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d")
@@ -130,25 +136,25 @@ def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
             problems += [
                 f"{layer.name}: float scales are not bit-exact through hls4ml (it computes different numbers "
                 'without an error); use quant.scale_type = "power_of_two"'
-                for layer in plan.layers
+                for layer in plan.deployed()
             ]
         problems += [
             f"{layer.name}: per-channel weight scales: the FPGA flow takes one power-of-two scale per tensor"
-            for layer in plan.layers
+            for layer in plan.deployed()
             if layer.weight_scaling == "per_channel"
         ]
         reader = "edgekit's RTL path" if target.backend == "rtl" else "hls4ml 1.3.0's ONNX reader"
         problems += [
             f"{layer.name}: a transposed convolution: {reader} has no ConvTranspose; use "
             "Upsample(scale_factor=2, mode='nearest') and a Conv, or a CPU target"
-            for layer in plan.layers
+            for layer in plan.deployed()
             if layer.kind in ("conv_transpose1d", "conv_transpose2d")
         ]
         return problems
     if target.precision != "int8":
         return problems
     if target.backend == "tensorrt":
-        for layer in plan.layers:
+        for layer in plan.deployed():
             if layer.weight_bits is not None and layer.weight_bits != 8:
                 problems.append(f"{layer.name}: {layer.weight_bits}-bit weights: TensorRT INT8 takes 8-bit weights")
             if layer.activation_bits != 8:
@@ -158,7 +164,7 @@ def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
             if not layer.activation_signed:
                 problems.append(f"{layer.name}: unsigned activations: TensorRT's Q/DQ layers are signed INT8")
     else:
-        for layer in plan.layers:
+        for layer in plan.deployed():
             for what, bits in (("weights", layer.weight_bits), ("activations", layer.activation_bits)):
                 if bits is not None and bits > 8:
                     problems.append(

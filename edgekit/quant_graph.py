@@ -26,6 +26,7 @@ __all__ = [
     "fold_batchnorm",
     "is_softmax",
     "layer_name",
+    "layers_up_to",
     "node_kind",
     "shapes",
     "softmax_head",
@@ -351,6 +352,20 @@ def _after_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
         if kind not in ("passthrough", "upsample") or not node.args or not isinstance(node.args[0], fx.Node):
             return False
         node = node.args[0]
+
+
+def layers_up_to(model: nn.Module, layer: str) -> frozenset[str]:
+    """The names of ``layer`` and of every node its value is computed from (what a cut there deploys)."""
+    gm = fold_batchnorm(model)
+    found = [node for node in gm.graph.nodes if layer_name(node) == layer]
+    names: set[str] = set()
+    pending = found[:1]
+    while pending:
+        node = pending.pop()
+        if layer_name(node) not in names:
+            names.add(layer_name(node))
+            pending += node.all_input_nodes
+    return frozenset(names)
 
 
 def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> GraphInfo:

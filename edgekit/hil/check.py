@@ -135,7 +135,8 @@ def run_target(opened: OpenedBuild, name: str, device: Device, *, timeout_s: flo
         say(f"[hil] {name} on {device.name}: {len(inputs)} samples")
         result_dir = device.run(folder, timeout_s)
         golden = opened.target_golden(name).limited(len(inputs))
-        outputs, info = _read_result(result_dir, len(inputs), golden.float_outputs.shape[1:])
+        shape = (golden.quant_outputs if golden.quant_outputs is not None else golden.float_outputs).shape[1:]
+        outputs, info = _read_result(result_dir, len(inputs), shape)  # quant.deploy_until: a cut's values
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     try:

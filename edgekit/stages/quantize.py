@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from edgekit.artifacts import FloatModel, QuantizedModel
-from edgekit.brevitas_model import build_quant_model
+from edgekit.brevitas_model import build_quant_model, split_quant_model
 from edgekit.config import Settings
 from edgekit.data import Dataset
 from edgekit.jsonio import write_json
@@ -90,9 +90,13 @@ def quantize_model(
         golden_inputs = np.load(float_root / float_model.golden_inputs)
         golden_labels = np.load(float_root / float_model.golden_labels)
         outputs = batched_outputs(model, golden_inputs, threads=settings.train.threads)
+        deployed = outputs
+        if plan.host_tail:  # the artifacts compute up to the cut: their reference is the head's output
+            head = split_quant_model(model, plan.host_tail, "head")
+            deployed = batched_outputs(head, golden_inputs, threads=settings.train.threads)
     metric = task_metric(spec.recipe.metric, outputs, golden_labels)
     torch.save(model.state_dict(), out_dir / "quant_model.pt")
-    np.save(out_dir / "golden_quant_outputs.npy", outputs)
+    np.save(out_dir / "golden_quant_outputs.npy", deployed)
     write_json(out_dir / "quantize.json", {"plan": plan, "history": history, "held_out_metric": metric})
     wall = time.perf_counter() - started
     say(f"  {cfg.method.upper()} {label} in {wall:.1f} s: held-out {spec.recipe.metric} {metric:.4f}")

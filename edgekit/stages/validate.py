@@ -7,7 +7,7 @@ of every validated target passed (Polygraphy's convention for comparisons).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -56,6 +56,8 @@ class GoldenSet:
     quant_family: str = ""
     quant_lsb: np.ndarray | None = None  # the last bit of each quantized output value (None: not on a 2**k grid)
     quant_head: str = ""  # "softmax"/"log_softmax": the quantized graphs output logits, the host applies it
+    # quant.deploy_until: the quantized graphs output a cut's values; this runs the rest of the model on them
+    quant_tail: Callable[[np.ndarray], np.ndarray] | None = None
 
     def limited(self, max_samples: int | None) -> GoldenSet:
         if max_samples is None or max_samples >= len(self.labels):
@@ -70,9 +72,18 @@ class GoldenSet:
             quant_outputs=quant,
         )
 
-    def with_quant(self, outputs: np.ndarray, family: str, head: str = "") -> GoldenSet:
+    def with_quant(
+        self,
+        outputs: np.ndarray,
+        family: str,
+        head: str = "",
+        tail: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> GoldenSet:
         """The quantized reference's outputs; their last bit is read off the whole set before any limit."""
-        return replace(self, quant_outputs=outputs, quant_family=family, quant_lsb=lsb_grid(outputs), quant_head=head)
+        lsb = lsb_grid(outputs)
+        return replace(
+            self, quant_outputs=outputs, quant_family=family, quant_lsb=lsb, quant_head=head, quant_tail=tail
+        )
 
 
 @dataclass(frozen=True)
@@ -231,10 +242,11 @@ def score_outputs(
     resources: tuple[Mapping[str, float], str] | None = None,
 ) -> TargetResult:
     """Metrics, agreement and gates of outputs computed elsewhere (by a runner here, or on a device)."""
-    if outputs.shape != golden.float_outputs.shape:
-        raise InputError(f"{target} returned outputs of shape {outputs.shape}, expected {golden.float_outputs.shape}")
-    head = golden.quant_head if golden.quant_outputs is not None else ""
-    result = replace(_scored(target, backend, runner, outputs, golden, head), latency=latency)
+    expected = (golden.quant_outputs if golden.quant_outputs is not None else golden.float_outputs).shape
+    if outputs.shape != expected:
+        raise InputError(f"{target} returned outputs of shape {outputs.shape}, expected {expected}")
+    head, tail = (golden.quant_head, golden.quant_tail) if golden.quant_outputs is not None else ("", None)
+    result = replace(_scored(target, backend, runner, outputs, golden, head, tail), latency=latency)
     if resources is not None:
         result = replace(result, resources=dict(resources[0]), resource_source=resources[1])
     if golden.quant_outputs is not None:
@@ -262,10 +274,11 @@ def reference_from_outputs(
     golden: GoldenSet,
     max_samples: int | None,
     head: str = "",
+    tail: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> TargetResult:
     """A reference model's numbers from its stored outputs on the golden inputs (no runner, no latency)."""
     golden = golden.limited(max_samples)
-    return _scored(target, backend, runner, outputs[: len(golden.labels)], golden, head)
+    return _scored(target, backend, runner, outputs[: len(golden.labels)], golden, head, tail)
 
 
 def host_head(outputs: np.ndarray, head: str) -> np.ndarray:
@@ -280,10 +293,16 @@ def host_head(outputs: np.ndarray, head: str) -> np.ndarray:
 
 
 def _scored(
-    target: str, backend: str, runner: str, outputs: np.ndarray, golden: GoldenSet, head: str = ""
+    target: str,
+    backend: str,
+    runner: str,
+    outputs: np.ndarray,
+    golden: GoldenSet,
+    head: str = "",
+    tail: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> TargetResult:
-    """Task metric and agreement with the float outputs of ``golden`` (after the host's softmax, if any)."""
-    outputs = host_head(outputs, head)
+    """Task metric and agreement with the float outputs of ``golden`` (after the host's tail and softmax)."""
+    outputs = host_head(outputs if tail is None else tail(outputs), head)
     classes = golden.metric in CLASSIFICATION_METRICS
     return TargetResult(
         target=target,

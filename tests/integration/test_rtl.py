@@ -235,6 +235,23 @@ def test_resnet8_residual_stages_and_global_average_are_exact(tmp_path: Path, in
     assert "Add" in ops and ops & {"AveragePool", "GlobalAveragePool"}, ops  # the sums and the average went in
 
 
+def test_the_econt_encoder_alone_is_exact_as_logic(tmp_path: Path, interpreter_profile: Path) -> None:
+    """ECON-T deploys its encoder (quant.deploy_until): the logic outputs the 16 latent values, exact, and
+    the host's quantized decoder turns them into the same PSNR as the quantized reference's."""
+    result = compile_model(
+        CompileRequest("econt_autoencoder", (str(interpreter_profile),), out=tmp_path / "b", tiny=True, quant="w6a8")
+    )
+    reference = next(r for r in result.report.extra_references if r.target == "quantized reference (fixed)")
+    (target,) = result.report.targets
+    assert target.status == "ok", target.reason
+    assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0
+    assert target.metric == reference.metric and target.metric_name == "psnr"
+    info = result.manifest["artifacts"]["compiled"]["rtl-interpreter"]["info"]
+    assert (info["n_inputs"], info["n_outputs"]) == (64, 16)  # the 8x8 map in, the latent out
+    graph = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    assert "ConvTranspose" not in {n.op_type for n in graph.graph.node}  # the decoder stayed on the host
+
+
 def _nets1d_on_the_interpreter(factory: str, out: Path, profile: Path, monkeypatch: pytest.MonkeyPatch) -> BuildResult:
     """A model of tests/fixtures/nets1d.py on the jet tagger's recipe and data, W6A8, run by da4ml's interpreter."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))
@@ -304,18 +321,26 @@ def test_missing_verilator_makes_the_target_unavailable(cli, tmp_path: Path) -> 
     assert not row["available"] and "verilator is not installed" in row["reason"]
 
 
-@pytest.mark.parametrize("tool", ["verilator", "yosys"])
-def test_a_failing_tool_is_a_toolchain_error_with_its_log(cli, tmp_path: Path, tool: str) -> None:  # type: ignore[no-untyped-def]
+# Each failing tool on a profile that runs it alone (the other tool would run to its end beside it first).
+ALONE = {
+    "verilator": {"synthesis = true": "synthesis = false"},
+    "yosys": {'emulation = "verilator"': 'emulation = "interpreter"'},
+}
+
+
+@pytest.mark.parametrize("tool", sorted(ALONE))
+def test_a_failing_tool_is_a_toolchain_error_with_its_log(cli, tmp_path: Path, profile_variant, tool: str) -> None:  # type: ignore[no-untyped-def]
     real = shutil.which(tool)
     # A stand-in that answers version queries like the real tool and fails the build itself.
     script = (
         f'#!/bin/sh\ncase "$1" in -V|--version) exec {real} "$@";; esac\necho "simulated {tool} failure" >&2\nexit 1\n'
     )
-    out = tmp_path / "b"
-    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", TARGET, "-t", "cpu-onnxruntime-int8",
+    out, name = tmp_path / "b", f"rtl-{tool}-only"
+    profile = profile_variant(TARGET, name, tmp_path, ALONE[tool])
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", str(profile), "-t", "cpu-onnxruntime-int8",
               "--out", str(out), env=_fake(tmp_path, tool, script))  # fmt: skip
     assert run.returncode == 4, run.stderr
     assert f"simulated {tool} failure" in run.stdout and ".log" in run.stdout
     assert "Traceback" not in run.stderr
-    assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / TARGET).exists()
+    assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / name).exists()
     assert any((out / "logs").rglob("*.log"))  # the failed stage's logs were kept

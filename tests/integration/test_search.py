@@ -24,7 +24,7 @@ LAYERS = {"encoder.0.fc", "encoder.0.act", "encoder.1.fc", "encoder.1.act", "hea
 
 def _search(out: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "edgekit", "search", str(NESTED), "--tiny", "--target", "fpga-xcvu13p",
-               "--start", "6", "--lowest", "3", "--budget", "0.05", "--out", str(out), "--workers", "2",
+               "--start", "5", "--lowest", "3", "--budget", "0.05", "--out", str(out), "--workers", "2",
                "--json"]  # fmt: skip
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
 
@@ -36,16 +36,16 @@ def test_search_finds_per_layer_widths_within_budget_and_writes_a_buildable_reci
     assert result["ray_starts"] == 1  # every round (uniform, bisection, combination, repairs) in one Ray session
     goal = result["target_accuracy"]
     assert goal == pytest.approx(result["float_accuracy"] - 0.05)
-    assert [r["point"] for r in result["uniform"]] == ["w6a6-s0", "w5a5-s0", "w4a4-s0", "w3a3-s0"]
+    assert [r["point"] for r in result["uniform"]] == ["w5a5-s0", "w4a4-s0", "w3a3-s0"]
     chosen = result["chosen"]
     assert chosen["accuracy"] >= goal and chosen["lut"] > 0
     assert set(result["layers"]) <= LAYERS and result["layers"]
     for fields in result["layers"].values():
-        assert all(3 <= bits < 6 for bits in fields.values())
+        assert all(3 <= bits < 5 for bits in fields.values())
     # the emitted model folder: its recipe carries the widths, and it compiles to the same numbers
     folder = Path(result["recipe_folder"])
     recipe = tomllib.loads((folder / "recipe.toml").read_text())
-    assert recipe["name"] == "nested_mlp-mixed" and recipe["quant"]["weight_bits"] == 6
+    assert recipe["name"] == "nested_mlp-mixed" and recipe["quant"]["weight_bits"] == 5
     text = (folder / "recipe.toml").read_text()
     assert '[quant.layers."encoder.0.fc"]' in text or "encoder.0.fc" not in result["layers"]  # a quoted TOML key
     for layer, fields in result["layers"].items():

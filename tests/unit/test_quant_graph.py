@@ -315,3 +315,80 @@ def test_the_fpga_float_path_refuses_recurrent_layers_before_any_work(tmp_path) 
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p: gru \(GRU\): hls4ml 1.3.0's recurrent kernels"):
         plan_build(CompileRequest(str(folder), ("cpu-onnxruntime", "fpga-xcvu13p"), out=tmp_path / "b"))
     assert plan_build(CompileRequest(str(folder), ("cpu-onnxruntime",), out=tmp_path / "b")).plans
+
+
+def test_the_rtl_path_refuses_a_model_too_large_to_unroll_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.targets import targets_dir
+
+    tagger = (
+        "from torch import nn\ndef build():\n    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 5))"
+    )
+    folder = _model_folder(tmp_path / "tagger", tagger, "[16]")
+    profile = tmp_path / "small-rtl.toml"  # 16 x 64 + 64 x 5 = 1,344 multiplications dense
+    shipped = (targets_dir() / "fpga-xcvu13p-rtl.toml").read_text()
+    profile.write_text(shipped.replace("[backend_options]\n", "[backend_options]\nmax_multiplies = 1000\n"))
+
+    def plan(prune: str | None, *overrides: str):  # type: ignore[no-untyped-def]
+        request = CompileRequest(str(folder), (str(profile),), tmp_path / "b", quant="w6a8", prune=prune)
+        return plan_build(dataclasses.replace(request, overrides=overrides))
+
+    with pytest.raises(
+        ConfigError, match=r"about 1,344 of them .*layer 0: 1,024\); the target builds up to 1,000"
+    ) as err:
+        plan(None)
+    assert "fpga-xczu7ev-stream" in err.value.hint and "max_multiplies" in err.value.hint
+    assert "fixed" in plan("0.5").quant_plans  # 512 + 160 after the planned pruning
+    with pytest.raises(ConfigError, match=r"about 1,184 of them"):  # layer 0 left dense: 1,024 + 160
+        plan("0.5", 'prune.exclude=["0"]')
+
+
+AUTOENCODER = """from torch import nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self, skip=False):
+        super().__init__()
+        self.skip = skip
+        self.enc = nn.Linear(8, 4)
+        self.enc_relu = nn.ReLU()
+        self.dec = nn.ConvTranspose1d(1, 1, 2, stride=2)
+
+    def forward(self, x):
+        z = self.enc_relu(self.enc(x))
+        y = self.dec(z.view(z.size(0), 1, 4)).flatten(1)
+        return y + x if self.skip else y
+
+
+def build(skip=False):
+    return Net(skip)
+"""
+
+
+def test_deploy_until_cuts_the_quantized_model_at_a_relu_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    folder = _model_folder(tmp_path / "ae", AUTOENCODER, "[8]")
+
+    def plan(*overrides: str, target: str = "fpga-xcvu13p"):  # type: ignore[no-untyped-def]
+        return plan_build(CompileRequest(str(folder), (target,), tmp_path / "b", quant="w6a8", overrides=overrides))
+
+    # the whole model: hls4ml has no transposed convolution
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: dec: a transposed convolution"):
+        plan()
+    # the encoder alone: the decoder runs on the host, so only the deployed layers meet the target's rules
+    planned = plan("quant.deploy_until=enc_relu")
+    fixed = planned.quant_plans["fixed"]
+    assert fixed.host_tail == "enc_relu" and [layer.name for layer in fixed.deployed()][-1] == "enc_relu"
+    assert "dec" in {layer.name for layer in fixed.layers} - {layer.name for layer in fixed.deployed()}
+    assert plan("quant.deploy_until=enc_relu", target="fpga-xcvu13p-rtl").quant_plans["fixed"].host_tail
+    with pytest.raises(ConfigError, match=r"quant.deploy_until = 'enc' is not a ReLU of the model") as err:
+        plan("quant.deploy_until=enc")
+    assert "enc_relu" in err.value.hint
+    skip = _model_folder(tmp_path / "skip", AUTOENCODER, "[8]", "[model_options]\nskip = true\n")
+    with pytest.raises(ConfigError, match=r"the layers after it also read .*input_quant.*cannot be cut there"):
+        plan_build(CompileRequest(str(skip), ("cpu-onnxruntime-int8",), tmp_path / "c", quant="int8",
+                                  overrides=("quant.deploy_until=enc_relu",)))  # fmt: skip
