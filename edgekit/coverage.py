@@ -160,7 +160,7 @@ OPS: tuple[Op, ...] = (
     Op("ConvTranspose1d/2d", "nn.ConvTranspose2d (decoders)", lambda: _conv(nn.ConvTranspose2d(4, 1, 2, stride=2)),
        (1, 4, 4), INT8_ONLY, {"hls4ml": "has no ConvTranspose", "rtl": "has no ConvTranspose"},
        evidence="tests/integration/test_field_layers.py (hit_autoencoder)",
-       notes="for the FPGA: nn.Upsample(scale_factor=2) and a Conv"),
+       notes="for the FPGA: nn.Upsample(scale_factor=2) and a Conv, or keep it on the host (quant.deploy_until)"),
     Op("Upsample, nearest", "nn.Upsample(scale_factor=k), whole k", lambda: _conv(nn.Upsample(scale_factor=2)),
        (1, 4, 4), NO_RTL, {"rtl": "the RTL path has no Resize"},
        evidence="tests/integration/test_field_layers.py (hit_autoencoder)",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -44,6 +43,7 @@ from edgekit.report_html import write_html_report
 from edgekit.schema import build, to_plain
 from edgekit.stages.validate import (
     GoldenSet,
+    HostTail,
     LayerError,
     TargetResult,
     ValidationReport,
@@ -62,7 +62,7 @@ from edgekit.steps import (
     run_train,
 )
 from edgekit.targets import TargetProfile
-from edgekit.torch_model import TorchRunner, load_float_model
+from edgekit.torch_model import TorchRunner, instantiate, load_float_model
 from edgekit.zoo import ModelSpec, resolve_model
 
 __all__ = [
@@ -149,9 +149,7 @@ def _quant_golden(
     return golden.with_quant(outputs, quantized.family, quantized.plan.host_head, tail)
 
 
-def _host_tail(
-    root: Path, quantized: QuantizedModel, base_model: FloatModel, base_dir: Path
-) -> Callable[[np.ndarray], np.ndarray]:
+def _host_tail(root: Path, quantized: QuantizedModel, base_model: FloatModel, base_dir: Path) -> HostTail:
     """The rest of the quantized model after quant.deploy_until, run in torch on the artifacts' outputs."""
     model: Any = None
 
@@ -165,7 +163,7 @@ def _host_tail(
 
         return batched_outputs(model, values.astype(np.float32))
 
-    return run
+    return HostTail(quantized.plan.host_tail, run)
 
 
 def _validate_target(
@@ -405,6 +403,10 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
     quant_plans = plan_quantization_for(source, settings, plans, tuple(spec.recipe.input_shape))
     check_pruning(source, settings)
+    if spec.recipe.task == "reconstruction" and spec.recipe.latent_layer:  # read by the report, checked now
+        from edgekit.reconstruction import latent_size
+
+        latent_size(instantiate(source), spec.recipe.latent_layer, tuple(spec.recipe.input_shape))
     check_logic_size(source, settings, plans, quant_plans, tuple(spec.recipe.input_shape))
     check_recurrent(source, plans)
     check_synthesis(settings, plans)

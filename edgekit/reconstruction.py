@@ -28,7 +28,11 @@ def latent_size(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -> i
 
     modules = dict(model.named_modules())
     if layer not in modules:
-        raise ConfigError(f"latent_layer {layer!r} is not a layer of the model", hint=f"layers: {', '.join(modules)}")
+        raise ConfigError(
+            f"the recipe's latent_layer {layer!r} is not a layer of the model",
+            hint=f"name a module of the model in latent_layer (a recipe of your own, or --recipe a model folder's "
+            f"recipe.toml): {', '.join(name for name in modules if name)}",
+        )
     seen: list[int] = []
     hook = modules[layer].register_forward_hook(lambda m, a, out: seen.append(int(out[0].numel())))
     try:

@@ -85,6 +85,13 @@ def results_table(report: ValidationReport) -> str:
             f"\nquantized rows: their graphs output logits; the model's last step ({', '.join(heads)}) is applied "
             "on the host before the metric and the comparison with the float reference"
         )
+    tails = sorted({t.host_tail for t in [*references, *report.targets] if t.host_tail})
+    if tails:
+        table += (
+            f"\nquantized rows: the artifacts compute the model up to {', '.join(tails)} (quant.deploy_until) and "
+            "are compared with brevitas on its values; the host runs the rest of the quantized model on them "
+            "for the metric and the comparison with the float reference"
+        )
     return table
 
 

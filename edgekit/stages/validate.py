@@ -34,6 +34,7 @@ from edgekit.runner import Runner
 __all__ = [
     "GateResult",
     "GoldenSet",
+    "HostTail",
     "LayerError",
     "TargetResult",
     "ValidationReport",
@@ -47,6 +48,17 @@ Status = Literal["ok", "unavailable", "failed"]
 
 
 @dataclass(frozen=True)
+class HostTail:
+    """The rest of a quantized model after ``quant.deploy_until``'s layer, run on the host on its values."""
+
+    layer: str
+    run: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return self.run(values)
+
+
+@dataclass(frozen=True)
 class GoldenSet:
     inputs: np.ndarray
     labels: np.ndarray
@@ -57,7 +69,7 @@ class GoldenSet:
     quant_lsb: np.ndarray | None = None  # the last bit of each quantized output value (None: not on a 2**k grid)
     quant_head: str = ""  # "softmax"/"log_softmax": the quantized graphs output logits, the host applies it
     # quant.deploy_until: the quantized graphs output a cut's values; this runs the rest of the model on them
-    quant_tail: Callable[[np.ndarray], np.ndarray] | None = None
+    quant_tail: HostTail | None = None
 
     def limited(self, max_samples: int | None) -> GoldenSet:
         if max_samples is None or max_samples >= len(self.labels):
@@ -77,7 +89,7 @@ class GoldenSet:
         outputs: np.ndarray,
         family: str,
         head: str = "",
-        tail: Callable[[np.ndarray], np.ndarray] | None = None,
+        tail: HostTail | None = None,
     ) -> GoldenSet:
         """The quantized reference's outputs; their last bit is read off the whole set before any limit."""
         lsb = lsb_grid(outputs)
@@ -122,6 +134,7 @@ class TargetResult:
     top1_agreement: float = math.nan
     quant_family: str = ""  # the quantized model this target runs, if any
     host_head: str = ""  # "softmax"/"log_softmax" applied on the host to the outputs before metric and float diffs
+    host_tail: str = ""  # quant.deploy_until: the outputs are this layer's values, the host ran the rest on them
     max_abs_diff_vs_quantized: float = math.nan
     exact_match_vs_quantized: float = math.nan  # fraction of output values equal to brevitas' bit for bit
     max_lsb_diff_vs_quantized: float = math.nan  # the same difference in units of the output's last bit
@@ -274,7 +287,7 @@ def reference_from_outputs(
     golden: GoldenSet,
     max_samples: int | None,
     head: str = "",
-    tail: Callable[[np.ndarray], np.ndarray] | None = None,
+    tail: HostTail | None = None,
 ) -> TargetResult:
     """A reference model's numbers from its stored outputs on the golden inputs (no runner, no latency)."""
     golden = golden.limited(max_samples)
@@ -299,7 +312,7 @@ def _scored(
     outputs: np.ndarray,
     golden: GoldenSet,
     head: str = "",
-    tail: Callable[[np.ndarray], np.ndarray] | None = None,
+    tail: HostTail | None = None,
 ) -> TargetResult:
     """Task metric and agreement with the float outputs of ``golden`` (after the host's tail and softmax)."""
     outputs = host_head(outputs if tail is None else tail(outputs), head)
@@ -318,4 +331,5 @@ def _scored(
         top1_agreement=top1_agreement(outputs, golden.float_outputs) if classes else math.nan,
         reconstruction={} if classes else reconstruction_metrics(outputs, golden.labels),
         host_head=head,
+        host_tail="" if tail is None else tail.layer,
     )

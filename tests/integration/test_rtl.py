@@ -246,6 +246,8 @@ def test_the_econt_encoder_alone_is_exact_as_logic(tmp_path: Path, interpreter_p
     assert target.status == "ok", target.reason
     assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0
     assert target.metric == reference.metric and target.metric_name == "psnr"
+    assert target.host_tail == reference.host_tail == "latent_relu"
+    assert "up to latent_relu (quant.deploy_until)" in (result.build_dir / "report.md").read_text()
     info = result.manifest["artifacts"]["compiled"]["rtl-interpreter"]["info"]
     assert (info["n_inputs"], info["n_outputs"]) == (64, 16)  # the 8x8 map in, the latent out
     graph = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
@@ -285,7 +287,9 @@ def test_one_dimensional_max_and_average_pooling_are_exact(
 
 def test_a_relative_out_folder(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Verilator and yosys run in folders of their own: paths handed to them must not be relative."""
-    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", TARGET, "--out", "b", "--json", cwd=tmp_path)
+    pruned = ("--prune", "0.9", "--set", "prune.steps=1", "--set", "prune.finetune_epochs=1")  # a small design
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", *pruned, "-t", TARGET, "--out", "b", "--json",
+              cwd=tmp_path)  # fmt: skip
     assert run.returncode in (0, 1), run.stdout + run.stderr
     target = next(t for t in run.json()["validation"]["targets"] if t["target"] == TARGET)
     assert target["status"] == "ok" and target["max_abs_diff_vs_quantized"] == 0.0

@@ -392,3 +392,21 @@ def test_deploy_until_cuts_the_quantized_model_at_a_relu_before_any_work(tmp_pat
     with pytest.raises(ConfigError, match=r"the layers after it also read .*input_quant.*cannot be cut there"):
         plan_build(CompileRequest(str(skip), ("cpu-onnxruntime-int8",), tmp_path / "c", quant="int8",
                                   overrides=("quant.deploy_until=enc_relu",)))  # fmt: skip
+
+
+def test_a_latent_layer_the_model_lacks_is_refused_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    folder = tmp_path / "ae"
+    folder.mkdir()
+    (folder / "model.py").write_text(AUTOENCODER)
+    (folder / "data.py").write_text("def load():\n    raise AssertionError('planning must not load data')\n")
+    (folder / "recipe.toml").write_text(
+        'schema_version = 1\nname = "ae"\ndescription = "a user autoencoder"\nmodel = "model.py:build"\n'
+        'data = "data.py:load"\ninput_shape = [8]\ntask = "reconstruction"\nmetric = "psnr"\n'
+        'latent_layer = "latent_relu"\ndefault_targets = ["cpu-onnxruntime"]\n'
+    )
+    with pytest.raises(ConfigError, match="the recipe's latent_layer 'latent_relu' is not a layer") as err:
+        plan_build(CompileRequest(str(folder), out=tmp_path / "b"))
+    assert "enc_relu" in err.value.hint
+    assert not (tmp_path / "b").exists()
