@@ -82,7 +82,8 @@ def test_a_fault_planted_in_the_artifact_is_named_and_fails_the_gate(jet_int8: B
     shutil.copytree(jet_int8.build_dir, root)
     artifact, float_model, quantized, graph = _inputs(jet_int8)
     _flip_second_layer_weight(root / "targets" / TARGET / artifact.path)
-    golden = _quant_golden(_golden(float_model, root / "float", "roc_auc"), root, quantized)
+    float_dir = root / "float"
+    golden = _quant_golden(_golden(float_model, float_dir, "roc_auc"), root, quantized, float_model, float_dir)
     plan = plan_target(TARGET, [], True)
     reference_metric = jet_int8.report.reference.metric
     (result,) = _check_target(
