@@ -39,7 +39,7 @@ from edgekit.fpga_estimate import LayerFacts, estimate
 from edgekit.lifetime import worker_pool
 from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
-from edgekit.tools import run_tool
+from edgekit.tools import available_cpus, run_tool
 
 __all__ = ["Hls4mlBackend", "Hls4mlOptions"]
 
@@ -47,6 +47,22 @@ PROJECT = "myproject"
 PROJECT_DIR = "hls4ml_prj"
 BUILD_TIMEOUT_S = 900
 INPUT_INTEGER_BITS = 16
+
+
+_MODEL_COMPILE = "-c firmware/${PROJECT}.cpp -o ${PROJECT}.o\n"
+_BRIDGE_COMPILE = "-c ${PROJECT}_bridge.cpp -o ${PROJECT}_bridge.o\n"
+
+
+def _compile_side_by_side(script: str) -> str:
+    """build_lib.sh with the model and the bridge compiled at once (the model's g++ takes most of the time);
+    a script in another form is returned as it is."""
+    if script.count(_MODEL_COMPILE) != 1 or script.count(_BRIDGE_COMPILE) != 1:
+        return script
+    script = script.replace(
+        _MODEL_COMPILE,
+        _MODEL_COMPILE.rstrip("\n") + " &\nmodel_compile=$!\ntrap 'kill \"$model_compile\" 2>/dev/null || true' EXIT\n",
+    )
+    return script.replace(_BRIDGE_COMPILE, _BRIDGE_COMPILE + 'wait "$model_compile"\ntrap - EXIT\n')
 
 
 @dataclass(frozen=True)
@@ -449,7 +465,10 @@ class Hls4mlBackend:
         if absolute not in text:
             raise ToolchainError(f"{script} is not in the form edgekit knows (hls4ml 1.3.0)", log_path=log)
         # Relative, so the build directory can move: the emulator workers run inside firmware/.
-        script.write_text(text.replace(absolute, 'WEIGHTS_DIR="\\"weights\\""'))
+        text = text.replace(absolute, 'WEIGHTS_DIR="\\"weights\\""')
+        if available_cpus() > 1:
+            text = _compile_side_by_side(text)
+        script.write_text(text)
         run_tool(
             ["bash", "build_lib.sh"],
             cwd=project,
