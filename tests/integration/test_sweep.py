@@ -1,4 +1,4 @@
-"""edgekit sweep on a local Ray cluster: 8 points of jet_tagger on the FPGA target, interrupted and resumed."""
+"""edgekit sweep on a local Ray cluster: 4 points of jet_tagger on the FPGA target, interrupted and resumed."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("ray", reason="edgekit sweep runs on Ray: pip install 'edgekit[sweep]'")
 pytest.importorskip("hls4ml", reason="the FPGA target needs the fpga extra: pip install 'edgekit[fpga]'")
 REPO = Path(__file__).resolve().parents[2]
-GRID = ["weight_bits=4,8", "sparsity=0,0.5", "reuse=1,4"]
-POINTS = 2 * 2 * 2  # the grid's size
+GRID = ["weight_bits=4,8", "sparsity=0,0.5", "reuse=4"]
+POINTS = 2 * 2 * 1  # the grid's size
 
 
 def _sweep(out: Path, *extra: str) -> list[str]:
@@ -79,7 +79,7 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
                              start_new_session=True)  # fmt: skip
     off_loopback: list[str] = []
     deadline = time.monotonic() + 300
-    while _finished(out) < 3 and first.poll() is None and time.monotonic() < deadline:
+    while _finished(out) < 2 and first.poll() is None and time.monotonic() < deadline:
         if not off_loopback:
             off_loopback = _listening_off_loopback(_descendants(first.pid))
         time.sleep(0.5)
@@ -90,7 +90,7 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
     log.close()
     assert first.returncode == 130, (tmp_path / "first.log").read_text()[-3000:]
     before = _finished(out)
-    assert 3 <= before < POINTS
+    assert 2 <= before < POINTS
 
     second = subprocess.run(_sweep(out), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -98,7 +98,7 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == POINTS and {r["status"] for r in rows} == {"ok"}
-    assert {r["point"] for r in rows} == {f"w{b}a{b}-s{s}-r{r}" for b in (4, 8) for s in (0, 0.5) for r in (1, 4)}
+    assert {r["point"] for r in rows} == {f"w{b}a{b}-s{s}-r{r}" for b in (4, 8) for s in (0, 0.5) for r in (4,)}
     assert all(float(r["lut"]) > 0 and r["fpga-xcvu13p.status"] == "pass" for r in rows)
     assert "## Pareto front: accuracy against lut" in (out / "sweep.md").read_text()
     import pyarrow.parquet as pq
@@ -106,7 +106,10 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
     assert pq.read_table(out / "results.parquet").num_rows == POINTS
     page = (out / "sweep.html").read_text()
     lut_plot = page.split("id='plot-lut'")[1].split("</figure>")[0]
-    assert lut_plot.count("<circle") == POINTS and "<polyline" in lut_plot  # every point, the front joined
+    scored = [(float(r["lut"]), float(r["accuracy"])) for r in rows]
+    front = [p for p in scored if not any(q[0] <= p[0] and q[1] >= p[1] and q != p for q in scored)]
+    assert lut_plot.count("<circle") == POINTS  # every point
+    assert ("<polyline" in lut_plot) == (len(front) > 1)  # the front joined, when it has two points or more
 
     # a fully cached rerun starts no Ray and picks a point by its numbers
     third = subprocess.run(_sweep(out, "--json", "--best", "accuracy>=0.3, lut<=100000"), cwd=REPO, env=env,
