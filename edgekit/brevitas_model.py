@@ -26,6 +26,7 @@ from edgekit.errors import ConfigError
 from edgekit.precision import WEIGHTED, LayerPrecision, QuantPlan
 from edgekit.quant_graph import (
     RESHAPES,
+    ancestors,
     avg_pool_of,
     batch_free_reshape,
     fold_batchnorm,
@@ -301,13 +302,7 @@ def split_quant_model(twin: fx.GraphModule, layer: str, part: str) -> fx.GraphMo
             hint="name the ReLU whose output the quantized artifacts should deliver (its module path)",
         )
     cut = found[0]
-    before = set()
-    pending = list(cut.all_input_nodes)
-    while pending:
-        node = pending.pop()
-        if node not in before:
-            before.add(node)
-            pending += node.all_input_nodes
+    before = ancestors(cut)
     if part == "head":
         output = next(n for n in graph.nodes if n.op == "output")
         with graph.inserting_before(output):

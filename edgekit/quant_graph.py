@@ -21,6 +21,7 @@ __all__ = [
     "AvgPool",
     "GraphInfo",
     "analyze",
+    "ancestors",
     "avg_pool_of",
     "batch_free_reshape",
     "fold_batchnorm",
@@ -354,18 +355,25 @@ def _after_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
         node = node.args[0]
 
 
+def ancestors(node: fx.Node) -> set[fx.Node]:
+    """Every node whose value ``node``'s is computed from (not ``node`` itself)."""
+    found: set[fx.Node] = set()
+    pending = list(node.all_input_nodes)
+    while pending:
+        current = pending.pop()
+        if current not in found:
+            found.add(current)
+            pending += current.all_input_nodes
+    return found
+
+
 def layers_up_to(model: nn.Module, layer: str) -> frozenset[str]:
     """The names of ``layer`` and of every node its value is computed from (what a cut there deploys)."""
     gm = fold_batchnorm(model)
     found = [node for node in gm.graph.nodes if layer_name(node) == layer]
-    names: set[str] = set()
-    pending = found[:1]
-    while pending:
-        node = pending.pop()
-        if layer_name(node) not in names:
-            names.add(layer_name(node))
-            pending += node.all_input_nodes
-    return frozenset(names)
+    if not found:
+        return frozenset()
+    return frozenset({layer_name(node) for node in ancestors(found[0])} | {layer})
 
 
 def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> GraphInfo:
