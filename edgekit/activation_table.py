@@ -1,4 +1,4 @@
-"""Quantized sigmoid and tanh as tables: one definition every target is checked against.
+"""Quantized sigmoid, tanh and LeakyReLU as tables: one definition every target is checked against.
 
 A table activation re-quantizes its input (signed, power-of-two scale, b bits), applies
 the function, and quantizes the output (power-of-two scale, round half to even,
@@ -22,12 +22,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FUNCTIONS", "TableSpec", "hls4ml_codes", "hls4ml_table_config", "mismatch", "table_specs"]
+__all__ = [
+    "COMPUTED",
+    "FUNCTIONS",
+    "TableSpec",
+    "hls4ml_codes",
+    "hls4ml_layer_config",
+    "hls4ml_table_config",
+    "mismatch",
+    "table_specs",
+]
 
-FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "Tanh": np.tanh,
+FUNCTIONS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "Sigmoid": lambda x, _: 1.0 / (1.0 + np.exp(-x)),
+    "Tanh": lambda x, _: np.tanh(x),
+    # float64 holds the product of a b-bit code and a float32 slope exactly: the reference rounds it once
+    "LeakyRelu": lambda x, alpha: np.where(x > 0, x, np.float64(alpha) * x),
 }
+# hls4ml computes LeakyReLU as alpha * x in fixed point, not from a table
+COMPUTED = ("LeakyRelu",)
 # hls4ml 1.3.0 (nnet_activation.h, nnet_activation_stream.h): the table spans [-8, 8) for sigmoid and
 # [-4, 4) for tanh, and an input x reads entry int(x * table_size / span) + table_size / 2, clamped.
 HLS4ML_SPAN = {"Sigmoid": 16, "Tanh": 8}
@@ -36,7 +49,7 @@ MAX_TABLE_SIZE = 2**16
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One table activation as the QONNX graph holds it: Quant -> Sigmoid/Tanh -> Quant."""
+    """One table activation as the QONNX graph holds it: Quant -> Sigmoid/Tanh/LeakyRelu -> Quant."""
 
     function: str  # ONNX op type
     in_bits: int
@@ -44,6 +57,7 @@ class TableSpec:
     out_bits: int
     out_exponent: int
     out_signed: bool
+    alpha: float = 0.0  # LeakyRelu's slope below zero, the float32 value of the graph's attribute
 
     def input_codes(self) -> np.ndarray:
         return np.arange(-(2 ** (self.in_bits - 1)), 2 ** (self.in_bits - 1), dtype=np.int64)
@@ -60,12 +74,19 @@ class TableSpec:
 
     def reference(self) -> np.ndarray:
         """edgekit's table: the output code for each input code, from float64."""
-        return self.quantize(FUNCTIONS[self.function](self.inputs().astype(np.float64)))
+        return self.quantize(FUNCTIONS[self.function](self.inputs().astype(np.float64), self.alpha))
 
     def output_type(self) -> str:
         """The ap_fixed type of the output quantizer, rounding like brevitas (half to even) and saturating."""
         integer = self.out_bits + self.out_exponent
         return f"{'' if self.out_signed else 'u'}fixed<{self.out_bits},{integer},RND_CONV,SAT>"
+
+    def alpha_type(self) -> str:
+        """A signed ap_fixed type that holds the float32 slope exactly (the product alpha * x is then exact)."""
+        numerator, denominator = (int(part) for part in abs(float(self.alpha)).as_integer_ratio())
+        fraction = denominator.bit_length() - 1  # float32 values are dyadic: denominator = 2**fraction
+        integer = max(1, numerator.bit_length() - fraction + 1)  # a sign bit and the bits above the point
+        return f"fixed<{fraction + integer},{integer},TRN,WRAP>"
 
 
 def _pot(scale: np.ndarray, what: str) -> int:
@@ -77,7 +98,7 @@ def _pot(scale: np.ndarray, what: str) -> int:
 
 
 def table_specs(model: Any) -> dict[str, TableSpec]:
-    """Every Sigmoid/Tanh node of a QONNX graph (qonnx ModelWrapper), by node name."""
+    """Every Sigmoid/Tanh/LeakyRelu node of a QONNX graph (qonnx ModelWrapper), by node name."""
     specs: dict[str, TableSpec] = {}
     for node in model.graph.node:
         if node.op_type not in FUNCTIONS:
@@ -101,8 +122,19 @@ def table_specs(model: Any) -> dict[str, TableSpec]:
             out_bits=int(model.get_initializer(quant_out.input[3])),
             out_exponent=_pot(model.get_initializer(quant_out.input[1]), quant_out.name),
             out_signed=bool(attrs_out.get("signed", 1)),
+            alpha=_alpha(node),
         )
     return specs
+
+
+def _alpha(node: Any) -> float:
+    if node.op_type != "LeakyRelu":
+        return 0.0
+    value = next((float(a.f) for a in node.attribute if a.name == "alpha"), 0.01)  # ONNX's default
+    alpha = float(np.float32(value))
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"node {node.name}: a LeakyReLU slope in [0, 1) is supported, got {alpha}")
+    return alpha
 
 
 def mismatch(spec: TableSpec, codes: np.ndarray, what: str) -> str | None:
@@ -114,6 +146,13 @@ def mismatch(spec: TableSpec, codes: np.ndarray, what: str) -> str | None:
     x = spec.inputs()
     shown = ", ".join(f"x={float(x[i]):g}: {int(codes[i])} != {int(ref[i])}" for i in bad[:3])
     return f"{what} differs from the float64 table of {spec.function} at {len(bad)} of {len(ref)} inputs ({shown})"
+
+
+def hls4ml_layer_config(spec: TableSpec) -> dict[str, Any]:
+    """hls4ml's layer config for one table activation: a table for sigmoid/tanh, exact types for LeakyReLU."""
+    if spec.function in COMPUTED:
+        return {"Precision": {"param": spec.alpha_type(), "result": spec.output_type()}}
+    return hls4ml_table_config(spec)
 
 
 def hls4ml_table_config(spec: TableSpec) -> dict[str, Any]:
@@ -145,8 +184,11 @@ def hls4ml_codes(spec: TableSpec) -> list[np.ndarray]:
 
     Sigmoid fills with float ``1.0 / (1 + std::exp(-x))`` (expf); tanh calls an unqualified ``tanh`` on a
     float, which is tanhf or the double tanh depending on the headers: both are returned, and a caller
-    accepts the table only when every variant equals edgekit's.
+    accepts the table only when every variant equals edgekit's. LeakyReLU is hls4ml's ``alpha * x`` in
+    fixed point (alpha exact in its type), assigned to the output type: rounded half to even, saturated.
     """
+    if spec.function == "LeakyRelu":
+        return [_fixed_leaky_relu(spec)]
     size = hls4ml_table_config(spec)["TableSize"]
     span = HLS4ML_SPAN[spec.function]
     entries = np.arange(size)
@@ -158,3 +200,23 @@ def hls4ml_codes(spec: TableSpec) -> list[np.ndarray]:
         fills = [[lib.tanhf(float(v)) for v in table_x], [lib.tanh(float(v)) for v in table_x]]
     index = np.clip(spec.input_codes() * 2.0**spec.in_exponent * size / span + size // 2, 0, size - 1).astype(np.int64)
     return [spec.quantize(np.asarray(fill, dtype=np.float64))[index] for fill in fills]
+
+
+def _fixed_leaky_relu(spec: TableSpec) -> np.ndarray:
+    """LeakyReLU in integers: code * numerator at 2**(in_exponent - fraction), to the output grid."""
+    numerator, denominator = (int(part) for part in float(spec.alpha).as_integer_ratio())
+    fraction = denominator.bit_length() - 1
+    bits = spec.out_bits
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if spec.out_signed else (0, 2**bits - 1)
+    codes = []
+    for code in spec.input_codes().tolist():
+        value, shift = (code, spec.in_exponent) if code > 0 else (code * numerator, spec.in_exponent - fraction)
+        shift -= spec.out_exponent  # value * 2**shift in output steps
+        if shift >= 0:
+            out = value << shift
+        else:
+            quotient, remainder = divmod(value, 1 << -shift)  # floor division: remainder >= 0
+            half = 1 << (-shift - 1)
+            out = quotient + (remainder > half or (remainder == half and quotient % 2 == 1))
+        codes.append(min(max(out, lo), hi))
+    return np.asarray(codes, dtype=np.int64)

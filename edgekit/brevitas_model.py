@@ -20,18 +20,21 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.nn import functional as F
 
 from edgekit.artifacts import FloatModel, QuantizedModel
 from edgekit.errors import ConfigError
 from edgekit.precision import WEIGHTED, LayerPrecision, QuantPlan
 from edgekit.quant_graph import (
     RESHAPES,
+    TABLE_KINDS,
     ancestors,
     avg_pool_of,
     batch_free_reshape,
     fold_batchnorm,
     is_softmax,
     layer_name,
+    negative_slope,
     node_kind,
     shapes,
     softmax_head,
@@ -166,28 +169,34 @@ class AvgPoolRequant(nn.Module):
 
 
 class TableActivation(nn.Module):
-    """sigmoid or tanh between two quantizers: with power-of-two scales, a table of 2**bits output codes.
+    """sigmoid, tanh or LeakyReLU between two quantizers: with power-of-two scales, a table of 2**bits output
+    codes.
 
     The input quantizer is the function's own and signed, so the table is indexed by b-bit codes whatever
     produced the input (an accumulator's codes would need a table of their own for each layer).
     """
 
-    def __init__(self, function: str, input_kwargs: dict[str, Any], output_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, function: str, input_kwargs: dict[str, Any], output_kwargs: dict[str, Any], slope: float = 0.0
+    ) -> None:
         super().__init__()
         self.function = function
+        self.slope = slope  # LeakyReLU's
         self.input_quant = qnn.QuantIdentity(**input_kwargs)
         self.output_quant = qnn.QuantIdentity(**output_kwargs)
 
     def forward(self, x: Any) -> Any:
         value = self.input_quant(x)
         value = value.value if isinstance(value, QuantTensor) else value
+        if self.function == "leaky_relu":
+            return self.output_quant(F.leaky_relu(value, self.slope))
         return self.output_quant(torch.sigmoid(value) if self.function == "sigmoid" else torch.tanh(value))
 
 
-def _table_activation(plan: QuantPlan, layer: LayerPrecision) -> TableActivation:
+def _table_activation(plan: QuantPlan, layer: LayerPrecision, slope: float) -> TableActivation:
     signed = dataclasses.replace(layer, activation_signed=True)
     # sigmoid's output lies in (0, 1): unsigned where the family quantizes unsigned (fixed), signed for int8.
-    return TableActivation(layer.kind, _act_kwargs(plan, signed), _act_kwargs(plan, layer))
+    return TableActivation(layer.kind, _act_kwargs(plan, signed), _act_kwargs(plan, layer), slope)
 
 
 class ToFloat(nn.Module):
@@ -235,10 +244,13 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
         elif kind in WEIGHTED:
             name = str(node.target)
             gm.add_submodule(name, _weighted(modules[name], plan, plan.layer(name)))
-        elif kind in ("relu", "sigmoid", "tanh"):
+        elif kind == "relu" or kind in TABLE_KINDS:
             name = layer_name(node)
             layer = plan.layer(name)
-            relu = qnn.QuantReLU(**_act_kwargs(plan, layer)) if kind == "relu" else _table_activation(plan, layer)
+            slope = negative_slope(node, modules) if kind == "leaky_relu" else 0.0
+            relu = (
+                qnn.QuantReLU(**_act_kwargs(plan, layer)) if kind == "relu" else _table_activation(plan, layer, slope)
+            )
             if node.op == "call_module":
                 gm.add_submodule(name, relu)
             else:

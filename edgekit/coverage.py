@@ -173,6 +173,11 @@ OPS: tuple[Op, ...] = (
        {"rtl": "the RTL path has no table activation"},
        evidence="tests/integration/test_field_layers.py (tanh_tagger), tests/unit/test_activation_table.py",
        notes="hls4ml: every table entry checked at compile; a mismatch stops the build"),
+    Op("LeakyReLU", "nn.LeakyReLU, F.leaky_relu, any slope in [0, 1) (table activations)",
+       lambda: nn.Sequential(nn.Linear(8, 4), nn.LeakyReLU()), (8,), NO_RTL,
+       {"rtl": "the RTL path has no table activation"},
+       evidence="tests/integration/test_field_layers.py (leaky_tagger), tests/unit/test_activation_table.py",
+       notes="hls4ml computes slope * x with the float32 slope held exactly (its type sized at compile)"),
     Op("softmax head", "F.softmax(x, dim=1), nn.Softmax(dim=1), nn.LogSoftmax as forward()'s last step",
        lambda: nn.Sequential(nn.Linear(8, 4), nn.Softmax(dim=1)), (8,), {c: "host" for c in COLUMNS},
        evidence="tests/integration/test_field_layers.py (tanh_tagger, head=softmax)",
@@ -193,7 +198,7 @@ OPS: tuple[Op, ...] = (
        evidence="tests/integration/test_field_layers.py (catnets)"),
     Op("element-wise multiply", "a * b of two tensors", _Mul, (8,), NONE, {c: "cannot quantize: mul" for c in COLUMNS},
        notes="not yet"),
-    Op("other activations", "GELU, SiLU, LeakyReLU, Hardtanh, ...", lambda: nn.Sequential(nn.Linear(8, 4), nn.GELU()),
+    Op("other activations", "GELU, SiLU, Hardtanh, Hardsigmoid, ...", lambda: nn.Sequential(nn.Linear(8, 4), nn.GELU()),
        (8,), NONE, {c: "cannot quantize: 1 (GELU)" for c in COLUMNS}, notes="not yet"),
 )  # fmt: skip
 

@@ -49,7 +49,7 @@ class LayerPrecision:
     """The resolved precision of one weighted layer or activation of the model."""
 
     name: str  # module path in the float model, or "input"
-    kind: str  # linear, conv1d, conv2d, conv_transpose1d/2d, relu, input, add, avgpool, sigmoid, tanh
+    kind: str  # linear, conv1d, conv2d, conv_transpose1d/2d, relu, input, add, avgpool, sigmoid, tanh, leaky_relu
     weight_bits: int | None
     activation_bits: int
     bias_bits: int | None
@@ -120,7 +120,7 @@ def plan_quantization(
                 bias_bits=pick("bias_bits") if weighted else None,
                 accumulator_bits=pick("accumulator_bits") if weighted else None,
                 weight_scaling=pick("weight_scaling") if weighted else None,
-                activation_signed=kind in ("add", "cat", "tanh")
+                activation_signed=kind in ("add", "cat", "tanh", "leaky_relu")
                 or (kind == "avgpool" and name not in nonnegative)
                 or signed,
             )

@@ -28,6 +28,7 @@ __all__ = [
     "is_softmax",
     "layer_name",
     "layers_up_to",
+    "negative_slope",
     "node_kind",
     "shapes",
     "softmax_head",
@@ -59,15 +60,23 @@ PASSTHROUGH_FUNCTIONS = (torch.flatten, torch.reshape, F.max_pool1d, F.max_pool2
 PASSTHROUGH_METHODS = ("view", "reshape", "flatten", "contiguous")
 RESHAPES = ("view", "reshape", torch.reshape)
 # Sigmoid and tanh become table activations (edgekit.activation_table), checked against every target's table.
-TABLE_MODULES: dict[type[nn.Module], str] = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
-TABLE_FUNCTIONS = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh"}
+TABLE_MODULES: dict[type[nn.Module], str] = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.LeakyReLU: "leaky_relu"}
+TABLE_FUNCTIONS = {
+    torch.sigmoid: "sigmoid",
+    F.sigmoid: "sigmoid",
+    torch.tanh: "tanh",
+    F.tanh: "tanh",
+    F.leaky_relu: "leaky_relu",
+}
+TABLE_KINDS = ("sigmoid", "tanh", "leaky_relu")
 TABLE_METHODS = {"sigmoid": "sigmoid", "tanh": "tanh"}
 SOFTMAX_FUNCTIONS = (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax)
 SUPPORTED = (
     "Linear, Conv1d, Conv2d, ConvTranspose1d/2d, ReLU (module or F.relu), BatchNorm after a Conv/Linear (folded), "
     "Upsample (nearest, whole scale factors), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
-    "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), Flatten, Identity, Dropout, "
+    "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), LeakyReLU (module or "
+    "F.leaky_relu), Flatten, Identity, Dropout, "
     "view/reshape/flatten (x.view(x.size(0), -1) too), residual add, torch.cat"
 )
 SOFTMAX_REASON = (
@@ -103,7 +112,7 @@ class GraphInfo:
     nonnegative: frozenset[str] = frozenset()  # average poolings whose input is a ReLU's output
     grouped: frozenset[str] = frozenset()  # convolutions with groups > 1 (depthwise among them)
     depthwise: frozenset[str] = frozenset()  # the grouped ones with groups == in_channels == out_channels
-    tables: frozenset[str] = frozenset()  # sigmoid and tanh layers (table activations)
+    tables: frozenset[str] = frozenset()  # sigmoid, tanh and LeakyReLU layers (table activations)
     upsamples: frozenset[str] = frozenset()  # nearest upsampling by whole factors
     softmax_head: str = ""  # "softmax" or "log_softmax": forward()'s last step, left to the host
     pools_1d: frozenset[str] = frozenset()  # 1-D max and average poolings
@@ -174,6 +183,16 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return TABLE_METHODS[str(node.target)]
         return "passthrough" if node.target in PASSTHROUGH_METHODS else None
     return None
+
+
+def negative_slope(node: fx.Node, modules: dict[str, nn.Module]) -> float:
+    """A LeakyReLU's slope below zero: the module's, or F.leaky_relu's argument (0.01 by default)."""
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        assert isinstance(module, nn.LeakyReLU)
+        return float(module.negative_slope)
+    value = node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01)
+    return float(value)  # type: ignore[arg-type]
 
 
 def _exact_upsample(module: nn.Upsample) -> bool:
@@ -440,7 +459,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
             node.target is F.max_pool1d or isinstance(modules.get(str(node.target)), nn.MaxPool1d)
         ):
             pools_1d.add(layer_name(node))
-        elif kind in ("sigmoid", "tanh"):
+        elif kind in TABLE_KINDS:
             layers.append((layer_name(node), kind))
             tables.add(layer_name(node))
         elif kind == "cat":

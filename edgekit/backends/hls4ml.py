@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgekit import provenance
-from edgekit.activation_table import hls4ml_codes, hls4ml_table_config, mismatch, table_specs
+from edgekit.activation_table import COMPUTED, hls4ml_codes, hls4ml_layer_config, mismatch, table_specs
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.hls_emulator import EmulatorPool
 from edgekit.backends.native_pool import without_main_script
@@ -109,7 +109,7 @@ def _table_configs(model: Any) -> dict[str, dict[str, Any]]:
     """
     try:
         specs = table_specs(model)
-        configs = {name: hls4ml_table_config(spec) for name, spec in specs.items()}
+        configs = {name: hls4ml_layer_config(spec) for name, spec in specs.items()}
     except ValueError as err:
         raise ConfigError(f"hls4ml cannot compute this table activation exactly: {err}") from err
     for name, spec in specs.items():
@@ -140,6 +140,15 @@ def _set_table_types(hls_model: Any, model: Any) -> None:
             raise ToolchainError(
                 f"hls4ml gave {name} ({spec.function}) the result type {result}, not its output quantizer's {wanted}"
             )
+        if spec.function in COMPUTED:
+            param = layer.get_attr("param_t").precision
+            wanted_param = hls_model.config.backend.convert_precision_string(spec.alpha_type())
+            if str(param) != str(wanted_param):
+                raise ToolchainError(
+                    f"hls4ml gave {name} ({spec.function}) the slope type {param}, not {wanted_param}, which holds "
+                    f"its slope {spec.alpha!r} exactly"
+                )
+            continue
         layer.get_attr("table_t").precision = result  # already in the backend's type classes
 
 
@@ -319,7 +328,8 @@ class Hls4mlBackend:
         config["LayerName"]["global_in"]["Precision"]["result"] = _input_precision(model)
         for name, table in _table_configs(model).items():
             layer = config["LayerName"][name]
-            layer["TableSize"] = table["TableSize"]
+            if "TableSize" in table:
+                layer["TableSize"] = table["TableSize"]
             layer.setdefault("Precision", {}).update(table["Precision"])
         for node in model.graph.node:
             if node.op_type == "AveragePool" and node.name in config["LayerName"]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ import onnx
 import torch
 from torch import nn
 
-from edgekit.activation_table import mismatch, table_specs
+from edgekit.activation_table import TableSpec, mismatch, table_specs
 from edgekit.artifacts import ExportedGraph, FloatModel, QuantExport, QuantizedModel
 from edgekit.brevitas_model import load_quant_model
 from edgekit.config import ExportSettings
@@ -222,10 +223,11 @@ def export_quantized(
     return QuantExport(quantized.family, graphs, diffs, len(golden))
 
 
-def _ort_function(op: str, x: np.ndarray) -> np.ndarray:
+def _ort_function(op: str, x: np.ndarray, **attributes: float) -> np.ndarray:
     """ONNX Runtime's float32 kernel for one unary op, as the QCDQ graph runs it (Dequantize -> op -> Quantize)."""
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node(op, ["x"], ["y"])], "table",
+        [onnx.helper.make_node(op, ["x"], ["y"], **attributes)],  # type: ignore[arg-type]
+        "table",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None])],
     )  # fmt: skip
@@ -233,6 +235,12 @@ def _ort_function(op: str, x: np.ndarray) -> np.ndarray:
     model.ir_version = 8
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return np.asarray(session.run(None, {"x": x})[0])
+
+
+def _torch_function(spec: TableSpec) -> Callable[[torch.Tensor], torch.Tensor]:
+    if spec.function == "LeakyRelu":
+        return lambda t: torch.nn.functional.leaky_relu(t, spec.alpha)
+    return {"Sigmoid": torch.sigmoid, "Tanh": torch.tanh}[spec.function]
 
 
 def _check_tables(model: ModelWrapper) -> None:
@@ -246,14 +254,16 @@ def _check_tables(model: ModelWrapper) -> None:
         specs = table_specs(model)
     except ValueError as err:
         raise ToolchainError(f"a table activation has an unexpected QONNX form: {err}") from err
-    torch_fns = {"Sigmoid": torch.sigmoid, "Tanh": torch.tanh}
     for name, spec in specs.items():
         x = spec.inputs()
+        fn = _torch_function(spec)
+        attributes = {"alpha": spec.alpha} if spec.function == "LeakyRelu" else {}
+        ort = [_ort_function(spec.function, x[i : i + 1], **attributes) for i in range(len(x))]
         evaluations = {
-            "torch (vectorized)": torch_fns[spec.function](torch.from_numpy(x)).numpy(),
-            "torch (scalar)": np.array([float(torch_fns[spec.function](torch.tensor(v))) for v in x]),
-            "onnxruntime (vectorized)": _ort_function(spec.function, x),
-            "onnxruntime (scalar)": np.concatenate([_ort_function(spec.function, x[i : i + 1]) for i in range(len(x))]),
+            "torch (vectorized)": fn(torch.from_numpy(x)).numpy(),
+            "torch (scalar)": np.array([float(fn(torch.tensor(v))) for v in x]),
+            "onnxruntime (vectorized)": _ort_function(spec.function, x, **attributes),
+            "onnxruntime (scalar)": np.concatenate(ort),
         }
         for what, y in evaluations.items():
             problem = mismatch(spec, spec.quantize(y), f"{name}: {what}")

@@ -83,6 +83,34 @@ def test_sigmoid_and_tanh_are_table_activations_exact_on_int8_and_both_hls4ml_io
     assert "typedef ap_ufixed<8,0,AP_RND_CONV,AP_SAT,0> Sigmoid_0_table_t;" in defines  # not its default type
 
 
+LEAKY_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "leaky_tagger"
+
+
+def test_leaky_relu_at_slopes_that_are_not_powers_of_two_is_exact_on_int8_and_both_hls4ml_io_types(
+    tmp_path: Path,
+) -> None:
+    """nn.LeakyReLU() (0.01) and F.leaky_relu(x, 0.2): hls4ml's slope type holds each float32 slope exactly."""
+    import json
+
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    result = compile_model(CompileRequest(str(LEAKY_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
+    for target in result.report.targets:
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    assert result.exit_code == 0
+    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    ops = [n.op_type for n in clean.graph.node]
+    assert ops.count("LeakyRelu") == 2
+    for index, op in enumerate(ops):
+        if op == "LeakyRelu":
+            assert ops[index - 1] == ops[index + 1] == "Quant", ops
+    stage = json.loads((result.build_dir / "targets" / "cpu-onnxruntime-int8" / "stage.json").read_text())
+    assert stage["artifact"]["info"]["qdq_fusion"].startswith("off (the graph has LeakyRelu")
+    firmware = result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware"
+    defines = (firmware / "defines.h").read_text()
+    assert "typedef ap_fixed<30,1> leakyrelu_0_param_t;" in defines  # float32(0.01) = 5368709 / 2**29
+    assert "typedef ap_fixed<27,1> leakyrelu_1_param_t;" in defines  # float32(0.2) = 13421773 / 2**26
+
+
 HIT_AUTOENCODER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hit_autoencoder"
 
 

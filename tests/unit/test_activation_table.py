@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.activation_table import TableSpec, hls4ml_codes, hls4ml_table_config, mismatch
+from edgekit.activation_table import TableSpec, hls4ml_codes, hls4ml_layer_config, hls4ml_table_config, mismatch
 
 
 def test_the_table_is_the_float64_function_rounded_half_to_even_and_saturated() -> None:
@@ -60,3 +60,53 @@ def test_the_brevitas_twin_computes_the_table(tmp_path) -> None:  # type: ignore
     codes = (y / scale).numpy()
     assert np.allclose(codes, np.round(codes)) and codes.min() >= 0 and codes.max() <= 15
     assert np.all(np.diff(codes) >= 0)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.125, 0.0])
+def test_leaky_relu_is_rounded_once_from_the_exact_product_and_hls4mls_integer_form_agrees(slope: float) -> None:
+    alpha = float(np.float32(slope))
+    spec = TableSpec("LeakyRelu", in_bits=8, in_exponent=-3, out_bits=8, out_exponent=-6, out_signed=True, alpha=alpha)
+    x = spec.inputs().astype(np.float64)
+    assert np.array_equal(spec.reference(), np.clip(np.round(np.where(x > 0, x, alpha * x) * 64), -128, 127))
+    (codes,) = hls4ml_codes(spec)
+    assert mismatch(spec, codes, "hls4ml") is None
+    assert hls4ml_layer_config(spec) == {"Precision": {"param": spec.alpha_type(), "result": spec.output_type()}}
+
+
+def test_the_slope_type_holds_the_float32_slope_exactly_and_a_rounded_slope_moves_codes() -> None:
+    alpha = float(np.float32(0.01))
+    spec = TableSpec("LeakyRelu", in_bits=8, in_exponent=-2, out_bits=8, out_exponent=-7, out_signed=True, alpha=alpha)
+    assert spec.alpha_type() == "fixed<30,1,TRN,WRAP>" and alpha * 2**29 == 5368709  # 29 fraction bits, exactly
+    # hls4ml's default type for the slope (16 bits, 10 of them fractional) holds 10 / 1024 instead
+    rounded = TableSpec(**{**spec.__dict__, "alpha": 10 / 1024})
+    assert "differs from the float64 table of LeakyRelu" in str(mismatch(spec, hls4ml_codes(rounded)[0], "hls4ml"))
+
+
+def test_a_leaky_relu_node_reads_its_slope_and_refuses_one_outside_zero_to_one() -> None:
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from edgekit.activation_table import table_specs
+
+    def graph(alpha: float) -> ModelWrapper:
+        nodes, inits = [], []
+        for name, source, target, signed in (("q_in", "x", "a", 1), ("q_out", "b", "y", 1)):
+            params = [f"{name}_scale", f"{name}_zero", f"{name}_bits"]
+            for param, value in zip(params, (0.125, 0.0, 8.0), strict=True):
+                inits.append(onnx.numpy_helper.from_array(np.array(value, dtype=np.float32), param))
+            nodes.append(onnx.helper.make_node("Quant", [source, *params], [target], name=name,
+                                               domain="qonnx.custom_op.general", signed=signed, narrow=0,
+                                               rounding_mode="ROUND"))  # fmt: skip
+        nodes.insert(1, onnx.helper.make_node("LeakyRelu", ["a"], ["b"], name="leaky", alpha=alpha))
+        tensor = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 4]) for n in ("x", "y")]
+        return ModelWrapper(onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [tensor[0]], [tensor[1]], inits)))
+
+    spec = table_specs(graph(0.2))["leaky"]
+    assert (spec.function, spec.in_exponent, spec.out_exponent, spec.alpha) == (
+        "LeakyRelu",
+        -3,
+        -3,
+        float(np.float32(0.2)),
+    )
+    with pytest.raises(ValueError, match=r"a LeakyReLU slope in \[0, 1\) is supported, got 1.5"):
+        table_specs(graph(1.5))
