@@ -6,6 +6,8 @@ reject layers that cannot be quantized, with their module paths.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import operator
 from dataclasses import dataclass
@@ -207,8 +209,18 @@ def shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], batch: int = 1) -> 
     """Every tensor node's shape (batch included) for an input of ``batch`` samples of ``input_shape``."""
     from torch.fx.passes.shape_prop import ShapeProp
 
-    with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros((batch, *input_shape)))
+    try:  # ShapeProp prints the traceback of a failing node itself: the error below says it once
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+            ShapeProp(gm).propagate(torch.zeros((batch, *input_shape)))
+    except Exception as err:  # the user's forward() fails: any exception its code raises
+        cause = err.__cause__ or err
+        failing = str(err).split("node=%", 1)[1].split(" ", 1)[0] if "node=%" in str(err) else ""
+        at = "".join(f" at {layer_name(node)}" for node in gm.graph.nodes if node.name == failing)
+        raise ConfigError(
+            f"the model does not run on an input of shape {(batch, *input_shape)}{at}: "
+            f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}",
+            hint="check input_shape in the recipe against the model's first layer and the sizes in its forward()",
+        ) from err
     found = {}
     for node in gm.graph.nodes:
         meta = node.meta.get("tensor_meta")

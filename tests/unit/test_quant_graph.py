@@ -242,7 +242,7 @@ def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> No
     folder = _model_folder(tmp_path / "tagger", tagger, "[4]")
     from edgekit.pipeline import CompileRequest, plan_build
 
-    with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: 1: a sigmoid/tanh \(a table activation\)"):
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: 1: a sigmoid, tanh or LeakyReLU \(a table activation\)"):
         plan_build(CompileRequest(str(folder), ("fpga-xcvu13p-rtl",), out=tmp_path / "b", quant="w8a8"))
     assert (
         "fixed"
@@ -410,3 +410,15 @@ def test_a_latent_layer_the_model_lacks_is_refused_before_any_work(tmp_path) -> 
         plan_build(CompileRequest(str(folder), out=tmp_path / "b"))
     assert "enc_relu" in err.value.hint
     assert not (tmp_path / "b").exists()
+
+
+def test_a_model_that_does_not_run_on_the_recipes_input_shape_is_a_config_error_naming_the_layer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from edgekit.errors import ConfigError
+    from edgekit.quant_graph import analyze
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(200, 10))  # sized for 9x9 maps
+    with pytest.raises(ConfigError, match=r"does not run on an input of shape \(1, 1, 8, 8\) at 2: RuntimeError: mat1"):
+        analyze(model, (1, 8, 8))
+    assert "Traceback" not in capsys.readouterr().err  # said once, by the error
