@@ -26,6 +26,7 @@ __all__ = [
     "COMPUTED",
     "FUNCTIONS",
     "TableSpec",
+    "exact_slope",
     "hls4ml_codes",
     "hls4ml_layer_config",
     "hls4ml_table_config",
@@ -45,6 +46,23 @@ COMPUTED = ("LeakyRelu",)
 # [-4, 4) for tanh, and an input x reads entry int(x * table_size / span) + table_size / 2, clamped.
 HLS4ML_SPAN = {"Sigmoid": 16, "Tanh": 8}
 MAX_TABLE_SIZE = 2**16
+
+
+FLOAT32_SIGNIFICAND_BITS = 24
+
+
+def exact_slope(slope: float, in_bits: int) -> float:
+    """A LeakyReLU slope in [0, 1) rounded to 24 - ``in_bits`` fraction bits.
+
+    A b-bit code times it then needs at most 23 bits, so torch's and ONNX Runtime's float32 product equals the
+    exact product hls4ml computes in fixed point. With the float32 slope itself (0.1 is 13421773 / 2**27) the
+    float32 product is rounded, and lands on a rounding tie of the output grid where the exact product does not
+    (measured: 7 of 256 codes of an 8-bit LeakyReLU(0.1) differed). The slope is quantized like a weight.
+    """
+    if not 0.0 <= slope < 1.0:
+        raise ValueError(f"a LeakyReLU slope in [0, 1) is supported, got {slope}")
+    fraction = max(1, FLOAT32_SIGNIFICAND_BITS - in_bits)
+    return float(round(slope * 2**fraction) / 2**fraction)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from edgekit.activation_table import exact_slope
 from edgekit.artifacts import FloatModel, QuantizedModel
 from edgekit.errors import ConfigError
 from edgekit.precision import WEIGHTED, LayerPrecision, QuantPlan
@@ -181,7 +182,8 @@ class TableActivation(nn.Module):
     ) -> None:
         super().__init__()
         self.function = function
-        self.slope = slope  # LeakyReLU's
+        self.slope = slope  # LeakyReLU's, as every target computes it
+        self.requested_slope = slope  # the float model's
         self.input_quant = qnn.QuantIdentity(**input_kwargs)
         self.output_quant = qnn.QuantIdentity(**output_kwargs)
 
@@ -195,8 +197,25 @@ class TableActivation(nn.Module):
 
 def _table_activation(plan: QuantPlan, layer: LayerPrecision, slope: float) -> TableActivation:
     signed = dataclasses.replace(layer, activation_signed=True)
+    requested = slope
+    if layer.kind == "leaky_relu":
+        try:
+            slope = exact_slope(slope, layer.activation_bits)
+        except ValueError as err:
+            raise ConfigError(f"{layer.name}: {err}", hint="use a slope in [0, 1), or keep the model float") from err
     # sigmoid's output lies in (0, 1): unsigned where the family quantizes unsigned (fixed), signed for int8.
-    return TableActivation(layer.kind, _act_kwargs(plan, signed), _act_kwargs(plan, layer), slope)
+    module = TableActivation(layer.kind, _act_kwargs(plan, signed), _act_kwargs(plan, layer), slope)
+    module.requested_slope = requested
+    return module
+
+
+def rounded_slopes(model: nn.Module) -> list[tuple[str, float, float]]:
+    """(layer, the float model's slope, the quantized model's) for each LeakyReLU whose slope was rounded."""
+    return [
+        (name.removesuffix("_quant"), module.requested_slope, module.slope)
+        for name, module in model.named_modules()
+        if isinstance(module, TableActivation) and module.slope != module.requested_slope
+    ]
 
 
 class ToFloat(nn.Module):

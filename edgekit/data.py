@@ -76,6 +76,14 @@ def _numeric(name: str, value: Any, where: str) -> np.ndarray:
     return array
 
 
+def _row_major(array: np.ndarray) -> np.ndarray:
+    """``array`` with the strides of a fresh C-order array. numpy calls an array contiguous whatever the stride of
+    a size-1 axis is (``images[:, None]``), and torch reads a (N, 1, H, W) batch whose channel stride is 1 as
+    channels-last: its convolutions then output channels-last maps, which ``x.view(x.size(0), -1)`` refuses."""
+    canonical = tuple(int(np.prod(array.shape[i + 1 :])) * array.itemsize for i in range(array.ndim))
+    return array if array.strides == canonical else array.copy(order="C")
+
+
 def _inputs(name: str, value: Any, expected: tuple[int, ...], spec: ModelSpec, where: str) -> np.ndarray:
     array = _numeric(name, value, where)
     if len(array) == 0:
@@ -87,7 +95,7 @@ def _inputs(name: str, value: Any, expected: tuple[int, ...], spec: ModelSpec, w
             hint=f"fix input_shape in {spec.recipe.source} or the data loader",
         )
     with np.errstate(over="ignore", invalid="ignore"):
-        single = np.ascontiguousarray(array, dtype=np.float32)
+        single = _row_major(np.ascontiguousarray(array, dtype=np.float32))
     bad = ~np.isfinite(single)
     if bad.any():
         n_nan = int(np.isnan(single).sum())
@@ -147,7 +155,7 @@ def _targets(name: str, value: Any, n: int, where: str) -> np.ndarray:
             hint="the loader must return one target per input sample, in the same order",
         )
     with np.errstate(over="ignore", invalid="ignore"):
-        single = np.ascontiguousarray(array, dtype=np.float32)
+        single = _row_major(np.ascontiguousarray(array, dtype=np.float32))
     bad = ~np.isfinite(single)
     if bad.any():
         raise InputError(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from edgekit.artifacts import FloatModel, QuantizedModel
-from edgekit.brevitas_model import build_quant_model, split_quant_model
+from edgekit.brevitas_model import build_quant_model, rounded_slopes, split_quant_model
 from edgekit.config import Settings
 from edgekit.data import Dataset
 from edgekit.jsonio import write_json
@@ -67,6 +67,9 @@ def quantize_model(
         warnings.simplefilter("ignore")  # brevitas warns about its own internals
         model = build_quant_model(load_float_model(float_model, float_root), plan, tuple(float_model.input_shape))
         label = f"{spec.name} ({plan.family})"
+        for layer, requested, slope in rounded_slopes(model):
+            say(f"  note: {layer}: LeakyReLU slope {requested:g} quantized to {slope!r}, so that every target "
+                "computes slope * x exactly")  # fmt: skip
         if cfg.method == "ptq":
             with training_threads(settings.train.threads):
                 _calibrate(model, x_cal, settings.train.batch_size, cfg.bias_correction, label)

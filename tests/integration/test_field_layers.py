@@ -89,7 +89,8 @@ LEAKY_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" 
 def test_leaky_relu_at_slopes_that_are_not_powers_of_two_is_exact_on_int8_and_both_hls4ml_io_types(
     tmp_path: Path,
 ) -> None:
-    """nn.LeakyReLU() (0.01) and F.leaky_relu(x, 0.2): hls4ml's slope type holds each float32 slope exactly."""
+    """nn.LeakyReLU() (0.01) and F.leaky_relu(x, 0.2): the slopes quantized so that float32 products are exact,
+    and hls4ml's slope type holds each of them exactly."""
     import json
 
     targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
@@ -107,8 +108,11 @@ def test_leaky_relu_at_slopes_that_are_not_powers_of_two_is_exact_on_int8_and_bo
     assert stage["artifact"]["info"]["qdq_fusion"].startswith("off (the graph has LeakyRelu")
     firmware = result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware"
     defines = (firmware / "defines.h").read_text()
-    assert "typedef ap_fixed<30,1> leakyrelu_0_param_t;" in defines  # float32(0.01) = 5368709 / 2**29
-    assert "typedef ap_fixed<27,1> leakyrelu_1_param_t;" in defines  # float32(0.2) = 13421773 / 2**26
+    # the slopes quantized to 16 fraction bits (8-bit inputs): 0.01 -> 655 / 2**16, 0.2 -> 13107 / 2**16
+    assert "typedef ap_fixed<17,1> leakyrelu_0_param_t;" in defines
+    assert "typedef ap_fixed<17,1> leakyrelu_1_param_t;" in defines
+    cpp = (firmware / "myproject.cpp").read_text()
+    assert f"{655 / 2**16!r}" in cpp and f"{13107 / 2**16!r}" in cpp, "the slopes the twin computes with"
 
 
 HIT_AUTOENCODER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hit_autoencoder"

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.activation_table import TableSpec, hls4ml_codes, hls4ml_layer_config, hls4ml_table_config, mismatch
+from edgekit.activation_table import (
+    TableSpec,
+    exact_slope,
+    hls4ml_codes,
+    hls4ml_layer_config,
+    hls4ml_table_config,
+    mismatch,
+)
 
 
 def test_the_table_is_the_float64_function_rounded_half_to_even_and_saturated() -> None:
@@ -73,13 +80,29 @@ def test_leaky_relu_is_rounded_once_from_the_exact_product_and_hls4mls_integer_f
     assert hls4ml_layer_config(spec) == {"Precision": {"param": spec.alpha_type(), "result": spec.output_type()}}
 
 
-def test_the_slope_type_holds_the_float32_slope_exactly_and_a_rounded_slope_moves_codes() -> None:
-    alpha = float(np.float32(0.01))
+def test_the_slope_type_holds_the_slope_exactly_and_a_rounded_slope_moves_codes() -> None:
+    alpha = exact_slope(0.01, 8)
     spec = TableSpec("LeakyRelu", in_bits=8, in_exponent=-2, out_bits=8, out_exponent=-7, out_signed=True, alpha=alpha)
-    assert spec.alpha_type() == "fixed<30,1,TRN,WRAP>" and alpha * 2**29 == 5368709  # 29 fraction bits, exactly
+    assert alpha * 2**16 == 655 and spec.alpha_type() == "fixed<17,1,TRN,WRAP>"  # 16 fraction bits, exactly
     # hls4ml's default type for the slope (16 bits, 10 of them fractional) holds 10 / 1024 instead
     rounded = TableSpec(**{**spec.__dict__, "alpha": 10 / 1024})
     assert "differs from the float64 table of LeakyRelu" in str(mismatch(spec, hls4ml_codes(rounded)[0], "hls4ml"))
+
+
+def test_a_float32_slope_rounds_products_onto_ties_and_the_quantized_slope_does_not() -> None:
+    """Measured on a LeakyReLU(0.1) CNN: x = -3.90625 times float32(0.1) is -0.39062500582 exactly, in float32
+    -0.390625, a tie of the 1/32 output grid that rounds half to even to -12 where the exact product gives -13."""
+    x = np.float32(-3.90625)
+    assert np.float32(x * np.float32(0.1)) == np.float32(-0.390625)
+    assert np.round(np.float64(x) * np.float64(np.float32(0.1)) * 32) == -13 != np.round(-0.390625 * 32)
+    for bits in (4, 8, 12, 16):
+        slope = exact_slope(0.1, bits)
+        codes = np.arange(-(2 ** (bits - 1)), 2 ** (bits - 1), dtype=np.float64)
+        exact = codes * slope
+        assert np.array_equal((codes.astype(np.float32) * np.float32(slope)).astype(np.float64), exact), bits
+        assert abs(slope - 0.1) <= 2.0 ** -(24 - bits)
+    with pytest.raises(ValueError, match="a LeakyReLU slope in"):
+        exact_slope(1.5, 8)
 
 
 def test_a_leaky_relu_node_reads_its_slope_and_refuses_one_outside_zero_to_one() -> None:
