@@ -1,4 +1,4 @@
-"""Quantized sigmoid, tanh and LeakyReLU as tables: one definition every target is checked against.
+"""Quantized sigmoid, tanh, LeakyReLU and clamps as tables: one definition every target is checked against.
 
 A table activation re-quantizes its input (signed, power-of-two scale, b bits), applies
 the function, and quantizes the output (power-of-two scale, round half to even,
@@ -18,6 +18,7 @@ import ctypes.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,10 @@ import numpy as np
 __all__ = [
     "COMPUTED",
     "FUNCTIONS",
+    "HLS4ML_CLAMPS",
+    "HLS4ML_STREAM_CLAMPS",
     "TableSpec",
+    "clip_bounds",
     "exact_slope",
     "hls4ml_codes",
     "hls4ml_layer_config",
@@ -34,18 +38,29 @@ __all__ = [
     "table_specs",
 ]
 
-FUNCTIONS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+FUNCTIONS: dict[str, Callable[[np.ndarray, TableSpec], np.ndarray]] = {
     "Sigmoid": lambda x, _: 1.0 / (1.0 + np.exp(-x)),
     "Tanh": lambda x, _: np.tanh(x),
     # float64 holds the product of a b-bit code and a float32 slope exactly: the reference rounds it once
-    "LeakyRelu": lambda x, alpha: np.where(x > 0, x, np.float64(alpha) * x),
+    "LeakyRelu": lambda x, spec: np.where(x > 0, x, np.float64(spec.alpha) * x),
+    "Clip": lambda x, spec: np.clip(x, spec.low, spec.high),
 }
-# hls4ml computes LeakyReLU as alpha * x in fixed point, not from a table
-COMPUTED = ("LeakyRelu",)
+# hls4ml computes LeakyReLU (alpha * x) and clamps in fixed point, not from a table
+COMPUTED = ("LeakyRelu", "Clip")
+# The clamps hls4ml 1.3.0 has a kernel for (nnet_activation.h): relu_max as relu1 and relu6, and hard_tanh,
+# which computes 2 * clip(slope * x + shift, 0, 1) - 1 (slope 0.5 and shift 0.5: exact in its default types).
+HLS4ML_CLAMPS: dict[tuple[float, float], dict[str, Any]] = {
+    (0.0, 1.0): {"class_name": "Activation", "activation": "relu1"},
+    (0.0, 6.0): {"class_name": "Activation", "activation": "relu6"},
+    (-1.0, 1.0): {"class_name": "HardActivation", "activation": "hard_tanh", "slope": 0.5, "shift": 0.5},
+}
 # hls4ml 1.3.0 (nnet_activation.h, nnet_activation_stream.h): the table spans [-8, 8) for sigmoid and
 # [-4, 4) for tanh, and an input x reads entry int(x * table_size / span) + table_size / 2, clamped.
 HLS4ML_SPAN = {"Sigmoid": 16, "Tanh": 8}
 MAX_TABLE_SIZE = 2**16
+HLS4ML_CLAMP_NOTE = "it takes [0, 1], [0, 6] (nn.ReLU6) and [-1, 1] (nn.Hardtanh()); io_stream only [-1, 1]"
+# hls4ml 1.3.0's io_stream has hard_tanh but no relu_max (relu1, relu6): its io_parallel kernel does not compile
+HLS4ML_STREAM_CLAMPS = ((-1.0, 1.0),)
 
 
 FLOAT32_SIGNIFICAND_BITS = 24
@@ -67,7 +82,7 @@ def exact_slope(slope: float, in_bits: int) -> float:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One table activation as the QONNX graph holds it: Quant -> Sigmoid/Tanh/LeakyRelu -> Quant."""
+    """One table activation as the QONNX graph holds it: Quant -> Sigmoid/Tanh/LeakyRelu/Clip -> Quant."""
 
     function: str  # ONNX op type
     in_bits: int
@@ -76,6 +91,8 @@ class TableSpec:
     out_exponent: int
     out_signed: bool
     alpha: float = 0.0  # LeakyRelu's slope below zero, the float32 value of the graph's attribute
+    low: float = 0.0  # Clip's bounds, float32 values of the graph's constants
+    high: float = 0.0
 
     def input_codes(self) -> np.ndarray:
         return np.arange(-(2 ** (self.in_bits - 1)), 2 ** (self.in_bits - 1), dtype=np.int64)
@@ -92,7 +109,7 @@ class TableSpec:
 
     def reference(self) -> np.ndarray:
         """edgekit's table: the output code for each input code, from float64."""
-        return self.quantize(FUNCTIONS[self.function](self.inputs().astype(np.float64), self.alpha))
+        return self.quantize(FUNCTIONS[self.function](self.inputs().astype(np.float64), self))
 
     def output_type(self) -> str:
         """The ap_fixed type of the output quantizer, rounding like brevitas (half to even) and saturating."""
@@ -116,7 +133,7 @@ def _pot(scale: np.ndarray, what: str) -> int:
 
 
 def table_specs(model: Any) -> dict[str, TableSpec]:
-    """Every Sigmoid/Tanh/LeakyRelu node of a QONNX graph (qonnx ModelWrapper), by node name."""
+    """Every Sigmoid/Tanh/LeakyRelu/Clip node of a QONNX graph (qonnx ModelWrapper), by node name."""
     specs: dict[str, TableSpec] = {}
     for node in model.graph.node:
         if node.op_type not in FUNCTIONS:
@@ -141,8 +158,26 @@ def table_specs(model: Any) -> dict[str, TableSpec]:
             out_exponent=_pot(model.get_initializer(quant_out.input[1]), quant_out.name),
             out_signed=bool(attrs_out.get("signed", 1)),
             alpha=_alpha(node),
+            **clip_bounds(model, node),
         )
     return specs
+
+
+def clip_bounds(model: Any, node: Any) -> dict[str, float]:
+    """A Clip's bounds: its constant inputs (opset 11 and later) or attributes (opset 6), as float32 values."""
+    if node.op_type != "Clip":
+        return {}
+    attributes = {a.name: float(a.f) for a in node.attribute}
+    bounds = {}
+    for index, key, attribute in ((1, "low", "min"), (2, "high", "max")):
+        name = node.input[index] if len(node.input) > index else ""
+        value = model.get_initializer(name) if name else None
+        if value is None and attribute not in attributes:
+            raise ValueError(f"node {node.name} (Clip) needs a constant {attribute} bound")
+        bounds[key] = float(np.float32(np.asarray(value).item() if value is not None else attributes[attribute]))
+    if not bounds["low"] < bounds["high"]:
+        raise ValueError(f"node {node.name} (Clip): its bounds {bounds['low']}, {bounds['high']} are not increasing")
+    return bounds
 
 
 def _alpha(node: Any) -> float:
@@ -167,7 +202,12 @@ def mismatch(spec: TableSpec, codes: np.ndarray, what: str) -> str | None:
 
 
 def hls4ml_layer_config(spec: TableSpec) -> dict[str, Any]:
-    """hls4ml's layer config for one table activation: a table for sigmoid/tanh, exact types for LeakyReLU."""
+    """hls4ml's layer config for one table activation: a table for sigmoid/tanh, exact types for LeakyReLU
+    and clamps (whose bounds must be one of hls4ml's kernels)."""
+    if spec.function == "Clip":
+        if (spec.low, spec.high) not in HLS4ML_CLAMPS:
+            raise ValueError(f"hls4ml has no kernel for a clamp to [{spec.low:g}, {spec.high:g}] ({HLS4ML_CLAMP_NOTE})")
+        return {"Precision": {"result": spec.output_type()}}
     if spec.function in COMPUTED:
         return {"Precision": {"param": spec.alpha_type(), "result": spec.output_type()}}
     return hls4ml_table_config(spec)
@@ -207,6 +247,8 @@ def hls4ml_codes(spec: TableSpec) -> list[np.ndarray]:
     """
     if spec.function == "LeakyRelu":
         return [_fixed_leaky_relu(spec)]
+    if spec.function == "Clip":
+        return [_fixed_clip(spec)]
     size = hls4ml_table_config(spec)["TableSize"]
     span = HLS4ML_SPAN[spec.function]
     entries = np.arange(size)
@@ -237,4 +279,18 @@ def _fixed_leaky_relu(spec: TableSpec) -> np.ndarray:
             half = 1 << (-shift - 1)
             out = quotient + (remainder > half or (remainder == half and quotient % 2 == 1))
         codes.append(min(max(out, lo), hi))
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _fixed_clip(spec: TableSpec) -> np.ndarray:
+    """A clamp in exact rationals, as hls4ml's fixed point computes it: clip, then one rounding to the output
+    grid (half to even, RND_CONV) and saturation."""
+    bits = spec.out_bits
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if spec.out_signed else (0, 2**bits - 1)
+    low, high = Fraction(spec.low), Fraction(spec.high)
+    step_in, step_out = Fraction(2) ** spec.in_exponent, Fraction(2) ** spec.out_exponent
+    codes = [
+        min(max(round(min(max(code * step_in, low), high) / step_out), lo), hi)  # round(): half to even
+        for code in spec.input_codes().tolist()
+    ]
     return np.asarray(codes, dtype=np.int64)

@@ -32,6 +32,7 @@ from edgekit.quant_graph import (
     ancestors,
     avg_pool_of,
     batch_free_reshape,
+    clamp_bounds,
     fold_batchnorm,
     is_softmax,
     layer_name,
@@ -170,7 +171,7 @@ class AvgPoolRequant(nn.Module):
 
 
 class TableActivation(nn.Module):
-    """sigmoid, tanh or LeakyReLU between two quantizers: with power-of-two scales, a table of 2**bits output
+    """sigmoid, tanh, LeakyReLU or a clamp between two quantizers: with power-of-two scales, a table of 2**bits output
     codes.
 
     The input quantizer is the function's own and signed, so the table is indexed by b-bit codes whatever
@@ -178,11 +179,17 @@ class TableActivation(nn.Module):
     """
 
     def __init__(
-        self, function: str, input_kwargs: dict[str, Any], output_kwargs: dict[str, Any], slope: float = 0.0
+        self,
+        function: str,
+        input_kwargs: dict[str, Any],
+        output_kwargs: dict[str, Any],
+        slope: float = 0.0,
+        bounds: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         super().__init__()
         self.function = function
         self.slope = slope  # LeakyReLU's, as every target computes it
+        self.bounds = bounds  # a clamp's (lower, upper)
         self.requested_slope = slope  # the float model's
         self.input_quant = qnn.QuantIdentity(**input_kwargs)
         self.output_quant = qnn.QuantIdentity(**output_kwargs)
@@ -192,10 +199,14 @@ class TableActivation(nn.Module):
         value = value.value if isinstance(value, QuantTensor) else value
         if self.function == "leaky_relu":
             return self.output_quant(F.leaky_relu(value, self.slope))
+        if self.function == "clamp":
+            return self.output_quant(torch.clamp(value, *self.bounds))
         return self.output_quant(torch.sigmoid(value) if self.function == "sigmoid" else torch.tanh(value))
 
 
-def _table_activation(plan: QuantPlan, layer: LayerPrecision, slope: float) -> TableActivation:
+def _table_activation(
+    plan: QuantPlan, layer: LayerPrecision, slope: float, bounds: tuple[float, float] = (0.0, 0.0)
+) -> TableActivation:
     signed = dataclasses.replace(layer, activation_signed=True)
     requested = slope
     if layer.kind == "leaky_relu":
@@ -204,7 +215,7 @@ def _table_activation(plan: QuantPlan, layer: LayerPrecision, slope: float) -> T
         except ValueError as err:
             raise ConfigError(f"{layer.name}: {err}", hint="use a slope in [0, 1), or keep the model float") from err
     # sigmoid's output lies in (0, 1): unsigned where the family quantizes unsigned (fixed), signed for int8.
-    module = TableActivation(layer.kind, _act_kwargs(plan, signed), _act_kwargs(plan, layer), slope)
+    module = TableActivation(layer.kind, _act_kwargs(plan, signed), _act_kwargs(plan, layer), slope, bounds)
     module.requested_slope = requested
     return module
 
@@ -267,8 +278,11 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
             name = layer_name(node)
             layer = plan.layer(name)
             slope = negative_slope(node, modules) if kind == "leaky_relu" else 0.0
+            bounds = clamp_bounds(node, modules) if kind == "clamp" else None
             relu = (
-                qnn.QuantReLU(**_act_kwargs(plan, layer)) if kind == "relu" else _table_activation(plan, layer, slope)
+                qnn.QuantReLU(**_act_kwargs(plan, layer))
+                if kind == "relu"
+                else _table_activation(plan, layer, slope, bounds or (0.0, 0.0))
             )
             if node.op == "call_module":
                 gm.add_submodule(name, relu)

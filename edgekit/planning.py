@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from edgekit.activation_table import HLS4ML_CLAMP_NOTE, HLS4ML_CLAMPS, HLS4ML_STREAM_CLAMPS
 from edgekit.artifacts import ModelSource
 from edgekit.backends import Backend, get_backend
 from edgekit.config import FLOAT_ON_FIXED, Layer, Settings, format_gates_layer, merge_settings
@@ -161,7 +162,7 @@ def plan_quantization_for(
                 for name in ours(info.grouped)
             ]
             problems += [
-                f"{p.profile.name}: {name}: a sigmoid, tanh or LeakyReLU (a table activation): the RTL path has "
+                f"{p.profile.name}: {name}: a sigmoid, tanh, LeakyReLU or clamp (a table activation): the RTL path has "
                 "no table activation yet (the hls4ml and INT8 targets take it)"
                 for name in ours(info.tables)
             ]
@@ -187,6 +188,15 @@ def plan_quantization_for(
                 "Pooling1D handler leaves pad_left unset and reads channels and width swapped); pool in 2-D over "
                 "a (C, 1, W) map, or use the INT8 or RTL target"
                 for name in ours(info.pools_1d)
+            ]
+            stream = p.profile.fpga is not None and p.profile.fpga.io_type == "io_stream"
+            kernels = HLS4ML_STREAM_CLAMPS if stream else tuple(HLS4ML_CLAMPS)
+            problems += [
+                f"{p.profile.name}: {name}: a clamp to [{low:g}, {high:g}]: hls4ml has no "
+                f"{'io_stream ' if stream else ''}kernel for it ({HLS4ML_CLAMP_NOTE}); use one of those bounds, or "
+                "the INT8 target"
+                for name, low, high in info.clamps
+                if ours(frozenset({name})) and (low, high) not in kernels
             ]
     if problems:
         raise ConfigError(

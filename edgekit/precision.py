@@ -85,7 +85,8 @@ def plan_quantization(
     """Resolve every layer's precision: family defaults < ``[quant]`` < ``[quant.layers.NAME]``.
 
     ``layers`` are (module path, kind) pairs in forward order, from the model's graph; ``nonnegative``
-    names the average poolings of a ReLU's output (they may re-quantize unsigned, the others are signed).
+    names the average poolings of a ReLU's output and the clamps bounded below by 0 or more (they may
+    re-quantize unsigned, the others are signed).
     """
     layers = list(layers)
     known = {name for name, _ in layers}
@@ -121,7 +122,7 @@ def plan_quantization(
                 accumulator_bits=pick("accumulator_bits") if weighted else None,
                 weight_scaling=pick("weight_scaling") if weighted else None,
                 activation_signed=kind in ("add", "cat", "tanh", "leaky_relu")
-                or (kind == "avgpool" and name not in nonnegative)
+                or (kind in ("avgpool", "clamp") and name not in nonnegative)
                 or signed,
             )
         )

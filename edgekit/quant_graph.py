@@ -70,15 +70,20 @@ TABLE_FUNCTIONS = {
     F.tanh: "tanh",
     F.leaky_relu: "leaky_relu",
 }
-TABLE_KINDS = ("sigmoid", "tanh", "leaky_relu")
+TABLE_KINDS = ("sigmoid", "tanh", "leaky_relu", "clamp")
 TABLE_METHODS = {"sigmoid": "sigmoid", "tanh": "tanh"}
+# A clamp to constant bounds (nn.Hardtanh and nn.ReLU6, F.hardtanh, F.relu6, torch.clamp, x.clamp) is a table
+# activation too: the input re-quantized, clipped, and quantized again.
+CLAMP_FUNCTIONS = (F.hardtanh, F.relu6, torch.clamp, torch.clip)
+CLAMP_METHODS = ("clamp", "clip")
 SOFTMAX_FUNCTIONS = (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax)
 SUPPORTED = (
     "Linear, Conv1d, Conv2d, ConvTranspose1d/2d, ReLU (module or F.relu), BatchNorm after a Conv/Linear (folded), "
     "Upsample (nearest, whole scale factors), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
     "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), LeakyReLU (module or "
-    "F.leaky_relu), Flatten, Identity, Dropout, "
+    "F.leaky_relu), a clamp to constant bounds (nn.Hardtanh, nn.ReLU6, torch.clamp, x.clamp), Flatten, Identity, "
+    "Dropout, "
     "view/reshape/flatten (x.view(x.size(0), -1) too), residual add, torch.cat"
 )
 SOFTMAX_REASON = (
@@ -111,7 +116,7 @@ class AvgPool:
 @dataclass(frozen=True)
 class GraphInfo:
     layers: tuple[tuple[str, str], ...]  # (module path or node name, kind), in forward order
-    nonnegative: frozenset[str] = frozenset()  # average poolings whose input is a ReLU's output
+    nonnegative: frozenset[str] = frozenset()  # average poolings of a ReLU's output, clamps with lower bound >= 0
     grouped: frozenset[str] = frozenset()  # convolutions with groups > 1 (depthwise among them)
     depthwise: frozenset[str] = frozenset()  # the grouped ones with groups == in_channels == out_channels
     tables: frozenset[str] = frozenset()  # sigmoid, tanh and LeakyReLU layers (table activations)
@@ -120,6 +125,7 @@ class GraphInfo:
     pools_1d: frozenset[str] = frozenset()  # 1-D max and average poolings
     concats: frozenset[str] = frozenset()  # torch.cat: the operands re-quantized by one quantizer
     concat_maps: frozenset[str] = frozenset()  # the torch.cat layers that join feature maps (rank > 2)
+    clamps: tuple[tuple[str, float, float], ...] = ()  # (layer, lower bound, upper bound) of each clamp
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -153,6 +159,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "avgpool"
         if type(module) in TABLE_MODULES:
             return TABLE_MODULES[type(module)]
+        if isinstance(module, nn.Hardtanh):  # nn.ReLU6 is one
+            return "clamp" if clamp_bounds(node, modules) else None
         if isinstance(module, nn.Upsample):
             return "upsample" if _exact_upsample(module) else None
         if isinstance(module, PASSTHROUGH_MODULES):
@@ -169,6 +177,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "avgpool"
         if node.target in TABLE_FUNCTIONS:
             return TABLE_FUNCTIONS[node.target]
+        if node.target in CLAMP_FUNCTIONS:
+            return "clamp" if clamp_bounds(node, modules) else None
         if node.target in PASSTHROUGH_FUNCTIONS:
             return "passthrough"
         if node.target is getattr and node.args[1] == "shape":
@@ -183,6 +193,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "avgpool"
         if node.target in TABLE_METHODS:
             return TABLE_METHODS[str(node.target)]
+        if node.target in CLAMP_METHODS:
+            return "clamp" if clamp_bounds(node, modules) else None
         return "passthrough" if node.target in PASSTHROUGH_METHODS else None
     return None
 
@@ -195,6 +207,36 @@ def negative_slope(node: fx.Node, modules: dict[str, nn.Module]) -> float:
         return float(module.negative_slope)
     value = node.args[1] if len(node.args) > 1 else node.kwargs.get("negative_slope", 0.01)
     return float(value)  # type: ignore[arg-type]
+
+
+def clamp_bounds(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[float, float] | None:
+    """A clamp's (lower, upper) bounds, when both are constant numbers with lower < upper; else None.
+
+    nn.Hardtanh(min_val, max_val) and nn.ReLU6, F.hardtanh(x, -1, 1) and F.relu6, torch.clamp(x, lo, hi),
+    torch.clip and x.clamp(lo, hi) (positional or keyword).
+    """
+    low: object
+    high: object
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        assert isinstance(module, nn.Hardtanh)
+        low, high = module.min_val, module.max_val
+    elif node.op == "call_function" and node.target is F.relu6:
+        low, high = 0.0, 6.0
+    elif node.op == "call_function" and node.target is F.hardtanh:
+        values = [*node.args[1:3]]
+        defaults = {"min_val": -1.0, "max_val": 1.0}
+        names = ("min_val", "max_val")
+        low, high = (values[i] if i < len(values) else node.kwargs.get(n, defaults[n]) for i, n in enumerate(names))
+    else:  # torch.clamp, torch.clip, x.clamp, x.clip: (input, min, max)
+        values = [*node.args[1:3]]
+        low, high = (values[i] if i < len(values) else node.kwargs.get(n) for i, n in enumerate(("min", "max")))
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        return None
+    assert isinstance(low, (int, float)) and isinstance(high, (int, float))
+    if not float(low) < float(high):
+        return None
+    return float(low), float(high)
 
 
 def _exact_upsample(module: nn.Upsample) -> bool:
@@ -336,6 +378,14 @@ def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     return f"{node.name} ({node.op} {target})"
 
 
+def _is_clamp(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules[str(node.target)], nn.Hardtanh)
+    return (node.op == "call_function" and node.target in CLAMP_FUNCTIONS) or (
+        node.op == "call_method" and node.target in CLAMP_METHODS
+    )
+
+
 def _reads_recurrent_output(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op != "call_function" or node.target is not operator.getitem:
         return False
@@ -424,6 +474,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     pools_1d: set[str] = set()
     concats: set[str] = set()
     concat_maps: set[str] = set()
+    clamps: list[tuple[str, float, float]] = []
     host_head = ""
     unsupported: list[str] = []
     for node in gm.graph.nodes:
@@ -442,6 +493,11 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
                 unsupported.append(
                     f"{_describe(node, modules)}: recurrent layers have no quantized form in edgekit yet "
                     "(the float CPU and GPU targets take them)"
+                )
+            elif _is_clamp(node, modules):
+                unsupported.append(
+                    f"{_describe(node, modules)}: a clamp needs two constant bounds, lower < upper (one bound: "
+                    "use F.relu for a lower bound of 0)"
                 )
             elif is_softmax(node, modules):
                 head = softmax_head(node, modules, sizes)
@@ -474,6 +530,12 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         elif kind in TABLE_KINDS:
             layers.append((layer_name(node), kind))
             tables.add(layer_name(node))
+            if kind == "clamp":
+                bounds = clamp_bounds(node, modules)
+                assert bounds is not None
+                clamps.append((layer_name(node), *bounds))
+                if bounds[0] >= 0:
+                    nonnegative.add(layer_name(node))
         elif kind == "cat":
             layers.append((layer_name(node), kind))
             concats.add(layer_name(node))
@@ -504,4 +566,5 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         frozenset(pools_1d),
         frozenset(concats),
         frozenset(concat_maps),
+        tuple(clamps),
     )

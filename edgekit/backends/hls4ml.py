@@ -30,7 +30,16 @@ from typing import Any
 import numpy as np
 
 from edgekit import provenance
-from edgekit.activation_table import COMPUTED, hls4ml_codes, hls4ml_layer_config, mismatch, table_specs
+from edgekit.activation_table import (
+    COMPUTED,
+    HLS4ML_CLAMP_NOTE,
+    HLS4ML_CLAMPS,
+    clip_bounds,
+    hls4ml_codes,
+    hls4ml_layer_config,
+    mismatch,
+    table_specs,
+)
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.hls_emulator import EmulatorPool
 from edgekit.backends.native_pool import without_main_script
@@ -80,7 +89,43 @@ def _hls4ml() -> Any:
             import hls4ml
     except ImportError as err:
         raise BackendUnavailable("hls4ml is not installed", hint="pip install 'edgekit[fpga]' (hls4ml 1.3.0)") from err
+    from hls4ml.converters.onnx_to_hls import get_supported_onnx_layers, register_onnx_layer_handler
+
+    if "Clip" not in get_supported_onnx_layers():
+        register_onnx_layer_handler("Clip", _parse_clip)
     return hls4ml
+
+
+def _parse_clip(node: Any, input_names: list[str], input_shapes: Any, graph: Any) -> dict[str, Any]:
+    """hls4ml's ONNX reader has no Clip: edgekit's clamps with bounds it has a kernel for (attributes, set by
+    ``_clips_as_attributes``) become relu1, relu6 or hard_tanh."""
+    attributes = {a.name: float(a.f) for a in node.attribute}
+    bounds = (attributes.get("min"), attributes.get("max"))
+    if bounds not in HLS4ML_CLAMPS:
+        raise ConfigError(
+            f"node {node.name}: hls4ml has no kernel for a clamp to {bounds} ({HLS4ML_CLAMP_NOTE})",
+            hint="use one of those bounds, or a CPU target for this model",
+        )
+    return {"name": node.name, "inputs": input_names[:1], "outputs": list(node.output), **HLS4ML_CLAMPS[bounds]}
+
+
+def _clips_as_attributes(model: Any) -> None:
+    """Each Clip's constant bounds as attributes (the opset-6 form), so hls4ml's reader sees one input and no
+    stray constants. Only hls4ml reads this in-memory model; the file keeps its form."""
+    import onnx
+
+    for node in model.graph.node:
+        if node.op_type != "Clip" or len(node.input) == 1:
+            continue
+        bounds = clip_bounds(model, node)
+        constants = [name for name in node.input[1:] if name]
+        del node.input[1:]
+        node.attribute.extend(
+            [onnx.helper.make_attribute("min", bounds["low"]), onnx.helper.make_attribute("max", bounds["high"])]
+        )
+        for name in constants:
+            if not model.find_consumers(name):
+                model.del_initializer(name)
 
 
 def _input_precision(model: Any) -> str:
@@ -140,6 +185,8 @@ def _set_table_types(hls_model: Any, model: Any) -> None:
             raise ToolchainError(
                 f"hls4ml gave {name} ({spec.function}) the result type {result}, not its output quantizer's {wanted}"
             )
+        if spec.function == "Clip":
+            continue  # hls4ml's relu_max and hard_tanh compute in their input's type: nothing rounds before result
         if spec.function in COMPUTED:
             param = layer.get_attr("param_t").precision
             wanted_param = hls_model.config.backend.convert_precision_string(spec.alpha_type())
@@ -419,6 +466,7 @@ class Hls4mlBackend:
         assert target.fpga is not None
         if target.fpga.io_type == "io_stream":
             _name_reshape_outputs(model)
+        _clips_as_attributes(model)
         config = self._config(model, target)
         hls_model = _hls4ml().converters.convert_from_onnx_model(model, hls_config=config, **common)
         _set_table_types(hls_model, model)
@@ -634,6 +682,7 @@ def _trace_worker(graph_path: str, target_plain: dict[str, Any], x: np.ndarray) 
     model = ModelWrapper(graph_path)
     if target.fpga.io_type == "io_stream":
         _name_reshape_outputs(model)
+    _clips_as_attributes(model)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         config = Hls4mlBackend()._config(model, target)

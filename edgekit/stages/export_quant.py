@@ -223,13 +223,16 @@ def export_quantized(
     return QuantExport(quantized.family, graphs, diffs, len(golden))
 
 
-def _ort_function(op: str, x: np.ndarray, **attributes: float) -> np.ndarray:
-    """ONNX Runtime's float32 kernel for one unary op, as the QCDQ graph runs it (Dequantize -> op -> Quantize)."""
+def _ort_function(op: str, x: np.ndarray, constants: tuple[float, ...] = (), **attributes: float) -> np.ndarray:
+    """ONNX Runtime's float32 kernel for one unary op, as the QCDQ graph runs it (Dequantize -> op -> Quantize);
+    ``constants`` are its further inputs (a Clip's bounds)."""
+    names = [f"c{i}" for i in range(len(constants))]
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node(op, ["x"], ["y"], **attributes)],  # type: ignore[arg-type]
+        [onnx.helper.make_node(op, ["x", *names], ["y"], **attributes)],  # type: ignore[arg-type]
         "table",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None])],
+        [onnx.numpy_helper.from_array(np.array(c, dtype=np.float32), n) for n, c in zip(names, constants, strict=True)],
     )  # fmt: skip
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -240,6 +243,8 @@ def _ort_function(op: str, x: np.ndarray, **attributes: float) -> np.ndarray:
 def _torch_function(spec: TableSpec) -> Callable[[torch.Tensor], torch.Tensor]:
     if spec.function == "LeakyRelu":
         return lambda t: torch.nn.functional.leaky_relu(t, spec.alpha)
+    if spec.function == "Clip":
+        return lambda t: torch.clamp(t, spec.low, spec.high)
     return {"Sigmoid": torch.sigmoid, "Tanh": torch.tanh}[spec.function]
 
 
@@ -258,11 +263,12 @@ def _check_tables(model: ModelWrapper) -> None:
         x = spec.inputs()
         fn = _torch_function(spec)
         attributes = {"alpha": spec.alpha} if spec.function == "LeakyRelu" else {}
-        ort = [_ort_function(spec.function, x[i : i + 1], **attributes) for i in range(len(x))]
+        constants = (spec.low, spec.high) if spec.function == "Clip" else ()
+        ort = [_ort_function(spec.function, x[i : i + 1], constants, **attributes) for i in range(len(x))]
         evaluations = {
             "torch (vectorized)": fn(torch.from_numpy(x)).numpy(),
             "torch (scalar)": np.array([float(fn(torch.tensor(v))) for v in x]),
-            "onnxruntime (vectorized)": _ort_function(spec.function, x, **attributes),
+            "onnxruntime (vectorized)": _ort_function(spec.function, x, constants, **attributes),
             "onnxruntime (scalar)": np.concatenate(ort),
         }
         for what, y in evaluations.items():

@@ -115,6 +115,52 @@ def test_leaky_relu_at_slopes_that_are_not_powers_of_two_is_exact_on_int8_and_bo
     assert f"{655 / 2**16!r}" in cpp and f"{13107 / 2**16!r}" in cpp, "the slopes the twin computes with"
 
 
+CLAMP_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "clamp_tagger"
+
+
+def test_hardtanh_in_every_form_is_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+    """nn.Hardtanh(), F.hardtanh(x) and x.clamp(-1, 1): hls4ml's hard_tanh on io_parallel and io_stream."""
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    request = CompileRequest(str(CLAMP_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8",
+                             overrides=("model_options.variant=hardtanh",))  # fmt: skip
+    result = compile_model(request)
+    for target in result.report.targets:
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    assert result.exit_code == 0
+    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    ops = [n.op_type for n in clean.graph.node]
+    assert ops.count("Clip") == 3
+    for index, op in enumerate(ops):
+        if op == "Clip":
+            assert ops[index - 1] == ops[index + 1] == "Quant", ops
+    for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
+        cpp = (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+        assert cpp.count("nnet::hard_tanh<") == 3, target
+
+
+def test_relu6_and_a_clamp_to_zero_one_are_exact_on_int8_and_hls4ml_io_parallel(tmp_path: Path) -> None:
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p")
+    result = compile_model(CompileRequest(str(CLAMP_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
+    for target in result.report.targets:
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    assert result.exit_code == 0
+    cpp = (result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+    assert "nnet::relu6<" in cpp and "nnet::hard_tanh<" in cpp and "nnet::relu1<" in cpp
+
+
+def test_a_clamp_hls4ml_has_no_kernel_for_is_exact_on_int8(tmp_path: Path) -> None:
+    request = CompileRequest(str(CLAMP_TAGGER), ("cpu-onnxruntime-int8",), out=tmp_path / "b", tiny=True,
+                             quant="w8a8", overrides=("model_options.variant=wide",))  # fmt: skip
+    result = compile_model(request)
+    assert result.exit_code == 0
+    (target,) = result.report.targets
+    assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0
+    clean = onnx.load(str(result.build_dir / "export-int8" / "model.qonnx.clean.onnx"))
+    values = {i.name: onnx.numpy_helper.to_array(i) for i in clean.graph.initializer}
+    bounds = [(float(values[n.input[1]]), float(values[n.input[2]])) for n in clean.graph.node if n.op_type == "Clip"]
+    assert sorted(bounds) == [(-2.0, 2.0), (0.0, 1.0), (0.0, 6.0)], bounds
+
+
 HIT_AUTOENCODER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hit_autoencoder"
 
 

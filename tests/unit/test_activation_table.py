@@ -133,3 +133,105 @@ def test_a_leaky_relu_node_reads_its_slope_and_refuses_one_outside_zero_to_one()
     )
     with pytest.raises(ValueError, match=r"a LeakyReLU slope in \[0, 1\) is supported, got 1.5"):
         table_specs(graph(1.5))
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "signed"), [(0.0, 6.0, False), (0.0, 1.0, False), (-1.0, 1.0, True), (0.3, 2.5, False)]
+)
+def test_a_clamp_is_clipped_then_rounded_once_and_hls4mls_fixed_point_form_agrees(
+    low: float, high: float, signed: bool
+) -> None:
+    low, high = float(np.float32(low)), float(np.float32(high))
+    spec = TableSpec("Clip", in_bits=8, in_exponent=-4, out_bits=6, out_exponent=-3, out_signed=signed,
+                     low=low, high=high)  # fmt: skip
+    x = spec.inputs().astype(np.float64)
+    lo, hi = (-32, 31) if signed else (0, 63)
+    assert np.array_equal(spec.reference(), np.clip(np.round(np.clip(x, low, high) * 8), lo, hi))
+    (codes,) = hls4ml_codes(spec)
+    assert mismatch(spec, codes, "hls4ml") is None
+    # a planted wrong kernel (clipping at the next input step) is caught
+    wrong = TableSpec(**{**spec.__dict__, "high": high + 2.0**-3})
+    assert "differs from the float64 table of Clip" in str(mismatch(spec, hls4ml_codes(wrong)[0], "hls4ml"))
+
+
+def test_hls4ml_takes_the_clamps_it_has_a_kernel_for_and_refuses_other_bounds() -> None:
+    from edgekit.activation_table import HLS4ML_CLAMPS
+
+    for low, high in HLS4ML_CLAMPS:
+        spec = TableSpec("Clip", 8, -4, 8, -5, low < 0, low=low, high=high)
+        assert hls4ml_layer_config(spec) == {"Precision": {"result": spec.output_type()}}
+    with pytest.raises(ValueError, match=r"no kernel for a clamp to \[-2, 2\]"):
+        hls4ml_layer_config(TableSpec("Clip", 8, -4, 8, -5, True, low=-2.0, high=2.0))
+
+
+def test_a_clip_node_reads_its_bounds_from_constant_inputs_or_attributes() -> None:
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from edgekit.activation_table import clip_bounds, table_specs
+
+    def graph(as_inputs: bool, low: float, high: float) -> ModelWrapper:
+        nodes, inits = [], []
+        for name, source, target in (("q_in", "x", "a"), ("q_out", "b", "y")):
+            params = [f"{name}_scale", f"{name}_zero", f"{name}_bits"]
+            for param, value in zip(params, (0.125, 0.0, 8.0), strict=True):
+                inits.append(onnx.numpy_helper.from_array(np.array(value, dtype=np.float32), param))
+            nodes.append(onnx.helper.make_node("Quant", [source, *params], [target], name=name,
+                                               domain="qonnx.custom_op.general", signed=1, narrow=0,
+                                               rounding_mode="ROUND"))  # fmt: skip
+        if as_inputs:
+            for name, value in (("lo", low), ("hi", high)):
+                inits.append(onnx.numpy_helper.from_array(np.array(value, dtype=np.float32), name))
+            clip = onnx.helper.make_node("Clip", ["a", "lo", "hi"], ["b"], name="clamp")
+        else:
+            clip = onnx.helper.make_node("Clip", ["a"], ["b"], name="clamp", min=low, max=high)
+        nodes.insert(1, clip)
+        tensor = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 4]) for n in ("x", "y")]
+        return ModelWrapper(onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [tensor[0]], [tensor[1]], inits)))
+
+    for as_inputs in (True, False):
+        model = graph(as_inputs, 0.0, 6.0)
+        spec = table_specs(model)["clamp"]
+        assert (spec.function, spec.low, spec.high, spec.in_exponent) == ("Clip", 0.0, 6.0, -3)
+        assert clip_bounds(model, model.graph.node[1]) == {"low": 0.0, "high": 6.0}
+    with pytest.raises(ValueError, match="not increasing"):
+        table_specs(graph(True, 1.0, -1.0))
+
+
+def test_onnxruntimes_fused_quantize_clip_dequantize_equals_the_unfused_graph() -> None:
+    """A clamp's QCDQ form (DequantizeLinear -> Clip -> QuantizeLinear) may be fused by ONNX Runtime's graph
+    optimizer; over every input code the fused and unfused sessions agree, so Clip keeps Q/DQ fusion on."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    def session(low: float, high: float, s_in: float, s_out: float, dtype: type, fused: bool) -> ort.InferenceSession:
+        inits = [numpy_helper.from_array(np.array(v, dtype=t), n) for n, v, t in (
+            ("si", s_in, np.float32), ("zi", 0, dtype), ("so", s_out, np.float32), ("zo", 0, dtype),
+            ("lo", low, np.float32), ("hi", high, np.float32))]  # fmt: skip
+        nodes = [
+            helper.make_node("QuantizeLinear", ["x", "si", "zi"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "si", "zi"], ["d"]),
+            helper.make_node("Clip", ["d", "lo", "hi"], ["c"]),
+            helper.make_node("QuantizeLinear", ["c", "so", "zo"], ["q2"]),
+            helper.make_node("DequantizeLinear", ["q2", "so", "zo"], ["y"]),
+        ]
+        value = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None]) for n in ("x", "y")]
+        model = helper.make_model(helper.make_graph(nodes, "g", value[:1], value[1:], inits),
+                                  opset_imports=[helper.make_opsetid("", 13)])  # fmt: skip
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL if fused else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    for low, high, s_in, s_out, dtype in ((0, 6, 2**-4, 2**-5, np.uint8), (0, 1, 2**-5, 2**-8, np.uint8),
+                                          (-1, 1, 2**-5, 2**-7, np.int8), (-2, 2, 2**-4, 2**-4, np.int8)):  # fmt: skip
+        x = (np.arange(-128, 128, dtype=np.float32) * np.float32(s_in)).astype(np.float32)
+        y = [session(low, high, s_in, s_out, dtype, fused).run(None, {"x": x})[0] for fused in (False, True)]
+        info = np.iinfo(dtype)
+        codes_in = np.clip(np.round(x / s_in), info.min, info.max)
+        expected = np.clip(np.round(np.clip(codes_in * s_in, low, high) / s_out), info.min, info.max) * s_out
+        assert np.array_equal(y[0], expected) and np.array_equal(y[1], expected), (low, high, s_in, s_out)

@@ -242,7 +242,8 @@ def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> No
     folder = _model_folder(tmp_path / "tagger", tagger, "[4]")
     from edgekit.pipeline import CompileRequest, plan_build
 
-    with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: 1: a sigmoid, tanh or LeakyReLU \(a table activation\)"):
+    table = r"fpga-xcvu13p-rtl: 1: a sigmoid, tanh, LeakyReLU or clamp \(a table activation\)"
+    with pytest.raises(ConfigError, match=table):
         plan_build(CompileRequest(str(folder), ("fpga-xcvu13p-rtl",), out=tmp_path / "b", quant="w8a8"))
     assert (
         "fixed"
@@ -422,3 +423,71 @@ def test_a_model_that_does_not_run_on_the_recipes_input_shape_is_a_config_error_
     with pytest.raises(ConfigError, match=r"does not run on an input of shape \(1, 1, 8, 8\) at 2: RuntimeError: mat1"):
         analyze(model, (1, 8, 8))
     assert "Traceback" not in capsys.readouterr().err  # said once, by the error
+
+
+class Clamps(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.relu6 = nn.ReLU6()
+        self.hardtanh = nn.Hardtanh(-2.0, 3.0)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        x = self.fc(x)
+        a = self.hardtanh(self.relu6(x)) + F.hardtanh(x)
+        b = F.relu6(x) + torch.clamp(x, -1, 1) + x.clamp(min=0.5, max=4) + torch.clip(x, 0, 1)
+        return a + b + F.hardtanh(x, min_val=0.0, max_val=0.25)
+
+
+def test_every_form_of_a_clamp_with_constant_bounds_is_a_table_activation_signed_where_it_can_be_negative() -> None:
+    from edgekit.config import QuantSettings
+    from edgekit.precision import plan_quantization
+
+    info = analyze(Clamps(), (4,))
+    bounds = {name: (low, high) for name, low, high in info.clamps}
+    assert bounds == {
+        "relu6": (0.0, 6.0), "hardtanh": (-2.0, 3.0), "hardtanh_1": (-1.0, 1.0), "relu6_1": (0.0, 6.0),
+        "clamp": (-1.0, 1.0), "clamp_1": (0.5, 4.0), "clip": (0.0, 1.0), "hardtanh_2": (0.0, 0.25),
+    }  # fmt: skip
+    assert info.tables >= set(bounds)
+    plan = plan_quantization(QuantSettings(), "fixed", info.layers, info.nonnegative)
+    signed = {layer.name: layer.activation_signed for layer in plan.layers if layer.kind == "clamp"}
+    assert signed == {name: low < 0 for name, (low, _) in bounds.items()}
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [lambda x: torch.clamp(x, min=0.0), lambda x: x.clamp(x.mean(), 1.0), lambda x: torch.clamp(x, 1.0, -1.0)],
+    ids=["one bound", "a tensor bound", "bounds reversed"],
+)
+def test_a_clamp_without_two_increasing_constant_bounds_is_refused_with_the_reason(forward: object) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return forward(self.fc(x))  # type: ignore[operator]
+
+    with pytest.raises(ConfigError, match="a clamp needs two constant bounds, lower < upper"):
+        analyze(Net(), (4,))
+
+
+def test_hls4ml_refuses_a_clamp_it_has_no_kernel_for_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    def plan(model: str, *targets: str):  # type: ignore[no-untyped-def]
+        tagger = f"import torch\nfrom torch import nn\ndef build():\n    return {model}\n"
+        folder = _model_folder(tmp_path / str(len(list(tmp_path.iterdir()))), tagger, "[4]")
+        return plan_build(CompileRequest(str(folder), targets, out=tmp_path / "b", quant="w8a8"))
+
+    relu6 = "nn.Sequential(nn.Linear(4, 8), nn.ReLU6(), nn.Linear(8, 2))"
+    assert "fixed" in plan(relu6, "fpga-xcvu13p").quant_plans
+    with pytest.raises(ConfigError, match=r"fpga-xczu7ev-stream: 1: a clamp to \[0, 6\]: hls4ml has no io_stream"):
+        plan(relu6, "fpga-xczu7ev-stream")
+    hardtanh = "nn.Sequential(nn.Linear(4, 8), nn.Hardtanh(), nn.Linear(8, 2))"
+    assert "fixed" in plan(hardtanh, "fpga-xczu7ev-stream", "fpga-xcvu13p").quant_plans
+    wide = "nn.Sequential(nn.Linear(4, 8), nn.Hardtanh(-3, 3), nn.Linear(8, 2))"
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: 1: a clamp to \[-3, 3\]: hls4ml has no kernel for it"):
+        plan(wide, "fpga-xcvu13p")
+    assert "int8" in plan(wide, "cpu-onnxruntime-int8").quant_plans
