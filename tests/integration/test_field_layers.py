@@ -83,6 +83,19 @@ def test_sigmoid_and_tanh_are_table_activations_exact_on_int8_and_both_hls4ml_io
     assert "typedef ap_ufixed<8,0,AP_RND_CONV,AP_SAT,0> Sigmoid_0_table_t;" in defines  # not its default type
 
 
+def _exact_with_op_between_quants(result, op_type: str, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Every target 0 LSB on >= 1000 samples, and ``count`` ``op_type`` nodes each between two Quant nodes."""
+    for target in result.report.targets:
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    assert result.exit_code == 0
+    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    ops = [n.op_type for n in clean.graph.node]
+    assert ops.count(op_type) == count
+    for index, op in enumerate(ops):
+        if op == op_type:
+            assert ops[index - 1] == ops[index + 1] == "Quant", ops
+
+
 LEAKY_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "leaky_tagger"
 
 
@@ -95,15 +108,7 @@ def test_leaky_relu_at_slopes_that_are_not_powers_of_two_is_exact_on_int8_and_bo
 
     targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
     result = compile_model(CompileRequest(str(LEAKY_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
-    for target in result.report.targets:
-        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
-    assert result.exit_code == 0
-    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
-    ops = [n.op_type for n in clean.graph.node]
-    assert ops.count("LeakyRelu") == 2
-    for index, op in enumerate(ops):
-        if op == "LeakyRelu":
-            assert ops[index - 1] == ops[index + 1] == "Quant", ops
+    _exact_with_op_between_quants(result, "LeakyRelu", 2)
     stage = json.loads((result.build_dir / "targets" / "cpu-onnxruntime-int8" / "stage.json").read_text())
     assert stage["artifact"]["info"]["qdq_fusion"].startswith("off (the graph has LeakyRelu")
     firmware = result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware"
@@ -124,15 +129,7 @@ def test_hardtanh_in_every_form_is_exact_on_int8_and_both_hls4ml_io_types(tmp_pa
     request = CompileRequest(str(CLAMP_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8",
                              overrides=("model_options.variant=hardtanh",))  # fmt: skip
     result = compile_model(request)
-    for target in result.report.targets:
-        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
-    assert result.exit_code == 0
-    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
-    ops = [n.op_type for n in clean.graph.node]
-    assert ops.count("Clip") == 3
-    for index, op in enumerate(ops):
-        if op == "Clip":
-            assert ops[index - 1] == ops[index + 1] == "Quant", ops
+    _exact_with_op_between_quants(result, "Clip", 3)
     for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
         cpp = (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
         assert cpp.count("nnet::hard_tanh<") == 3, target
