@@ -69,8 +69,10 @@ def main() -> None:
         metric = f"{r['metric_name']} {r['metric']:.4g}"
         print(f"{r['model']:<16} {r['train_s']:7.1f}s {r['baseline_s']:8.2f}s {r['ratio']:6.1f}  {metric:>14}  "
               f"{'met' if r['goal_met'] else 'NOT met'}")  # fmt: skip
-    print(f"\nbaseline: {BASELINE_STEPS} Adam steps of a 16-64-64-5 MLP, batch 1,024, timed before each model; "
-          f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(
+        f"\nbaseline: {BASELINE_STEPS} Adam steps of a 16-64-64-5 MLP, batch 1,024, timed before each model; "
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    )
 
 
 if __name__ == "__main__":

@@ -220,6 +220,61 @@ def planned_multiplies(source: ModelSource, settings: Settings, input_shape: tup
     return [(row["layer"], math.ceil(row["macs"] * (1.0 if row["layer"] in prune.exclude else kept))) for row in rows]
 
 
+def window_copies(source: ModelSource, input_shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """Per convolution, output positions x kernel positions x input channels: the input elements an im2col
+    (hls4ml io_parallel's fill_buffer) copies one by one."""
+    import torch
+    from torch import nn
+
+    model = instantiate(source).eval()
+    counts: dict[str, int] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+
+            def record(mod: nn.Module, args: object, out: torch.Tensor, name: str = name) -> None:
+                assert isinstance(mod, (nn.Conv1d, nn.Conv2d))
+                counts[name] = math.prod(out.shape[2:]) * math.prod(mod.kernel_size) * mod.in_channels
+
+            hooks.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return list(counts.items())
+
+
+def _check_hls4ml_size(
+    source: ModelSource, plans: list[TargetPlan], quant_plans: dict[str, QuantPlan], input_shape: tuple[int, ...]
+) -> None:
+    parallel = [
+        p
+        for p in plans
+        if p.backend is not None and p.profile.backend == "hls4ml" and p.profile.fpga is not None
+        and p.profile.fpga.io_type == "io_parallel"
+    ]  # fmt: skip
+    if not parallel:
+        return
+    from edgekit.backends.hls4ml import size_problems
+
+    copies = window_copies(source, input_shape)
+    deployed = {layer.name for layer in quant_plans["fixed"].deployed()} if "fixed" in quant_plans else set()
+    problems = [
+        problem
+        for p in parallel  # a quantized build deploys its layers up to quant.deploy_until, the float path all
+        for problem in size_problems(p.profile, [row for row in copies if p.family != "fixed" or row[0] in deployed])
+    ]
+    if problems:
+        raise ConfigError(
+            "the model's convolutions are too large for the target(s):\n  " + "\n  ".join(problems),
+            hint="build it with io_stream (fpga-xczu7ev-stream: line buffers instead of copied windows) or try its "
+            "tiny variant (--tiny); to build it anyway, raise backend_options.max_window_copies and "
+            "backend_options.build_timeout_s in a copy of the profile and pass its path (-t ./my-fpga.toml)",
+        )
+
+
 def check_logic_size(
     source: ModelSource,
     settings: Settings,
@@ -227,7 +282,9 @@ def check_logic_size(
     quant_plans: dict[str, QuantPlan],
     input_shape: tuple[int, ...],
 ) -> None:
-    """A target that builds each multiplication as logic refuses a model it could not build in time (ConfigError)."""
+    """A target refuses a model it could not build in time (ConfigError): the RTL path, which builds every
+    multiplication as logic, and hls4ml io_parallel, whose code grows with the convolutions' windows."""
+    _check_hls4ml_size(source, plans, quant_plans, input_shape)
     rtl = [p for p in plans if p.backend is not None and p.family == "fixed" and p.profile.backend == "rtl"]
     if not rtl:
         return

@@ -50,11 +50,17 @@ from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
 from edgekit.tools import available_cpus, run_tool
 
-__all__ = ["Hls4mlBackend", "Hls4mlOptions"]
+__all__ = ["Hls4mlBackend", "Hls4mlOptions", "size_problems"]
 
 PROJECT = "myproject"
 PROJECT_DIR = "hls4ml_prj"
-BUILD_TIMEOUT_S = 900
+BUILD_TIMEOUT_S = 900.0
+# io_parallel convolutions copy each output position's input window element by element, one C++ statement per
+# (output position, kernel position, input channel) of every Conv (hls4ml's generated fill_buffer functions),
+# and g++ compiles all of them. Measured on a 2-core x86_64 machine (g++ 12, -O3): the full-size DS-CNN's
+# 164,864 copies compiled in 335 s (W8A8) and 376 s (W6A8); the full-size ResNet-8's 494,592 did not finish
+# within 900 s. 250,000 keeps a build within BUILD_TIMEOUT_S; io_stream (line buffers) has no such statements.
+MAX_WINDOW_COPIES = 250_000
 INPUT_INTEGER_BITS = 16
 
 
@@ -80,6 +86,25 @@ class Hls4mlOptions:
 
     emulation_workers: int = field(default=0, metadata={"min": 0})  # 0: one per core
     float_width_bits: int = field(default=18, metadata={"min": 4, "max": 64})  # float path: total bits per type
+    build_timeout_s: float = field(default=BUILD_TIMEOUT_S, metadata={"min": 1.0})  # the emulation's g++ build
+    max_window_copies: int = field(default=MAX_WINDOW_COPIES, metadata={"min": 1})  # io_parallel only, see above
+
+
+def size_problems(target: TargetProfile, copies: list[tuple[str, int]]) -> list[str]:
+    """Why an io_parallel ``target`` refuses a model of these (convolution, window copies) before building."""
+    assert target.fpga is not None
+    options = build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
+    total = sum(count for _, count in copies)
+    if target.fpga.io_type != "io_parallel" or total <= options.max_window_copies:
+        return []
+    layer, largest = max(copies, key=lambda item: item[1])
+    return [
+        f"{target.name}: hls4ml's io_parallel convolutions copy every input window element by element, one C++ "
+        f"statement per output position, kernel position and input channel, and this model's convolutions make "
+        f"{total:,} of them (the most in layer {layer}: {largest:,}); g++ compiles every one, and the target "
+        f"builds up to {options.max_window_copies:,} (backend_options.max_window_copies; the default, "
+        f"{MAX_WINDOW_COPIES:,}, compiles within the default build limit of {BUILD_TIMEOUT_S:g} s on 2 cores)"
+    ]
 
 
 def _hls4ml() -> Any:
@@ -421,7 +446,8 @@ class Hls4mlBackend:
                 f"hls4ml could not convert the model for {target.name}: {str(err).splitlines()[0][:300]}",
                 hint="a layer hls4ml does not support; the message names it",
             ) from err
-        self._build_emulator(project, out_dir / "build_lib.log")
+        options = build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
+        self._build_emulator(project, out_dir / "build_lib.log", options.build_timeout_s)
         library = next(iter(sorted((project / "firmware").glob(f"{PROJECT}-*.so"))))
         n_in = int(np.prod(hls_model.get_input_variables()[0].shape))
         n_out = int(np.prod(hls_model.get_output_variables()[0].shape))
@@ -516,7 +542,7 @@ class Hls4mlBackend:
         return float(np.mean(np.abs(y) >= largest))
 
     @staticmethod
-    def _build_emulator(project: Path, log: Path) -> None:
+    def _build_emulator(project: Path, log: Path, timeout_s: float) -> None:
         script = project / "build_lib.sh"
         text = script.read_text()
         absolute = 'WEIGHTS_DIR="\\"${BASEDIR}/firmware/weights\\""'
@@ -527,13 +553,23 @@ class Hls4mlBackend:
         if available_cpus() > 1:
             text = _compile_side_by_side(text)
         script.write_text(text)
-        run_tool(
-            ["bash", "build_lib.sh"],
-            cwd=project,
-            timeout_s=BUILD_TIMEOUT_S,
-            log_path=log,
-            name="the g++ build of hls4ml's emulation (build_lib.sh)",
-        )
+        try:
+            run_tool(
+                ["bash", "build_lib.sh"],
+                cwd=project,
+                timeout_s=timeout_s,
+                log_path=log,
+                name="the g++ build of hls4ml's emulation (build_lib.sh)",
+            )
+        except ToolchainError as err:
+            if err.hint or "did not finish" not in err.message:
+                raise
+            raise ToolchainError(
+                err.message,
+                hint="give it longer (backend_options.build_timeout_s in a copy of the profile, -t ./my-fpga.toml), "
+                "or build with io_stream (fpga-xczu7ev-stream), whose code is smaller",
+                log_path=log,
+            ) from err
 
     @staticmethod
     def _smoke_test(library: Path, n_in: int, n_out: int, log: Path) -> None:

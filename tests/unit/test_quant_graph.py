@@ -346,6 +346,41 @@ def test_the_rtl_path_refuses_a_model_too_large_to_unroll_before_any_work(tmp_pa
         plan("0.5", 'prune.exclude=["0"]')
 
 
+def test_hls4ml_io_parallel_refuses_convolutions_too_large_to_compile_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.planning import window_copies
+    from edgekit.targets import targets_dir
+
+    # A CIFAR-sized stem at full resolution: 32x32 positions x 3x3 kernel x (3 + 16 + 16) input channels.
+    cnn = (
+        "from torch import nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1),\n"
+        "        nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1),\n"
+        "        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))\n"
+    )
+    folder = _model_folder(tmp_path / "cnn", cnn, "[3, 32, 32]")
+    request = CompileRequest(str(folder), ("cpu-onnxruntime", "fpga-xcvu13p"), out=tmp_path / "b")
+    from edgekit.zoo import resolve_model
+
+    copies = window_copies(resolve_model(str(folder)).source, (3, 32, 32))
+    assert copies == [("0", 1024 * 9 * 3), ("2", 1024 * 9 * 16), ("4", 1024 * 9 * 16), ("6", 1024 * 9 * 16)]
+    for quant in (None, "w6a8"):  # the float path to hls4ml and the quantized one build the same convolutions
+        expected = r"fpga-xcvu13p: .* make 470,016 of them \(the most in layer 2: 147,456\); .* builds up to 250,000"
+        with pytest.raises(ConfigError, match=expected) as err:
+            plan_build(dataclasses.replace(request, quant=quant))
+        assert "fpga-xczu7ev-stream" in err.value.hint and "max_window_copies" in err.value.hint
+    assert plan_build(dataclasses.replace(request, targets=("fpga-xczu7ev-stream",), quant="w6a8")).plans
+    profile = tmp_path / "big-fpga.toml"  # a copy of the profile with a higher limit takes it
+    shipped = (targets_dir() / "fpga-xcvu13p.toml").read_text()
+    assert "[backend_options]" not in shipped
+    profile.write_text(shipped.replace('name = "fpga-xcvu13p"', 'name = "big-fpga"')
+                       + "\n[backend_options]\nmax_window_copies = 500000\nbuild_timeout_s = 3600\n")  # fmt: skip
+    assert plan_build(dataclasses.replace(request, targets=(str(profile),), quant="w6a8")).plans
+
+
 AUTOENCODER = """from torch import nn
 import torch.nn.functional as F
 
