@@ -216,6 +216,23 @@ def test_failed_gpp_build_is_a_toolchain_error_with_its_log(cli, tmp_path: Path)
     assert not (out / "targets" / "fpga-xcvu13p").exists()
 
 
+def test_a_gpp_build_past_its_limit_is_stopped_with_the_option_to_raise(cli, tmp_path: Path, profile_variant) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "bin"  # a compiler that never finishes, so the limit is what stops it on any machine
+    fake.mkdir()
+    (fake / "g++").write_text("#!/bin/sh\nsleep 120\n")
+    (fake / "g++").chmod(0o755)
+    slow = profile_variant(
+        "fpga-xcvu13p", "slow-fpga", tmp_path, {"[gates]": "[backend_options]\nbuild_timeout_s = 1\n\n[gates]"}
+    )
+    run = cli(
+        "compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", str(slow), "--out", str(tmp_path / "b"),
+        env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert run.returncode == 4, run.stderr
+    assert "the g++ build of hls4ml's emulation (build_lib.sh) did not finish within 1 s" in run.stdout
+    assert "backend_options.build_timeout_s" in run.stdout and "Traceback" not in run.stderr
+
+
 def test_synth_without_vendor_tools_says_what_is_missing(tmp_path: Path) -> None:
     from edgekit.errors import BackendUnavailable
 
