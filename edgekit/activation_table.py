@@ -1,4 +1,4 @@
-"""Quantized sigmoid, tanh, LeakyReLU and clamps as tables: one definition every target is checked against.
+"""Quantized sigmoid, tanh, LeakyReLU, hard sigmoid and clamps as tables: one definition every target meets.
 
 A table activation re-quantizes its input (signed, power-of-two scale, b bits), applies
 the function, and quantizes the output (power-of-two scale, round half to even,
@@ -26,6 +26,8 @@ import numpy as np
 __all__ = [
     "COMPUTED",
     "FUNCTIONS",
+    "HARD_SIGMOID_SLOPE",
+    "HARD_SIGMOID_SLOPE_BITS",
     "HLS4ML_CLAMPS",
     "HLS4ML_STREAM_CLAMPS",
     "TableSpec",
@@ -44,9 +46,18 @@ FUNCTIONS: dict[str, Callable[[np.ndarray, TableSpec], np.ndarray]] = {
     # float64 holds the product of a b-bit code and a float32 slope exactly: the reference rounds it once
     "LeakyRelu": lambda x, spec: np.where(x > 0, x, np.float64(spec.alpha) * x),
     "Clip": lambda x, spec: np.clip(x, spec.low, spec.high),
+    # torch's hardsigmoid, relu6(x + 3) / 6: x + 3 is exact, and float64 rounds the quotient once
+    "HardSigmoid": lambda x, _: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
 }
-# hls4ml computes LeakyReLU (alpha * x) and clamps in fixed point, not from a table
-COMPUTED = ("LeakyRelu", "Clip")
+# hls4ml computes LeakyReLU (alpha * x), hard sigmoid (slope * x + shift) and clamps in fixed point, not from a table
+COMPUTED = ("LeakyRelu", "Clip", "HardSigmoid")
+# torch.onnx writes F.hardsigmoid as HardSigmoid(alpha = float32(1/6), beta = 0.5). hls4ml's hard_sigmoid computes
+# slope * x + shift exactly in fixed point, with the slope in an unsigned fixed type of HARD_SIGMOID_SLOPE_BITS
+# fraction bits: 1/6 rounded to them. The slope error times the largest input must stay below half the distance
+# of any x / 6 + 1/2 from a rounding boundary of the output grid; each table is checked over all input codes.
+HARD_SIGMOID_SLOPE_BITS = 32
+HARD_SIGMOID_SLOPE = Fraction(round(Fraction(2**HARD_SIGMOID_SLOPE_BITS, 6)), 2**HARD_SIGMOID_SLOPE_BITS)
+TORCH_HARD_SIGMOID = (float(np.float32(1.0 / 6.0)), 0.5)  # ONNX HardSigmoid's (alpha, beta) for F.hardsigmoid
 # The clamps hls4ml 1.3.0 has a kernel for (nnet_activation.h): relu_max as relu1 and relu6, and hard_tanh,
 # which computes 2 * clip(slope * x + shift, 0, 1) - 1 (slope 0.5 and shift 0.5: exact in its default types).
 HLS4ML_CLAMPS: dict[tuple[float, float], dict[str, Any]] = {
@@ -90,7 +101,7 @@ class TableSpec:
     out_bits: int
     out_exponent: int
     out_signed: bool
-    alpha: float = 0.0  # LeakyRelu's slope below zero, the float32 value of the graph's attribute
+    alpha: float = 0.0  # LeakyRelu's slope below zero or HardSigmoid's slope, the float32 value of the attribute
     low: float = 0.0  # Clip's bounds, float32 values of the graph's constants
     high: float = 0.0
 
@@ -181,6 +192,15 @@ def clip_bounds(model: Any, node: Any) -> dict[str, float]:
 
 
 def _alpha(node: Any) -> float:
+    if node.op_type == "HardSigmoid":
+        attributes = {a.name: float(np.float32(a.f)) for a in node.attribute}
+        slope, shift = attributes.get("alpha", 0.2), attributes.get("beta", 0.5)  # ONNX's defaults
+        if (slope, shift) != TORCH_HARD_SIGMOID:
+            raise ValueError(
+                f"node {node.name}: a HardSigmoid of slope {slope:g} and shift {shift:g}: torch's (x / 6 + 1/2, "
+                "F.hardsigmoid) is supported"
+            )
+        return slope
     if node.op_type != "LeakyRelu":
         return 0.0
     value = next((float(a.f) for a in node.attribute if a.name == "alpha"), 0.01)  # ONNX's default
@@ -207,6 +227,8 @@ def hls4ml_layer_config(spec: TableSpec) -> dict[str, Any]:
     if spec.function == "Clip":
         if (spec.low, spec.high) not in HLS4ML_CLAMPS:
             raise ValueError(f"hls4ml has no kernel for a clamp to [{spec.low:g}, {spec.high:g}] ({HLS4ML_CLAMP_NOTE})")
+        return {"Precision": {"result": spec.output_type()}}
+    if spec.function == "HardSigmoid":  # the slope's type is set where the layer is read (edgekit's reader)
         return {"Precision": {"result": spec.output_type()}}
     if spec.function in COMPUTED:
         return {"Precision": {"param": spec.alpha_type(), "result": spec.output_type()}}
@@ -249,6 +271,8 @@ def hls4ml_codes(spec: TableSpec) -> list[np.ndarray]:
         return [_fixed_leaky_relu(spec)]
     if spec.function == "Clip":
         return [_fixed_clip(spec)]
+    if spec.function == "HardSigmoid":
+        return [_fixed_hard_sigmoid(spec)]
     size = hls4ml_table_config(spec)["TableSize"]
     span = HLS4ML_SPAN[spec.function]
     entries = np.arange(size)
@@ -279,6 +303,20 @@ def _fixed_leaky_relu(spec: TableSpec) -> np.ndarray:
             half = 1 << (-shift - 1)
             out = quotient + (remainder > half or (remainder == half and quotient % 2 == 1))
         codes.append(min(max(out, lo), hi))
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _fixed_hard_sigmoid(spec: TableSpec) -> np.ndarray:
+    """hls4ml's hard_sigmoid in exact rationals: HARD_SIGMOID_SLOPE * x + 1/2 (exact in ap_fixed), clipped to
+    [0, 1], then one rounding to the output grid (half to even, RND_CONV) and saturation."""
+    bits = spec.out_bits
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if spec.out_signed else (0, 2**bits - 1)
+    step_in, step_out = Fraction(2) ** spec.in_exponent, Fraction(2) ** spec.out_exponent
+    codes = [
+        min(max(round(min(max(HARD_SIGMOID_SLOPE * code * step_in + Fraction(1, 2), Fraction(0)), Fraction(1))
+                      / step_out), lo), hi)
+        for code in spec.input_codes().tolist()
+    ]  # fmt: skip
     return np.asarray(codes, dtype=np.int64)
 
 

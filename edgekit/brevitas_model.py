@@ -171,8 +171,8 @@ class AvgPoolRequant(nn.Module):
 
 
 class TableActivation(nn.Module):
-    """sigmoid, tanh, LeakyReLU or a clamp between two quantizers: with power-of-two scales, a table of 2**bits output
-    codes.
+    """sigmoid, tanh, LeakyReLU, hard sigmoid or a clamp between two quantizers: with power-of-two scales, a table of
+    2**bits output codes.
 
     The input quantizer is the function's own and signed, so the table is indexed by b-bit codes whatever
     produced the input (an accumulator's codes would need a table of their own for each layer).
@@ -201,6 +201,8 @@ class TableActivation(nn.Module):
             return self.output_quant(F.leaky_relu(value, self.slope))
         if self.function == "clamp":
             return self.output_quant(torch.clamp(value, *self.bounds))
+        if self.function == "hard_sigmoid":
+            return self.output_quant(F.hardsigmoid(value))
         return self.output_quant(torch.sigmoid(value) if self.function == "sigmoid" else torch.tanh(value))
 
 

@@ -178,6 +178,12 @@ OPS: tuple[Op, ...] = (
        {"rtl": "the RTL path has no table activation"},
        evidence="tests/integration/test_field_layers.py (leaky_tagger), tests/unit/test_activation_table.py",
        notes="hls4ml computes slope * x with the float32 slope held exactly (its type sized at compile)"),
+    Op("hard sigmoid", "nn.Hardsigmoid, F.hardsigmoid (torch's x / 6 + 1/2, clipped)",
+       lambda: nn.Sequential(nn.Linear(8, 4), nn.Hardsigmoid()), (8,), NO_RTL,
+       {"rtl": "the RTL path has no table activation"},
+       evidence="tests/integration/test_field_layers.py (hardsigmoid_tagger), tests/unit/test_activation_table.py",
+       notes="hls4ml's hard_sigmoid with the slope in 32 fraction bits, every input code checked at compile; "
+       "refused there when its input stays within about +-0.5 (x / 6 + 1/2 on rounding ties)"),
     Op("Hardtanh, clamp(-1, 1)", "nn.Hardtanh(), F.hardtanh, torch.clamp(x, -1, 1), x.clamp(-1, 1)",
        lambda: nn.Sequential(nn.Linear(8, 4), nn.Hardtanh()), (8,), NO_RTL,
        {"rtl": "the RTL path has no table activation"},
@@ -212,7 +218,7 @@ OPS: tuple[Op, ...] = (
        evidence="tests/integration/test_field_layers.py (catnets)"),
     Op("element-wise multiply", "a * b of two tensors", _Mul, (8,), NONE, {c: "cannot quantize: mul" for c in COLUMNS},
        notes="not yet"),
-    Op("other activations", "GELU, SiLU, Hardsigmoid, Hardswish, ...",
+    Op("other activations", "GELU, SiLU, Hardswish, ...",
        lambda: nn.Sequential(nn.Linear(8, 4), nn.GELU()), (8,), NONE,
        {c: "cannot quantize: 1 (GELU)" for c in COLUMNS}, notes="not yet"),
 )  # fmt: skip

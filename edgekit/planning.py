@@ -162,8 +162,8 @@ def plan_quantization_for(
                 for name in ours(info.grouped)
             ]
             problems += [
-                f"{p.profile.name}: {name}: a sigmoid, tanh, LeakyReLU or clamp (a table activation): the RTL path has "
-                "no table activation yet (the hls4ml and INT8 targets take it)"
+                f"{p.profile.name}: {name}: a sigmoid, tanh, LeakyReLU, hard sigmoid or clamp (a table activation): "
+                "the RTL path has no table activation yet (the hls4ml and INT8 targets take it)"
                 for name in ours(info.tables)
             ]
             problems += [

@@ -62,15 +62,21 @@ PASSTHROUGH_FUNCTIONS = (torch.flatten, torch.reshape, F.max_pool1d, F.max_pool2
 PASSTHROUGH_METHODS = ("view", "reshape", "flatten", "contiguous")
 RESHAPES = ("view", "reshape", torch.reshape)
 # Sigmoid and tanh become table activations (edgekit.activation_table), checked against every target's table.
-TABLE_MODULES: dict[type[nn.Module], str] = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.LeakyReLU: "leaky_relu"}
+TABLE_MODULES: dict[type[nn.Module], str] = {
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.LeakyReLU: "leaky_relu",
+    nn.Hardsigmoid: "hard_sigmoid",
+}
 TABLE_FUNCTIONS = {
     torch.sigmoid: "sigmoid",
     F.sigmoid: "sigmoid",
     torch.tanh: "tanh",
     F.tanh: "tanh",
     F.leaky_relu: "leaky_relu",
+    F.hardsigmoid: "hard_sigmoid",
 }
-TABLE_KINDS = ("sigmoid", "tanh", "leaky_relu", "clamp")
+TABLE_KINDS = ("sigmoid", "tanh", "leaky_relu", "hard_sigmoid", "clamp")
 TABLE_METHODS = {"sigmoid": "sigmoid", "tanh": "tanh"}
 # A clamp to constant bounds (nn.Hardtanh and nn.ReLU6, F.hardtanh, F.relu6, torch.clamp, x.clamp) is a table
 # activation too: the input re-quantized, clipped, and quantized again.
@@ -82,7 +88,8 @@ SUPPORTED = (
     "Upsample (nearest, whole scale factors), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
     "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), LeakyReLU (module or "
-    "F.leaky_relu), a clamp to constant bounds (nn.Hardtanh, nn.ReLU6, torch.clamp, x.clamp), Flatten, Identity, "
+    "F.leaky_relu), hard sigmoid (nn.Hardsigmoid, F.hardsigmoid), a clamp to constant bounds (nn.Hardtanh, "
+    "nn.ReLU6, torch.clamp, x.clamp), Flatten, Identity, "
     "Dropout, "
     "view/reshape/flatten (x.view(x.size(0), -1) too), residual add, torch.cat"
 )
@@ -119,7 +126,7 @@ class GraphInfo:
     nonnegative: frozenset[str] = frozenset()  # average poolings of a ReLU's output, clamps with lower bound >= 0
     grouped: frozenset[str] = frozenset()  # convolutions with groups > 1 (depthwise among them)
     depthwise: frozenset[str] = frozenset()  # the grouped ones with groups == in_channels == out_channels
-    tables: frozenset[str] = frozenset()  # sigmoid, tanh and LeakyReLU layers (table activations)
+    tables: frozenset[str] = frozenset()  # sigmoid, tanh, LeakyReLU, hard sigmoid, clamps (table activations)
     upsamples: frozenset[str] = frozenset()  # nearest upsampling by whole factors
     softmax_head: str = ""  # "softmax" or "log_softmax": forward()'s last step, left to the host
     pools_1d: frozenset[str] = frozenset()  # 1-D max and average poolings

@@ -32,6 +32,8 @@ import numpy as np
 from edgekit import provenance
 from edgekit.activation_table import (
     COMPUTED,
+    HARD_SIGMOID_SLOPE,
+    HARD_SIGMOID_SLOPE_BITS,
     HLS4ML_CLAMP_NOTE,
     HLS4ML_CLAMPS,
     clip_bounds,
@@ -118,7 +120,26 @@ def _hls4ml() -> Any:
 
     if "Clip" not in get_supported_onnx_layers():
         register_onnx_layer_handler("Clip", _parse_clip)
+    if "HardSigmoid" not in get_supported_onnx_layers():  # hls4ml 1.3.0's ONNX reader has none
+        register_onnx_layer_handler("HardSigmoid", _parse_hard_sigmoid)
     return hls4ml
+
+
+def _parse_hard_sigmoid(node: Any, input_names: list[str], input_shapes: Any, graph: Any) -> dict[str, Any]:
+    """torch's hard sigmoid (checked by ``table_specs``) as hls4ml's hard_sigmoid: slope * x + shift, clipped to
+    [0, 1], with the slope 1/6 rounded to HARD_SIGMOID_SLOPE_BITS fraction bits, in a type that holds it exactly."""
+    from hls4ml.model.types import FixedPrecisionType
+
+    return {
+        "name": node.name,
+        "class_name": "HardActivation",
+        "activation": "hard_sigmoid",
+        "inputs": input_names[:1],
+        "outputs": list(node.output),
+        "slope": float(HARD_SIGMOID_SLOPE),  # dyadic: its decimal form reads back as the same value in C++
+        "shift": 0.5,
+        "slope_prec": FixedPrecisionType(width=HARD_SIGMOID_SLOPE_BITS, integer=0, signed=False),
+    }
 
 
 def _parse_clip(node: Any, input_names: list[str], input_shapes: Any, graph: Any) -> dict[str, Any]:
@@ -185,6 +206,14 @@ def _table_configs(model: Any) -> dict[str, dict[str, Any]]:
     for name, spec in specs.items():
         for codes in hls4ml_codes(spec):
             problem = mismatch(spec, codes, f"{name}: hls4ml's table")
+            if problem and spec.function == "HardSigmoid":
+                raise ConfigError(
+                    f"{problem}: its input step 2**{spec.in_exponent} is no coarser than its output step "
+                    f"2**{spec.out_exponent}, so x / 6 + 1/2 lands exactly on rounding ties, which brevitas rounds to "
+                    "even and hls4ml's slope (1/6 in fixed point) cannot",
+                    hint="it happens when the hard sigmoid's input stays within about +-0.5; use the INT8 target "
+                    "(cpu-onnxruntime-int8) or a float target for this model",
+                )
             if problem:
                 raise ConfigError(
                     problem,
@@ -212,6 +241,13 @@ def _set_table_types(hls_model: Any, model: Any) -> None:
             )
         if spec.function == "Clip":
             continue  # hls4ml's relu_max and hard_tanh compute in their input's type: nothing rounds before result
+        if spec.function == "HardSigmoid":
+            slope = layer.get_attr("slope_t").precision
+            if (int(slope.width), int(slope.integer), bool(slope.signed)) != (HARD_SIGMOID_SLOPE_BITS, 0, False):
+                raise ToolchainError(
+                    f"hls4ml gave {name} (HardSigmoid) the slope type {slope}, not ufixed<{HARD_SIGMOID_SLOPE_BITS},0>"
+                )
+            continue
         if spec.function in COMPUTED:
             param = layer.get_attr("param_t").precision
             wanted_param = hls_model.config.backend.convert_precision_string(spec.alpha_type())

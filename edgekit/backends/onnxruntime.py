@@ -320,7 +320,7 @@ def trace_quantized(artifact_path: Path, input_name: str, x: np.ndarray) -> list
 # Operators whose fused Q/DQ kernel in ONNX Runtime does not compute what the QCDQ graph says (onnxruntime
 # 1.32): QLinearAveragePool computed a 4x4 global average up to 0.58 away from brevitas, QLinearSigmoid's
 # table was 1 LSB off; a LeakyReLU tagger's fused graph (QGemm, QLinearLeakyRelu) was 0.175 off its logits.
-INEXACT_FUSED_OPS = ("AveragePool", "GlobalAveragePool", "Sigmoid", "Tanh", "LeakyRelu")
+INEXACT_FUSED_OPS = ("AveragePool", "GlobalAveragePool", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid")
 SATURATION = "int8 weights whose products can saturate"
 # Without VNNI, x86 ONNX Runtime multiplies u8 activations by s8 weights with vpmaddubsw, which adds two
 # products into a saturating int16 (ONNX Runtime's quantization docs describe it): the sum of the two

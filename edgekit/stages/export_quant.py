@@ -245,6 +245,8 @@ def _torch_function(spec: TableSpec) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda t: torch.nn.functional.leaky_relu(t, spec.alpha)
     if spec.function == "Clip":
         return lambda t: torch.clamp(t, spec.low, spec.high)
+    if spec.function == "HardSigmoid":
+        return torch.nn.functional.hardsigmoid
     return {"Sigmoid": torch.sigmoid, "Tanh": torch.tanh}[spec.function]
 
 
@@ -262,7 +264,7 @@ def _check_tables(model: ModelWrapper) -> None:
     for name, spec in specs.items():
         x = spec.inputs()
         fn = _torch_function(spec)
-        attributes = {"alpha": spec.alpha} if spec.function == "LeakyRelu" else {}
+        attributes = {"alpha": spec.alpha} if spec.function in ("LeakyRelu", "HardSigmoid") else {}
         constants = (spec.low, spec.high) if spec.function == "Clip" else ()
         ort = [_ort_function(spec.function, x[i : i + 1], constants, **attributes) for i in range(len(x))]
         evaluations = {

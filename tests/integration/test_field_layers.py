@@ -158,6 +158,22 @@ def test_a_clamp_hls4ml_has_no_kernel_for_is_exact_on_int8(tmp_path: Path) -> No
     assert sorted(bounds) == [(-2.0, 2.0), (0.0, 1.0), (0.0, 6.0)], bounds
 
 
+HARDSIGMOID_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hardsigmoid_tagger"
+
+
+def test_hard_sigmoid_is_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+    """nn.Hardsigmoid and F.hardsigmoid: ONNX HardSigmoid, and hls4ml's hard_sigmoid with the slope 1/6 in
+    32 fraction bits (every input code checked against the table when the model is built)."""
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    result = compile_model(CompileRequest(str(HARDSIGMOID_TAGGER), targets, out=tmp_path / "b", tiny=True,
+                                          quant="w8a8"))  # fmt: skip
+    _exact_with_op_between_quants(result, "HardSigmoid", 2)
+    for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
+        firmware = result.build_dir / "targets" / target / "hls4ml_prj" / "firmware"
+        assert (firmware / "myproject.cpp").read_text().count("nnet::hard_sigmoid<") == 2, target
+        assert (firmware / "defines.h").read_text().count("ap_ufixed<32,0> slope") == 2, target
+
+
 HIT_AUTOENCODER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hit_autoencoder"
 
 

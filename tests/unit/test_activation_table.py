@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -235,3 +237,81 @@ def test_onnxruntimes_fused_quantize_clip_dequantize_equals_the_unfused_graph() 
         codes_in = np.clip(np.round(x / s_in), info.min, info.max)
         expected = np.clip(np.round(np.clip(codes_in * s_in, low, high) / s_out), info.min, info.max) * s_out
         assert np.array_equal(y[0], expected) and np.array_equal(y[1], expected), (low, high, s_in, s_out)
+
+
+@pytest.mark.parametrize(
+    ("in_bits", "in_exponent", "out_bits", "signed"),
+    [(8, -4, 8, False), (8, -3, 8, True), (6, -2, 6, False), (10, -5, 8, False), (4, 0, 4, False)],
+)
+def test_hard_sigmoid_is_torchs_and_hls4mls_fixed_point_slope_agrees_off_rounding_ties(
+    in_bits: int, in_exponent: int, out_bits: int, signed: bool
+) -> None:
+    from edgekit.activation_table import HARD_SIGMOID_SLOPE, TORCH_HARD_SIGMOID
+
+    out_exponent = -out_bits + (1 if signed else 0)  # the output spans [0, 1)
+    spec = TableSpec("HardSigmoid", in_bits, in_exponent, out_bits, out_exponent, signed, alpha=TORCH_HARD_SIGMOID[0])
+    x = spec.inputs()
+    torch_codes = spec.quantize(torch.nn.functional.hardsigmoid(torch.from_numpy(x)).numpy())
+    assert mismatch(spec, torch_codes, "torch") is None
+    assert abs(HARD_SIGMOID_SLOPE - Fraction(1, 6)) < Fraction(1, 2**32)
+    (codes,) = hls4ml_codes(spec)
+    assert mismatch(spec, codes, "hls4ml") is None
+    assert hls4ml_layer_config(spec) == {"Precision": {"result": spec.output_type()}}
+
+
+def test_hard_sigmoid_on_a_rounding_tie_is_refused_for_hls4ml() -> None:
+    # Input step 2**-8 = the output step: x = 3 * 2**-8 gives x / 6 + 1/2 = 128.5 output steps, a tie that
+    # brevitas rounds to 128 (even) and the slope just above 1/6 rounds to 129.
+    from edgekit.activation_table import TORCH_HARD_SIGMOID
+
+    spec = TableSpec("HardSigmoid", 8, -8, 8, -8, False, alpha=TORCH_HARD_SIGMOID[0])
+    assert spec.reference()[spec.input_codes().tolist().index(3)] == 128
+    (codes,) = hls4ml_codes(spec)
+    assert codes[spec.input_codes().tolist().index(3)] == 129
+    assert "differs from the float64 table of HardSigmoid at 22 of 256 inputs" in str(mismatch(spec, codes, "hls4ml"))
+
+
+def test_a_hard_sigmoid_node_other_than_torchs_is_refused() -> None:
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from edgekit.activation_table import table_specs
+
+    def graph(**attributes: float) -> ModelWrapper:
+        nodes, inits = [], []
+        for name, source, target in (("q_in", "x", "a"), ("q_out", "b", "y")):
+            params = [f"{name}_scale", f"{name}_zero", f"{name}_bits"]
+            for param, value in zip(params, (0.125, 0.0, 8.0), strict=True):
+                inits.append(onnx.numpy_helper.from_array(np.array(value, dtype=np.float32), param))
+            nodes.append(onnx.helper.make_node("Quant", [source, *params], [target], name=name,
+                                               domain="qonnx.custom_op.general", signed=1, narrow=0,
+                                               rounding_mode="ROUND"))  # fmt: skip
+        nodes.insert(1, onnx.helper.make_node("HardSigmoid", ["a"], ["b"], name="gate", **attributes))
+        tensor = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 4]) for n in ("x", "y")]
+        return ModelWrapper(onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [tensor[0]], [tensor[1]], inits)))
+
+    spec = table_specs(graph(alpha=1 / 6))["gate"]
+    assert (spec.function, spec.alpha) == ("HardSigmoid", float(np.float32(1 / 6)))
+    with pytest.raises(ValueError, match=r"a HardSigmoid of slope 0.2 and shift 0.5: torch's"):
+        table_specs(graph())  # ONNX's default slope, 0.2 (Keras' hard sigmoid)
+
+
+def test_every_hls4ml_hard_sigmoid_mismatch_is_a_rounding_tie() -> None:
+    """600 (input bits, input step, output bits, signedness): hls4ml's fixed-point form differs from the table
+    only where the input step is no coarser than the output step, where x / 6 + 1/2 can land on a tie."""
+    from edgekit.activation_table import TORCH_HARD_SIGMOID
+
+    exact = ties = 0
+    for in_bits in (4, 6, 8, 10, 12):
+        for in_exponent in range(-10, 2):
+            for out_bits in (4, 6, 8, 10, 12):
+                for signed in (False, True):
+                    out_exponent = -out_bits + (1 if signed else 0)
+                    spec = TableSpec("HardSigmoid", in_bits, in_exponent, out_bits, out_exponent, signed,
+                                     alpha=TORCH_HARD_SIGMOID[0])  # fmt: skip
+                    if mismatch(spec, hls4ml_codes(spec)[0], "hls4ml") is None:
+                        exact += 1
+                    else:
+                        assert in_exponent <= out_exponent, spec
+                        ties += 1
+    assert exact + ties == 600 and exact > ties > 0
