@@ -145,6 +145,23 @@ class ResidualAdd(nn.Module):
         return self.quant(a) + self.quant(b)
 
 
+class ElementwiseMul(nn.Module):
+    """a * b of two tensors: each operand re-quantized by its own quantizer (power-of-two scales), so the product
+    of their codes is exact in float32 (up to 12-bit operands), and the product re-quantized once."""
+
+    def __init__(self, **act_kwargs: Any) -> None:
+        super().__init__()
+        self.quant_a = qnn.QuantIdentity(**act_kwargs)
+        self.quant_b = qnn.QuantIdentity(**act_kwargs)
+        self.output_quant = qnn.QuantIdentity(**act_kwargs)
+
+    def forward(self, a: Any, b: Any) -> Any:
+        left, right = self.quant_a(a), self.quant_b(b)
+        left = left.value if isinstance(left, QuantTensor) else left
+        right = right.value if isinstance(right, QuantTensor) else right
+        return self.output_quant(left * right)
+
+
 class ConcatRequant(nn.Module):
     """torch.cat with every operand re-quantized by one quantizer: one scale, so the join only moves codes."""
 
@@ -296,6 +313,12 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
                 graph.erase_node(node)
         elif kind == "add":
             gm.add_submodule(f"{node.name}_quant", ResidualAdd(**_act_kwargs(plan, plan.layer(node.name))))
+            with graph.inserting_after(node):
+                new = graph.call_module(f"{node.name}_quant", tuple(node.args[:2]))
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
+        elif kind == "mul":
+            gm.add_submodule(f"{node.name}_quant", ElementwiseMul(**_act_kwargs(plan, plan.layer(node.name))))
             with graph.inserting_after(node):
                 new = graph.call_module(f"{node.name}_quant", tuple(node.args[:2]))
             node.replace_all_uses_with(new)

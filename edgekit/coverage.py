@@ -216,8 +216,11 @@ OPS: tuple[Op, ...] = (
        {"hls4ml": "channels-last conversion leaves the join between transposes",
         "rtl": "the RTL path has no concatenation"},
        evidence="tests/integration/test_field_layers.py (catnets)"),
-    Op("element-wise multiply", "a * b of two tensors", _Mul, (8,), NONE, {c: "cannot quantize: mul" for c in COLUMNS},
-       notes="not yet"),
+    Op("element-wise multiply", "a * b, torch.mul(a, b) of two tensors (gates: a * sigmoid(b))", _Mul, (8,),
+       NO_RTL, {"rtl": "the RTL path has no multiplier of two activations"},
+       evidence="tests/integration/test_field_layers.py (gated_tagger), tests/unit/test_onnxruntime_int8.py",
+       notes="each operand re-quantized, the product of codes exact (operands up to 12 bits), rounded once; "
+       "hls4ml: operands of one shape (a broadcast gate, as in squeeze-and-excitation, is INT8 only)"),
     Op("other activations", "GELU, SiLU, Hardswish, ...",
        lambda: nn.Sequential(nn.Linear(8, 4), nn.GELU()), (8,), NONE,
        {c: "cannot quantize: 1 (GELU)" for c in COLUMNS}, notes="not yet"),

@@ -157,6 +157,11 @@ def plan_quantization_for(
                 for name in ours(info.concats)
             ]
             problems += [
+                f"{p.profile.name}: {name}: an element-wise product (a * b): the RTL path has no multiplier of "
+                "two activations yet (the hls4ml and INT8 targets take it)"
+                for name in ours(info.products)
+            ]
+            problems += [
                 f"{p.profile.name}: {name}: a grouped (depthwise) convolution: the RTL path has no grouped "
                 "convolution yet (the hls4ml targets take depthwise ones)"
                 for name in ours(info.grouped)
@@ -177,6 +182,11 @@ def plan_quantization_for(
                 "the join between transposes, which hls4ml cannot build; join flat features (after a flatten), or "
                 "use the INT8 target"
                 for name in ours(info.concat_maps)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: a product of tensors of different shapes (broadcast, like a * s of "
+                "shape (N, C, 1, 1)): hls4ml's Merge multiplies tensors of one shape; use the INT8 target"
+                for name in ours(info.broadcast_products)
             ]
             problems += [
                 f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "

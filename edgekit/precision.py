@@ -121,7 +121,7 @@ def plan_quantization(
                 bias_bits=pick("bias_bits") if weighted else None,
                 accumulator_bits=pick("accumulator_bits") if weighted else None,
                 weight_scaling=pick("weight_scaling") if weighted else None,
-                activation_signed=kind in ("add", "cat", "tanh", "leaky_relu")
+                activation_signed=kind in ("add", "cat", "mul", "tanh", "leaky_relu")
                 or (kind in ("avgpool", "clamp") and name not in nonnegative)
                 or signed,
             )
@@ -129,9 +129,18 @@ def plan_quantization(
     return QuantPlan(family, cfg.scale_type, cfg.weight_overflow, tuple(resolved))
 
 
+# a * b of two b-bit codes needs 2b - 1 bits; float32 (brevitas, torch, ONNX Runtime) holds 24 exactly
+MAX_PRODUCT_BITS = 12
+
+
 def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
     """Every layer the target cannot take exactly, with the reason; empty when all is well."""
-    problems: list[str] = []
+    problems: list[str] = [
+        f"{layer.name}: a product of {layer.activation_bits}-bit operands: the quantized model computes a * b in "
+        f"float32, exact only for operands of up to {MAX_PRODUCT_BITS} bits (their product in its 24-bit significand)"
+        for layer in plan.deployed()
+        if layer.kind == "mul" and layer.activation_bits > MAX_PRODUCT_BITS
+    ]
     if target.family == "fpga":
         if plan.scale_type != "power_of_two":
             problems += [

@@ -56,6 +56,8 @@ PASSTHROUGH_MODULES: tuple[type[nn.Module], ...] = (
 AVG_POOL_MODULES = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 RELU_FUNCTIONS = (F.relu, torch.relu)
 ADD_FUNCTIONS = (operator.add, torch.add)
+# a * b of two tensors: each operand re-quantized, the product of codes exact, re-quantized once
+MUL_FUNCTIONS = (operator.mul, torch.mul)
 CAT_FUNCTIONS = (torch.cat, torch.concat, torch.concatenate)
 AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, torch.mean)
 PASSTHROUGH_FUNCTIONS = (torch.flatten, torch.reshape, F.max_pool1d, F.max_pool2d, F.dropout)
@@ -91,7 +93,7 @@ SUPPORTED = (
     "F.leaky_relu), hard sigmoid (nn.Hardsigmoid, F.hardsigmoid), a clamp to constant bounds (nn.Hardtanh, "
     "nn.ReLU6, torch.clamp, x.clamp), Flatten, Identity, "
     "Dropout, "
-    "view/reshape/flatten (x.view(x.size(0), -1) too), residual add, torch.cat"
+    "view/reshape/flatten (x.view(x.size(0), -1) too), residual add, torch.cat, a * b of two tensors"
 )
 SOFTMAX_REASON = (
     "no exact quantized softmax yet (its exponentials and division round differently on every target): only a "
@@ -133,6 +135,8 @@ class GraphInfo:
     concats: frozenset[str] = frozenset()  # torch.cat: the operands re-quantized by one quantizer
     concat_maps: frozenset[str] = frozenset()  # the torch.cat layers that join feature maps (rank > 2)
     clamps: tuple[tuple[str, float, float], ...] = ()  # (layer, lower bound, upper bound) of each clamp
+    products: frozenset[str] = frozenset()  # element-wise a * b of two tensors
+    broadcast_products: frozenset[str] = frozenset()  # the products whose operands differ in shape
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -178,6 +182,9 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
             return "relu"
         if node.target in ADD_FUNCTIONS:
             return "add"
+        if node.target in MUL_FUNCTIONS:
+            operands = node.args[:2]
+            return "mul" if len(operands) == 2 and all(isinstance(a, fx.Node) for a in operands) else None
         if node.target in CAT_FUNCTIONS:
             return "cat"
         if node.target in AVG_POOL_FUNCTIONS:
@@ -481,6 +488,8 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     pools_1d: set[str] = set()
     concats: set[str] = set()
     concat_maps: set[str] = set()
+    products: set[str] = set()
+    broadcast_products: set[str] = set()
     clamps: list[tuple[str, float, float]] = []
     host_head = ""
     unsupported: list[str] = []
@@ -548,6 +557,12 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
             concats.add(layer_name(node))
             if len(sizes.get(node.name, ())) > 2:
                 concat_maps.add(layer_name(node))
+        elif kind == "mul":
+            layers.append((layer_name(node), kind))
+            products.add(layer_name(node))
+            operands = [sizes.get(a.name) for a in node.args[:2] if isinstance(a, fx.Node)]
+            if operands[0] is not None and operands[0] != operands[1]:
+                broadcast_products.add(layer_name(node))
         elif kind in (*WEIGHTED_KINDS, "relu", "add"):
             layers.append((layer_name(node), kind))
             conv = modules.get(str(node.target))
@@ -574,4 +589,6 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         frozenset(concats),
         frozenset(concat_maps),
         tuple(clamps),
+        frozenset(products),
+        frozenset(broadcast_products),
     )

@@ -174,6 +174,26 @@ def test_hard_sigmoid_is_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) 
         assert (firmware / "defines.h").read_text().count("ap_ufixed<32,0> slope") == 2, target
 
 
+GATED_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "gated_tagger"
+
+
+def test_element_wise_products_are_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+    """a * sigmoid(b) and torch.mul(a, tanh(b)): each operand re-quantized, the product of codes exact, one
+    rounding after it; hls4ml's Merge multiply on io_parallel and io_stream."""
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    result = compile_model(CompileRequest(str(GATED_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8"))
+    for target in result.report.targets:
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    assert result.exit_code == 0
+    clean = onnx.load(str(result.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    producers = {out: n for n in clean.graph.node for out in n.output}
+    products = [n for n in clean.graph.node if n.op_type == "Mul" and all(i in producers for i in n.input)]
+    assert len(products) == 2 and all(producers[i].op_type == "Quant" for n in products for i in n.input)
+    for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
+        cpp = (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+        assert cpp.count("nnet::multiply<") == 2, target
+
+
 HIT_AUTOENCODER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hit_autoencoder"
 
 

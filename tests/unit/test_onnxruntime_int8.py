@@ -90,3 +90,44 @@ def test_the_int8_target_is_exact_on_weights_that_saturate_fused_kernels(tmp_pat
         assert fusion == "on"
     else:
         assert fusion.startswith("off (int8 weights whose products can saturate") and fusion.endswith(": fc)")
+
+
+def test_onnxruntimes_fused_qlinear_mul_equals_the_exact_product_over_every_pair_of_codes(tmp_path: Path) -> None:
+    """An element-wise product's QCDQ form (two DequantizeLinear -> Mul -> QuantizeLinear) is fused into
+    QLinearMul by ONNX Runtime; over all 65,536 pairs of int8 codes it equals the exact product rounded half to
+    even, so Mul keeps Q/DQ fusion on."""
+
+    def session(scales: tuple[float, float, float], fused: bool) -> ort.InferenceSession:
+        inits = [numpy_helper.from_array(np.array(v, dtype=t), n) for n, v, t in (
+            ("sa", scales[0], np.float32), ("sb", scales[1], np.float32), ("sy", scales[2], np.float32),
+            ("z", 0, np.int8))]  # fmt: skip
+        nodes = [
+            helper.make_node("QuantizeLinear", ["a", "sa", "z"], ["qa"]),
+            helper.make_node("DequantizeLinear", ["qa", "sa", "z"], ["da"]),
+            helper.make_node("QuantizeLinear", ["b", "sb", "z"], ["qb"]),
+            helper.make_node("DequantizeLinear", ["qb", "sb", "z"], ["db"]),
+            helper.make_node("Mul", ["da", "db"], ["p"]),
+            helper.make_node("QuantizeLinear", ["p", "sy", "z"], ["qy"]),
+            helper.make_node("DequantizeLinear", ["qy", "sy", "z"], ["y"]),
+        ]
+        value = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None]) for n in ("a", "b", "y")]
+        model = helper.make_model(helper.make_graph(nodes, "g", value[:2], value[2:], inits),
+                                  opset_imports=[helper.make_opsetid("", 13)])  # fmt: skip
+        model.ir_version = 8
+        options = ort.SessionOptions()
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL if fused else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
+        options.optimized_model_filepath = str(tmp_path / f"optimized-{fused}.onnx")
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    codes_a, codes_b = (c.ravel() for c in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
+    for scales in ((2**-4, 2**-4, 2**-5), (2**-5, 2**-7, 2**-8), (2**-3, 2**-6, 2**-2)):
+        feeds = {"a": (codes_a * scales[0]).astype(np.float32), "b": (codes_b * scales[1]).astype(np.float32)}
+        product = codes_a * codes_b * (scales[0] * scales[1] / scales[2])  # exact in float64
+        expected = np.clip(np.round(product), -128, 127) * scales[2]
+        for fused in (False, True):
+            y = session(scales, fused).run(None, feeds)[0]
+            assert np.array_equal(y, expected), (scales, fused, int(np.sum(y != expected)))
+        fused_ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized-True.onnx")).graph.node]
+        assert "QLinearMul" in fused_ops, fused_ops

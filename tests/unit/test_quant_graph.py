@@ -242,7 +242,7 @@ def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> No
     folder = _model_folder(tmp_path / "tagger", tagger, "[4]")
     from edgekit.pipeline import CompileRequest, plan_build
 
-    table = r"fpga-xcvu13p-rtl: 1: a sigmoid, tanh, LeakyReLU or clamp \(a table activation\)"
+    table = r"fpga-xcvu13p-rtl: 1: a sigmoid, tanh, LeakyReLU, hard sigmoid or clamp \(a table activation\)"
     with pytest.raises(ConfigError, match=table):
         plan_build(CompileRequest(str(folder), ("fpga-xcvu13p-rtl",), out=tmp_path / "b", quant="w8a8"))
     assert (
@@ -379,6 +379,44 @@ def test_hls4ml_io_parallel_refuses_convolutions_too_large_to_compile_before_any
     profile.write_text(shipped.replace('name = "fpga-xcvu13p"', 'name = "big-fpga"')
                        + "\n[backend_options]\nmax_window_copies = 500000\nbuild_timeout_s = 3600\n")  # fmt: skip
     assert plan_build(dataclasses.replace(request, targets=(str(profile),), quant="w6a8")).plans
+
+
+def test_element_wise_products_are_planned_per_target_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    # A squeeze-and-excitation block: the feature map times a per-channel gate of shape (N, C, 1, 1).
+    se = (
+        "import torch\nfrom torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 4, 3, padding=1)\n"
+        "        self.squeeze = nn.Conv2d(4, 4, 1)\n"
+        "        self.fc = nn.Linear(64, 3)\n"
+        "    def forward(self, x):\n"
+        "        x = torch.relu(self.conv(x))\n"
+        "        x = x * torch.sigmoid(self.squeeze(x.mean((2, 3), keepdim=True)))\n"
+        "        return self.fc(torch.flatten(x, 1))\n"
+        "def build():\n"
+        "    return Net()\n"
+    )
+    folder = _model_folder(tmp_path / "se", se, "[1, 4, 4]")
+    request = CompileRequest(str(folder), ("cpu-onnxruntime-int8",), out=tmp_path / "b", quant="w8a8")
+    assert plan_build(request).quant_plans["int8"].layer("mul").kind == "mul"
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: mul: a product of tensors of different shapes") as err:
+        plan_build(dataclasses.replace(request, targets=("fpga-xcvu13p",)))
+    assert "hls4ml's Merge multiplies tensors of one shape" in err.value.message
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: mul: an element-wise product \(a \* b\): the RTL"):
+        plan_build(dataclasses.replace(request, targets=("fpga-xcvu13p-rtl",), quant="w6a8"))
+    with pytest.raises(ConfigError, match=r"mul: a product of 16-bit operands: .* up to 12 bits"):
+        plan_build(dataclasses.replace(request, targets=("fpga-xczu7ev-stream",), quant="w8a16"))
+    scaled = _model_folder(tmp_path / "scaled", "from torch import nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+                           "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n"
+                           "        return self.fc(x) * 0.5\ndef build():\n    return Net()\n", "[4]")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"cannot quantize: mul \(call_function mul\)"):
+        plan_build(dataclasses.replace(request, model=str(scaled)))
 
 
 AUTOENCODER = """from torch import nn
