@@ -184,6 +184,12 @@ OPS: tuple[Op, ...] = (
        evidence="tests/integration/test_field_layers.py (hardsigmoid_tagger), tests/unit/test_activation_table.py",
        notes="hls4ml's hard_sigmoid with the slope in 32 fraction bits, every input code checked at compile; "
        "refused there when its input stays within about +-0.5 (x / 6 + 1/2 on rounding ties)"),
+    Op("hard swish", "nn.Hardswish, F.hardswish (x * hardsigmoid(x), MobileNetV3)",
+       lambda: nn.Sequential(nn.Linear(8, 4), nn.Hardswish()), (8,), NO_RTL,
+       {"rtl": "the RTL path has no table activation"},
+       evidence="tests/integration/test_field_layers.py (hardsigmoid_tagger variant=hardswish, hardswish_cnn)",
+       notes="quantized as a hard sigmoid and a product; hls4ml: flat features only (on feature maps a product "
+       "of maps, INT8 only)"),
     Op("Hardtanh, clamp(-1, 1)", "nn.Hardtanh(), F.hardtanh, torch.clamp(x, -1, 1), x.clamp(-1, 1)",
        lambda: nn.Sequential(nn.Linear(8, 4), nn.Hardtanh()), (8,), NO_RTL,
        {"rtl": "the RTL path has no table activation"},
@@ -220,8 +226,9 @@ OPS: tuple[Op, ...] = (
        NO_RTL, {"rtl": "the RTL path has no multiplier of two activations"},
        evidence="tests/integration/test_field_layers.py (gated_tagger), tests/unit/test_onnxruntime_int8.py",
        notes="each operand re-quantized, the product of codes exact (operands up to 12 bits), rounded once; "
-       "hls4ml: operands of one shape (a broadcast gate, as in squeeze-and-excitation, is INT8 only)"),
-    Op("other activations", "GELU, SiLU, Hardswish, ...",
+       "hls4ml: flat operands of one shape (products of feature maps and broadcast gates, as in "
+       "squeeze-and-excitation, are INT8 only)"),
+    Op("other activations", "GELU, SiLU, Mish, ...",
        lambda: nn.Sequential(nn.Linear(8, 4), nn.GELU()), (8,), NONE,
        {c: "cannot quantize: 1 (GELU)" for c in COLUMNS}, notes="not yet"),
 )  # fmt: skip

@@ -184,9 +184,15 @@ def plan_quantization_for(
                 for name in ours(info.concat_maps)
             ]
             problems += [
+                f"{p.profile.name}: {name}: a product of feature maps (a * b of rank > 2, nn.Hardswish on a "
+                "convolution's output): qonnx's channels-last conversion leaves a transpose on one operand, and "
+                "the clean graph does not run; multiply flat features (after a flatten), or use the INT8 target"
+                for name in ours(info.product_maps)
+            ]
+            problems += [
                 f"{p.profile.name}: {name}: a product of tensors of different shapes (broadcast, like a * s of "
                 "shape (N, C, 1, 1)): hls4ml's Merge multiplies tensors of one shape; use the INT8 target"
-                for name in ours(info.broadcast_products)
+                for name in ours(info.broadcast_products - info.product_maps)
             ]
             problems += [
                 f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "

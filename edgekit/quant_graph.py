@@ -90,7 +90,8 @@ SUPPORTED = (
     "Upsample (nearest, whole scale factors), "
     "MaxPool1d/2d, average pooling over a power-of-two window (AvgPool1d/2d, F.avg_pool1d/2d, AdaptiveAvgPool(1), "
     "x.mean over the spatial axes), sigmoid and tanh (modules, functions or methods), LeakyReLU (module or "
-    "F.leaky_relu), hard sigmoid (nn.Hardsigmoid, F.hardsigmoid), a clamp to constant bounds (nn.Hardtanh, "
+    "F.leaky_relu), hard sigmoid (nn.Hardsigmoid, F.hardsigmoid) and hard swish (x times it), "
+    "a clamp to constant bounds (nn.Hardtanh, "
     "nn.ReLU6, torch.clamp, x.clamp), Flatten, Identity, "
     "Dropout, "
     "view/reshape/flatten (x.view(x.size(0), -1) too), residual add, torch.cat, a * b of two tensors"
@@ -137,6 +138,7 @@ class GraphInfo:
     clamps: tuple[tuple[str, float, float], ...] = ()  # (layer, lower bound, upper bound) of each clamp
     products: frozenset[str] = frozenset()  # element-wise a * b of two tensors
     broadcast_products: frozenset[str] = frozenset()  # the products whose operands differ in shape
+    product_maps: frozenset[str] = frozenset()  # the products of feature maps (rank > 2)
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -149,7 +151,29 @@ def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
             hint="quantization needs a model torch.fx can trace: no Python control flow on tensor values",
         ) from err
     assert isinstance(fused, fx.GraphModule)
+    _expand_hardswish(fused)
     return fused
+
+
+def _expand_hardswish(gm: fx.GraphModule) -> None:
+    """nn.Hardswish and F.hardswish as what they compute, x * hardsigmoid(x): a product and a table activation,
+    each quantized like any other (NAME_gate is the hard sigmoid, NAME_product the product)."""
+    modules = dict(gm.named_modules())
+    changed = False
+    for node in list(gm.graph.nodes):
+        module = modules.get(str(node.target)) if node.op == "call_module" else None
+        if not (isinstance(module, nn.Hardswish) or (node.op == "call_function" and node.target is F.hardswish)):
+            continue
+        source = node.args[0] if node.args else node.kwargs["input"]
+        with gm.graph.inserting_after(node):
+            gate = gm.graph.create_node("call_function", F.hardsigmoid, (source,), name=f"{node.name}_gate")
+        with gm.graph.inserting_after(gate):
+            product = gm.graph.create_node("call_function", operator.mul, (source, gate), name=f"{node.name}_product")
+        node.replace_all_uses_with(product)
+        gm.graph.erase_node(node)
+        changed = True
+    if changed:
+        gm.recompile()
 
 
 def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
@@ -490,6 +514,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     concat_maps: set[str] = set()
     products: set[str] = set()
     broadcast_products: set[str] = set()
+    product_maps: set[str] = set()
     clamps: list[tuple[str, float, float]] = []
     host_head = ""
     unsupported: list[str] = []
@@ -563,6 +588,8 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
             operands = [sizes.get(a.name) for a in node.args[:2] if isinstance(a, fx.Node)]
             if operands[0] is not None and operands[0] != operands[1]:
                 broadcast_products.add(layer_name(node))
+            if len(sizes.get(node.name, ())) > 2:
+                product_maps.add(layer_name(node))
         elif kind in (*WEIGHTED_KINDS, "relu", "add"):
             layers.append((layer_name(node), kind))
             conv = modules.get(str(node.target))
@@ -591,4 +618,5 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         tuple(clamps),
         frozenset(products),
         frozenset(broadcast_products),
+        frozenset(product_maps),
     )

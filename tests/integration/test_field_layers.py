@@ -174,6 +174,33 @@ def test_hard_sigmoid_is_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) 
         assert (firmware / "defines.h").read_text().count("ap_ufixed<32,0> slope") == 2, target
 
 
+def test_hard_swish_is_a_product_with_a_hard_sigmoid_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) -> None:
+    """nn.Hardswish and F.hardswish, quantized as x * hardsigmoid(x): a table activation and a product."""
+    targets = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xczu7ev-stream")
+    request = CompileRequest(str(HARDSIGMOID_TAGGER), targets, out=tmp_path / "b", tiny=True, quant="w8a8",
+                             overrides=("model_options.variant=hardswish",))  # fmt: skip
+    result = compile_model(request)
+    _exact_with_op_between_quants(result, "HardSigmoid", 2)
+    for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
+        cpp = (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+        assert cpp.count("nnet::hard_sigmoid<") == 2 and cpp.count("nnet::multiply<") == 2, target
+
+
+HARDSWISH_CNN = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "hardswish_cnn"
+
+
+def test_hard_swish_on_feature_maps_is_exact_on_int8_and_refused_for_hls4ml_before_any_work(tmp_path: Path) -> None:
+    from edgekit.errors import ConfigError
+    from edgekit.pipeline import plan_build
+
+    result = compile_model(CompileRequest(str(HARDSWISH_CNN), ("cpu-onnxruntime-int8",), out=tmp_path / "b",
+                                          tiny=True, quant="w8a8"))  # fmt: skip
+    (target,) = result.report.targets
+    assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0 and result.exit_code == 0
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: act_product: a product of feature maps"):
+        plan_build(CompileRequest(str(HARDSWISH_CNN), ("fpga-xcvu13p",), out=tmp_path / "c", tiny=True, quant="w8a8"))
+
+
 GATED_TAGGER = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "gated_tagger"
 
 

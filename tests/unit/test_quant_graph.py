@@ -405,9 +405,8 @@ def test_element_wise_products_are_planned_per_target_before_any_work(tmp_path) 
     folder = _model_folder(tmp_path / "se", se, "[1, 4, 4]")
     request = CompileRequest(str(folder), ("cpu-onnxruntime-int8",), out=tmp_path / "b", quant="w8a8")
     assert plan_build(request).quant_plans["int8"].layer("mul").kind == "mul"
-    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: mul: a product of tensors of different shapes") as err:
+    with pytest.raises(ConfigError, match=r"fpga-xcvu13p: mul: a product of feature maps"):
         plan_build(dataclasses.replace(request, targets=("fpga-xcvu13p",)))
-    assert "hls4ml's Merge multiplies tensors of one shape" in err.value.message
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p-rtl: mul: an element-wise product \(a \* b\): the RTL"):
         plan_build(dataclasses.replace(request, targets=("fpga-xcvu13p-rtl",), quant="w6a8"))
     with pytest.raises(ConfigError, match=r"mul: a product of 16-bit operands: .* up to 12 bits"):
