@@ -183,6 +183,13 @@ def plan_quantization_for(
                 "use the INT8 target"
                 for name in ours(info.concat_maps)
             ]
+            if info.input_users and len(input_shape) > 1:
+                problems.append(
+                    f"{p.profile.name}: the model's input feeds {len(info.input_users)} layers "
+                    f"({', '.join(info.input_users)}): qonnx's channels-last conversion then leaves a transpose "
+                    "before the input quantizer, which hls4ml cannot read; start the model with one layer that "
+                    "the branches share (a stem convolution), or use the INT8 target"
+                )
             problems += [
                 f"{p.profile.name}: {name}: a product of feature maps (a * b of rank > 2, nn.Hardswish on a "
                 "convolution's output): qonnx's channels-last conversion leaves a transpose on one operand, and "

@@ -139,6 +139,7 @@ class GraphInfo:
     products: frozenset[str] = frozenset()  # element-wise a * b of two tensors
     broadcast_products: frozenset[str] = frozenset()  # the products whose operands differ in shape
     product_maps: frozenset[str] = frozenset()  # the products of feature maps (rank > 2)
+    input_users: tuple[str, ...] = ()  # the layers the model's input feeds, when there is more than one
 
 
 def fold_batchnorm(model: nn.Module) -> fx.GraphModule:
@@ -515,6 +516,7 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
     products: set[str] = set()
     broadcast_products: set[str] = set()
     product_maps: set[str] = set()
+    input_users: tuple[str, ...] = ()
     clamps: list[tuple[str, float, float]] = []
     host_head = ""
     unsupported: list[str] = []
@@ -550,6 +552,9 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
                 unsupported.append(_describe(node, modules))
         elif kind == "placeholder":
             layers.append(("input", "input"))
+            users = [user for user in node.users if node_kind(user, modules) != "shape"]  # x.size(0) is no layer
+            if len(users) > 1:
+                input_users = tuple(layer_name(user) for user in users)
         elif kind == "avgpool":
             source = node.args[0]
             assert isinstance(source, fx.Node)
@@ -619,4 +624,5 @@ def analyze(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Gra
         frozenset(products),
         frozenset(broadcast_products),
         frozenset(product_maps),
+        input_users,
     )

@@ -180,7 +180,11 @@ def _input_precision(model: Any) -> str:
     source = graph.input[0].name
     quant = next((n for n in graph.node if n.op_type == "Quant" and n.input[0] == source), None)
     if quant is None:
-        raise ConfigError("the QONNX graph does not start with a Quant node: quantize the model input")
+        raise ConfigError(
+            "the clean QONNX graph does not start with the input's Quant node (a node before it, often a transpose "
+            "the channels-last conversion could not absorb)",
+            hint="start the model with one layer its branches share (a stem convolution), or use the INT8 target",
+        )
     scale = float(np.max(model.get_initializer(quant.input[1])))
     fraction_bits = max(0, -math.floor(math.log2(scale))) + 24
     return f"fixed<{INPUT_INTEGER_BITS + fraction_bits},{INPUT_INTEGER_BITS},TRN,SAT>"

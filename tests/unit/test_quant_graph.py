@@ -418,6 +418,33 @@ def test_element_wise_products_are_planned_per_target_before_any_work(tmp_path) 
         plan_build(dataclasses.replace(request, model=str(scaled)))
 
 
+def test_an_image_input_that_feeds_two_branches_is_refused_for_hls4ml_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    two = (
+        "import torch\nfrom torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.a = nn.Conv2d(1, 4, 3, padding=1)\n"
+        "        self.b = nn.Conv2d(1, 4, 5, padding=2)\n"
+        "        self.fc = nn.Linear(4, 2)\n"
+        "    def forward(self, x):\n"
+        "        n = x.size(0)\n"
+        "        return self.fc((torch.relu(self.a(x)) + torch.relu(self.b(x))).mean((2, 3)).view(n, -1))\n"
+        "def build():\n"
+        "    return Net()\n"
+    )
+    folder = _model_folder(tmp_path / "two", two, "[1, 8, 8]")
+    request = CompileRequest(str(folder), ("fpga-xczu7ev-stream",), out=tmp_path / "b", quant="w8a8")
+    with pytest.raises(ConfigError, match=r"fpga-xczu7ev-stream: the model's input feeds 2 layers \(a, b\)"):
+        plan_build(request)
+    assert plan_build(dataclasses.replace(request, targets=("cpu-onnxruntime-int8",))).quant_plans
+    assert analyze(nn.Sequential(nn.Conv2d(1, 2, 3)), (1, 4, 4)).input_users == ()
+
+
 AUTOENCODER = """from torch import nn
 import torch.nn.functional as F
 
