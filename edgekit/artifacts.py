@@ -37,7 +37,7 @@ def file_sha256(path: Path) -> str:
 class ModelSource:
     """How to rebuild the model's Python object: a file or module, a factory and its options."""
 
-    kind: str  # "file" (zoo or model folder) or "module" (module:factory)
+    kind: str  # "file" (zoo or model folder), "module" (module:factory) or "object" (edgekit.compile(net))
     location: str  # file path or module name
     factory: str
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -84,6 +84,8 @@ class QuantizedModel:
     golden_quant_outputs: str
     held_out_metric: float
     wall_s: float
+    # per brevitas module, its number formats as trained: {"fc1": {"weight": "fixed<6,0>"}, "relu1": {"output": ...}}
+    formats: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

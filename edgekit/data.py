@@ -21,7 +21,7 @@ from edgekit.config import Settings
 from edgekit.errors import InputError
 from edgekit.zoo import ModelSpec, call_user_code, data_loader
 
-__all__ = ["Dataset", "load_data"]
+__all__ = ["Dataset", "input_range_warning", "load_data"]
 
 _REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 _SAMPLES_SHOWN = 3  # where a problem is, at most this many positions
@@ -135,7 +135,8 @@ def _labels(name: str, value: Any, n: int, where: str) -> np.ndarray:
             raise InputError(
                 f"{where}: labels must be integer class indices, but {name} has {int(fractional.sum())} "
                 f"non-integer value(s) (dtype {array.dtype}), in {_where(fractional)}",
-                hint="a regression target is not supported; class labels are 0, 1, 2, ...",
+                hint='class labels are 0, 1, 2, ...; for continuous targets set task = "regression" and '
+                'metric = "mse" in the recipe',
             )
     negative = array < 0
     if negative.any():
@@ -149,6 +150,8 @@ def _labels(name: str, value: Any, n: int, where: str) -> np.ndarray:
 
 def _targets(name: str, value: Any, n: int, where: str) -> np.ndarray:
     array = _numeric(name, value, where)
+    if array.ndim == 1:  # one continuous target per sample: the model's (N, 1) output
+        array = array[:, None]
     if len(array) != n:
         raise InputError(
             f"{where}: {name} has {len(array)} rows for {n} input samples; they must pair up",
@@ -211,3 +214,32 @@ def load_data(spec: ModelSpec, settings: Settings) -> Dataset:
     preprocessing = dict(data.get("preprocessing") or {})
     sha = _digest([x_train, y_train, x_test, y_test], {"classes": classes, "preprocessing": preprocessing})
     return Dataset(x_train, y_train, x_test, y_test, classes, preprocessing, sha)
+
+
+MIN_INPUT_STEPS = 16  # fewer distinct input codes than this over a feature's range, and its information is lost
+
+
+def input_range_warning(x: np.ndarray, input_bits: int) -> str | None:
+    """A warning when one shared ``input_bits`` quantizer cannot resolve every input feature.
+
+    The input quantizer has one power-of-two scale for all features, set by the widest: a feature much
+    narrower gets only a few of its codes (a pT in GeV beside features of order one gets integer steps, and
+    the small ones round to a handful of values). Features are the columns of flat inputs, the channels of maps.
+    """
+    values = x.reshape(len(x), x.shape[1], -1) if x.ndim > 2 else x[:, :, None]
+    spread = np.abs(values).max(axis=(0, 2)).astype(np.float64)
+    used = spread > 0
+    if used.sum() < 2:
+        return None
+    widest, narrowest = int(np.argmax(spread)), int(np.flatnonzero(used)[np.argmin(spread[used])])
+    step = 2.0 ** np.ceil(np.log2(spread[widest])) / 2 ** (input_bits - 1)  # the shared quantizer's step
+    steps = spread[narrowest] / step
+    if steps >= MIN_INPUT_STEPS:
+        return None
+    axis = "channel" if x.ndim > 2 else "feature"
+    return (
+        f"input {axis}s differ in range by {spread[widest] / spread[narrowest]:.0f}x ({axis} {widest}: |x| up to "
+        f"{spread[widest]:.3g}; {axis} {narrowest}: up to {spread[narrowest]:.3g}): the shared {input_bits}-bit input "
+        f"quantizer steps by {step:.3g}, which leaves {axis} {narrowest} about {max(steps, 0):.1f} steps. Standardize "
+        "the inputs in the data loader ((x - mean) / std per feature), or raise quant.input_bits (--quant wNaMiK)"
+    )

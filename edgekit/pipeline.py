@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, Model
 from edgekit.backends import get_backend
 from edgekit.builddir import BuildDir, StageRecord
 from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, prune_shorthand, quant_shorthand
-from edgekit.data import Dataset, load_data
+from edgekit.data import Dataset, input_range_warning, load_data
 from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
 from edgekit.planning import (
@@ -63,7 +63,7 @@ from edgekit.steps import (
 )
 from edgekit.targets import TargetProfile
 from edgekit.torch_model import TorchRunner, instantiate, load_float_model
-from edgekit.zoo import ModelSpec, resolve_model
+from edgekit.zoo import GENERIC_RECIPE, ModelSpec, resolve_model
 
 __all__ = [
     "BuildPlan",
@@ -80,7 +80,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CompileRequest:
-    model: str
+    """What to build: the model, its targets, and how (the ``edgekit compile`` command's flags, as fields).
+
+    ``model`` is a zoo name (``"jet_tagger"``), a model folder, ``"module:factory"``, or a model object: an
+    ``nn.Module`` or a function that returns one (see :func:`edgekit.compile`, which also takes arrays).
+    ``targets`` are profile names or TOML paths (empty: the recipe's ``default_targets``); ``out`` the build
+    folder (default ``build/NAME``); ``recipe`` a zoo name or recipe path, for a model that brings none;
+    ``quant``/``prune`` the command's shorthands (``"w6a8"``, ``"2:4"``); ``overrides`` ``--set`` strings
+    (``"train.epochs=5"``); ``data`` a data file for the built-in loader.
+
+    >>> request = CompileRequest("jet_tagger", ("cpu-onnxruntime-int8",), quant="int8", tiny=True)  # doctest: +SKIP
+    >>> compile_model(request).exit_code  # doctest: +SKIP
+    0
+    """
+
+    model: Any
     targets: tuple[str, ...] = ()
     out: Path | None = None
     recipe: str | None = None
@@ -90,14 +104,38 @@ class CompileRequest:
     synth: bool = False  # vendor C synthesis of FPGA targets
     overrides: tuple[str, ...] = ()
     force: bool = False
+    data: str | None = None  # a data file for the built-in loader (.npz, .npy, .h5, .csv, .parquet): --data
 
 
 @dataclass(frozen=True)
 class BuildResult:
+    """A finished build: its folder, its manifest, the validation report and the command's exit code.
+
+    ``exit_code`` is 0 when every gate passed and 1 when one failed (see ``report.targets`` for which);
+    ``load(target)`` runs a compiled artifact on your own arrays (:func:`edgekit.load`).
+    """
+
     build_dir: Path
-    manifest: dict[str, Any]
-    report: ValidationReport
+    manifest: dict[str, Any] = field(repr=False)
+    report: ValidationReport = field(repr=False)
     exit_code: int
+
+    def load(self, target: str | None = None) -> Any:
+        """The compiled ``target`` ready to ``predict`` (the only one when not named): :func:`edgekit.load`."""
+        from edgekit.api import load
+
+        return load(self.build_dir, target)
+
+    def summary(self) -> str:
+        """The table ``edgekit compile`` prints: one row per target, metric, agreement, gates."""
+        from edgekit.report import results_table
+
+        return str(results_table(self.report))
+
+    def __repr__(self) -> str:
+        verdict = "all gates passed" if self.exit_code == 0 else f"exit code {self.exit_code}"
+        rows = ", ".join(f"{t.target}: {'ok' if t.passed else t.status}" for t in self.report.targets)
+        return f"BuildResult({str(self.build_dir)!r}, {verdict}; {rows})"
 
 
 def exit_code_for(report: ValidationReport) -> int:
@@ -390,8 +428,14 @@ class BuildPlan:
 
 def plan_build(request: CompileRequest) -> BuildPlan:
     """Resolve and check a build without running it: a bad setting, target or precision fails here (exit 2)."""
-    spec: ModelSpec = resolve_model(request.model, request.recipe)
-    model_layers = [*spec.recipe.settings_layers(request.tiny)]
+    if not isinstance(request.model, str):  # an nn.Module or its factory: kept for this process, named by content
+        from edgekit.objects import spec_for
+
+        request = replace(request, model=spec_for(request.model))
+    spec: ModelSpec = resolve_model(request.model, request.recipe, request.data)
+    if request.data is not None:
+        spec = replace(spec, recipe=spec.recipe.with_data_file(request.data))
+    model_layers = [*spec.recipe.settings_layers(request.tiny, model_options=not spec.borrowed_recipe)]
     if request.quant is not None:
         model_layers.append(quant_shorthand(request.quant))
     if request.prune is not None:
@@ -400,6 +444,15 @@ def plan_build(request: CompileRequest) -> BuildPlan:
         model_layers.append(Layer("--synth", {"synth": {"enabled": True}}))
     model_layers.append(parse_set_flags(request.overrides))
     settings = merge_settings(model_layers)
+    if request.data is not None:  # the file's samples give the input shape, whatever the borrowed recipe says
+        from edgekit.data_files import summarize
+
+        options = settings.data_options
+        found = summarize(str(options.get("path", request.data)), options.get("inputs"), options.get("labels"))
+        recipe = replace(spec.recipe, input_shape=found.sample_shape)
+        if spec.recipe.source == GENERIC_RECIPE and found.task != "classification":  # no recipe: the labels decide
+            recipe = replace(recipe, task=found.task, metric="mse")  # type: ignore[arg-type]
+        spec = replace(spec, recipe=recipe)
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
@@ -413,7 +466,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     check_recurrent(source, plans)
     check_synthesis(settings, plans)
     check_memory(settings, plans, tuple(spec.recipe.input_shape))
-    root = request.out or Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
+    root = Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root} is a file, not a directory", hint="give --out a folder (new or a build's)")
     return BuildPlan(request, spec, settings, source, plans, quant_plans, root)
@@ -428,6 +481,11 @@ def compile_model(request: CompileRequest) -> BuildResult:
     started = time.perf_counter()
     planned = plan_build(request)
     data = load_data(planned.spec, planned.settings)  # once per build: checked, and hashed into the float key
+    quant = planned.settings.quant
+    if quant.enabled:
+        warning = input_range_warning(data.x_train, quant.input_bits or quant.activation_bits)
+        if warning:
+            say(f"WARNING: {warning}")
     build_dir = BuildDir(planned.root)
     with build_dir.locked(f"edgekit compile {request.model}"):
         targets = ", ".join(p.profile.name for p in planned.plans)

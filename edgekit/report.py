@@ -325,15 +325,26 @@ def _quantization_section(quantized: dict[str, Any], artifacts: dict[str, Any]) 
             f"Exported graphs vs brevitas' forward on {checks['n_check_samples']} held-out samples, "
             f"max abs difference: {diffs}.",
             "",
-            "| layer | kind | weight bits | activation bits | signed | bias bits | weight scales |",
-            "|---|---|---|---|---|---|---|",
+            "| layer | kind | weight bits | activation bits | signed | bias bits | weight scales "
+            "| weight format | output format |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        lines += [
-            f"| {layer['name']} | {layer['kind']} | {layer['weight_bits'] or '-'} | {layer['activation_bits']} "
-            f"| {'yes' if layer['activation_signed'] else 'no'} | {layer['bias_bits'] or '-'} "
-            f"| {(layer['weight_scaling'] or '-').replace('_', ' ')} |"
-            for layer in plan["layers"]
-        ]
+        formats = q.get("formats") or {}
+        for layer in plan["layers"]:
+            found = formats.get(layer["name"]) or formats.get(f"{layer['name']}_quant") or {}
+            lines.append(
+                f"| {layer['name']} | {layer['kind']} | {layer['weight_bits'] or '-'} | {layer['activation_bits']} "
+                f"| {'yes' if layer['activation_signed'] else 'no'} | {layer['bias_bits'] or '-'} "
+                f"| {(layer['weight_scaling'] or '-').replace('_', ' ')} | {found.get('weight', '-')} "
+                f"| {found.get('output', '-')} |"
+            )
+        if formats:
+            lines += [
+                "",
+                "Formats as trained: `fixed<W,I>` is W bits of which I integer bits (sign included; "
+                "`ufixed` unsigned), one step 2^(I-W); `I..J` varies per channel. A layer without an output "
+                "format hands its sum, unrounded, to the next quantizer (the last layer's is the model's output).",
+            ]
         lines.append("")
     return lines
 

@@ -17,6 +17,11 @@ __all__ = ["TorchRunner", "instantiate", "load_float_model", "load_module"]
 
 
 def instantiate(source: ModelSource) -> nn.Module:
+    if source.kind == "object":  # edgekit.compile(net): a fresh copy of the object, as it was handed over
+        from edgekit.objects import registered
+
+        model: Any = registered(source.location)
+        return model  # type: ignore[no-any-return]
     factory = load_callable(source.kind, source.location, source.factory)
     model = call_user_code(factory, source.options, f"model factory {source.factory!r}")
     if not isinstance(model, nn.Module):

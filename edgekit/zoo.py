@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 import tomllib
 import traceback
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from edgekit.artifacts import ModelSource
 from edgekit.config import SETTINGS_SECTIONS, Layer, Settings, resolve_data_paths
 from edgekit.errors import ConfigError, EdgekitError, InputError, UnknownNameError
+from edgekit.objects import OBJECT_PREFIX, registered
 from edgekit.provenance import combined_sha256, is_user_file, module_file, user_code_files
 from edgekit.schema import build, check_table, to_plain
 
@@ -56,7 +58,8 @@ class Recipe:
     metric: Literal["accuracy", "roc_auc", "mse", "psnr"] = "accuracy"
     # classification: class scores against integer labels; reconstruction: outputs against target arrays
     # (an autoencoder's own input), trained with a mean squared error
-    task: Literal["classification", "reconstruction"] = "classification"
+    # regression: outputs against continuous targets, trained with a mean squared error, like a reconstruction
+    task: Literal["classification", "reconstruction", "regression"] = "classification"
     latent_layer: str = ""  # reconstruction: the layer whose output is the compressed representation
     readout_bits: int = field(default=0, metadata={"min": 0, "max": 64})  # bits per input value as read out
     default_targets: tuple[str, ...] = ("cpu-onnxruntime",)
@@ -76,14 +79,32 @@ class Recipe:
     source: str = ""
     content_sha256: str = ""
 
-    def settings_layers(self, tiny: bool) -> list[Layer]:
-        """The recipe's settings (and its ``[tiny]`` table); relative data paths are the recipe folder's."""
+    def settings_layers(self, tiny: bool, model_options: bool = True) -> list[Layer]:
+        """The recipe's settings (and its ``[tiny]`` table); relative data paths are the recipe folder's.
+
+        ``model_options=False`` leaves out the options of the recipe's own factory (``[model_options]`` and
+        ``[tiny] model_options``): a recipe borrowed for another model supplies data, training and gates only.
+        """
         base = Path(self.folder) if self.folder else Path.cwd()
-        table = {k: to_plain(getattr(self, k)) for k in SETTINGS_SECTIONS if getattr(self, k)}
+        skipped = () if model_options else ("model_options",)
+        table = {k: to_plain(getattr(self, k)) for k in SETTINGS_SECTIONS if getattr(self, k) and k not in skipped}
         layers = [Layer(self.source, resolve_data_paths(table, base))]
         if tiny:
-            layers.append(Layer(f"{self.source} [tiny]", resolve_data_paths(to_plain(self.tiny), base)))
+            tiny_table = {k: v for k, v in to_plain(self.tiny).items() if k not in skipped}
+            layers.append(Layer(f"{self.source} [tiny]", resolve_data_paths(tiny_table, base)))
         return layers
+
+    def with_data_file(self, path: str) -> Recipe:
+        """This recipe reading its data from ``path`` through the built-in loader (``--data``).
+
+        The recipe's own loader options (``[data_options]``, ``[tiny] data_options``) were its loader's: they are
+        left out; training, gates and the task stay.
+        """
+        tiny = {k: v for k, v in self.tiny.items() if k != "data_options"}
+        return replace(self, data=BUILTIN_LOADER, data_options={"path": str(Path(path).resolve())}, tiny=tiny)
+
+
+BUILTIN_LOADER = "edgekit.data_files:load"
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,7 @@ class ModelSpec:
     source: ModelSource
     recipe: Recipe
     code_sha256: str
+    borrowed_recipe: bool = False  # the recipe is another model's: its model_options are not this model's
 
 
 def _packaged_or_checkout(name: str, checkout: str) -> Path:
@@ -135,7 +157,7 @@ def load_recipe(path: Path) -> Recipe:
     if classifier_metric != (recipe.task == "classification"):
         raise ConfigError(
             f"{source}: metric {recipe.metric!r} does not fit task {recipe.task!r}",
-            hint="classification takes accuracy or roc_auc; reconstruction takes mse or psnr",
+            hint="classification takes accuracy or roc_auc; reconstruction and regression take mse or psnr",
         )
     layers = recipe.settings_layers(tiny=False)
     check_table(Settings, layers[0].table, source)
@@ -165,8 +187,42 @@ def _recipe_from(spec: str | None) -> Recipe | None:
     return load_recipe(folder / "recipe.toml")
 
 
-def resolve_model(spec: str, recipe: str | None = None) -> ModelSpec:
-    """``spec`` is a zoo name, a model folder, or ``module:factory`` (which needs ``recipe``)."""
+GENERIC_RECIPE = "the built-in recipe (a data file and no --recipe)"
+
+
+def generic_recipe(model: str) -> Recipe:
+    """The recipe of a model that brings its own data file and no recipe: edgekit's default training and gates.
+
+    The input shape and, for labels that are not class indices, the task come from the file (see
+    :func:`edgekit.data_files.summarize`).
+    """
+    return Recipe(
+        schema_version=RECIPE_SCHEMA_VERSION,
+        name=model,
+        description="a model of your own, on your data file",
+        model=model,
+        data=BUILTIN_LOADER,
+        input_shape=(1,),
+        tiny={"train": {"epochs": 2}},
+        folder=str(Path.cwd()),
+        source=GENERIC_RECIPE,
+    )
+
+
+def resolve_model(spec: str, recipe: str | None = None, data: str | None = None) -> ModelSpec:
+    """``spec`` is a zoo name, a model folder, or ``module:factory`` (which needs ``recipe`` or a ``data`` file)."""
+    if spec.startswith(OBJECT_PREFIX):  # a model object handed to edgekit.compile
+        key = spec.removeprefix(OBJECT_PREFIX)
+        model = registered(key)
+        chosen = _recipe_from(recipe) or (generic_recipe(spec) if data is not None else None)
+        if chosen is None:
+            raise ConfigError(
+                f"the model object ({type(model).__name__}) comes with no data or recipe",
+                hint="pass data=(x_train, y_train, x_test, y_test), data='events.npz', or recipe='jet_tagger'",
+            )
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(model).__name__).lower()
+        source = ModelSource("object", key, type(model).__name__)
+        return ModelSpec(name, source, chosen, key, borrowed_recipe=True)
     folder = Path(spec)
     if ":" in spec and not folder.exists():
         module_name, _, factory = spec.partition(":")
@@ -174,17 +230,28 @@ def resolve_model(spec: str, recipe: str | None = None) -> ModelSpec:
             raise ConfigError(
                 f"model {spec!r} is not of the form module:factory", hint="e.g. mynets:build (mynets.py, def build)"
             )
-        chosen = _recipe_from(recipe)
+        if module_name == "__main__":  # a notebook's or a script's own function: built here, kept as an object
+            fn = getattr(sys.modules["__main__"], factory, None)
+            if not callable(fn):
+                raise ConfigError(
+                    f"{spec!r}: this session's __main__ has no function {factory!r}",
+                    hint="define it in a cell (or the script) before compiling, or pass the model itself",
+                )
+            from edgekit.objects import spec_for
+
+            return resolve_model(spec_for(fn), recipe, data)
+        chosen = _recipe_from(recipe) or (generic_recipe(spec) if data is not None else None)
         if chosen is None:
             raise ConfigError(
                 f"model {spec!r} comes with no recipe (data, training, metric)",
-                hint="add --recipe jet_tagger (a zoo model whose data fits) or --recipe path/to/recipe.toml",
+                hint="add --data FILE (your inputs and labels), --recipe jet_tagger (a zoo model whose data fits) "
+                "or --recipe path/to/recipe.toml",
             )
         found = module_file(module_name)
         code_hash = _user_code([found, *_data_files(chosen)]) if found else module_name
         _import_module(module_name)
         source = ModelSource("module", module_name, factory)
-        return ModelSpec(f"{module_name.rsplit('.', 1)[-1]}_{factory}", source, chosen, code_hash)
+        return ModelSpec(f"{module_name.rsplit('.', 1)[-1]}_{factory}", source, chosen, code_hash, borrowed_recipe=True)
     if folder.is_dir():
         recipe_path = folder / "recipe.toml"
         if not recipe_path.is_file():

@@ -81,7 +81,11 @@ def _build(source: dict[str, Any], weights: str, sample: np.ndarray, device: str
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         dtype = getattr(torch, DTYPES[precision])
-        model = load_module(build_artifact(ModelSource, source), Path(weights)).to(device=device, dtype=dtype)
+        model: Any
+        if source["kind"] == "exported":  # a model object of the parent's session, handed over as its graph
+            model = torch.export.load(source["location"]).module().to(device=device, dtype=dtype)
+        else:
+            model = load_module(build_artifact(ModelSource, source), Path(weights)).to(device=device, dtype=dtype)
         x = torch.from_numpy(sample).to(device=device, dtype=dtype)
         batch = torch.export.Dim("batch", min=1, max=int(options["max_batch"]))
         started = time.perf_counter()
@@ -118,6 +122,30 @@ def _build(source: dict[str, Any], weights: str, sample: np.ndarray, device: str
         facts["cuda_capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
         facts["cuda"] = torch.version.cuda
     return facts
+
+
+def _export_object(source: dict[str, Any], weights: Path, sample: np.ndarray, options: InductorOptions,
+                   out_dir: Path) -> str:  # fmt: skip
+    """A model object (``edgekit.compile(net)``) as a saved ``torch.export`` program, on the CPU in fp32."""
+    import torch
+
+    from edgekit.artifacts import ModelSource
+    from edgekit.schema import build as build_artifact
+    from edgekit.torch_model import load_module
+
+    model = load_module(build_artifact(ModelSource, source), weights)
+    batch = torch.export.Dim("batch", min=1, max=int(options.max_batch))
+    try:
+        program = torch.export.export(model, (torch.from_numpy(sample),), dynamic_shapes=({0: batch},))
+    except Exception as err:  # torch.export raises many types for what it cannot trace
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ToolchainError(
+            f"torch.export could not trace the model object: {type(err).__name__}: {first}",
+            hint="an operation torch.export cannot trace (Python control flow on tensor values)",
+        ) from err
+    path = out_dir / "object.pt2"
+    torch.export.save(program, str(path))
+    return str(path.resolve())
 
 
 class InductorRunner:
@@ -238,7 +266,10 @@ class InductorBackend:
         profile = json.loads((graph_path.parent / "profile.json").read_text())
         sample = np.load(graph_path.parent / "calibration_inputs.npy")[: min(64, options.max_batch)]
         settings = {"max_batch": options.max_batch, "max_autotune": options.max_autotune}
-        args = (profile["source"], str(graph_path), sample, device, target.precision, settings, str(out_dir.resolve()))
+        source = profile["source"]
+        if source["kind"] == "object":  # the worker is a new process, without the session's object: its graph
+            source = {"kind": "exported", "location": _export_object(source, graph_path, sample, options, out_dir)}
+        args = (source, str(graph_path), sample, device, target.precision, settings, str(out_dir.resolve()))
         what = "AOTInductor (export, compile and first load of the package)"
         try:
             facts = run_isolated(_build, *args, timeout_s=options.build_timeout_s, what=what, log_path=out_dir / LOG)

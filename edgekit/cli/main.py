@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--recipe", help="recipe for a module:factory model: a zoo model name or a recipe TOML path")
     c.add_argument("--tiny", action="store_true", help="the recipe's tiny variant: seconds instead of minutes")
     c.add_argument(
+        "--data",
+        metavar="FILE",
+        help="inputs and labels from a .npz, .npy, .h5, .csv or .parquet file (the built-in loader; name arrays or "
+        "columns with --set data_options.inputs=... / data_options.labels=...), instead of the recipe's loader",
+    )
+    c.add_argument(
         "--synth",
         action="store_true",
         help="run vendor C synthesis (Vitis HLS / Vivado HLS) for FPGA targets and report its numbers",
@@ -154,6 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("ops", help="which layers each target family takes under --quant: exact, host or refused")
     o.add_argument("--json", action="store_true")
 
+    rc = sub.add_parser("recipe", help="the recipe schema: every top-level key of recipe.toml, its type and default")
+    rc.add_argument("--schema", action="store_true", help="print the schema (the default, for now the only view)")
+    rc.add_argument("--json", action="store_true")
+
     d = sub.add_parser("doctor", help="which toolchains are present and what each enables")
     d.add_argument("--json", action="store_true")
     return parser
@@ -179,6 +189,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         synth=args.synth,
         overrides=tuple(args.overrides),
         force=args.force,
+        data=args.data,
     )
     started = time.perf_counter()
     result = compile_model(request)
@@ -322,6 +333,20 @@ def _cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recipe(args: argparse.Namespace) -> int:
+    from edgekit.recipe_doc import schema_rows, schema_table
+
+    if args.json:
+        _print_json([{"key": k, "type": t, "default": d, "meaning": m} for k, t, d, m in schema_rows()])
+        return 0
+    print("recipe.toml: the top-level keys (tables hold settings; edgekit sets folder, source and content_sha256).")
+    print()
+    print(schema_table())
+    print()
+    print("Every key inside the setting tables, with its type and allowed values: the README's settings table.")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from edgekit.toolchains import doctor
 
@@ -450,6 +475,7 @@ COMMANDS = {
     "models": _cmd_models,
     "doctor": _cmd_doctor,
     "ops": _cmd_ops,
+    "recipe": _cmd_recipe,
 }
 
 

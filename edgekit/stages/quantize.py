@@ -19,6 +19,7 @@ from edgekit.artifacts import FloatModel, QuantizedModel
 from edgekit.brevitas_model import build_quant_model, rounded_slopes, split_quant_model
 from edgekit.config import Settings
 from edgekit.data import Dataset
+from edgekit.fixed_formats import fixed_point_formats
 from edgekit.jsonio import write_json
 from edgekit.metrics import task_metric
 from edgekit.precision import QuantPlan
@@ -97,10 +98,13 @@ def quantize_model(
         if plan.host_tail:  # the artifacts compute up to the cut: their reference is the head's output
             head = split_quant_model(model, plan.host_tail, "head")
             deployed = batched_outputs(head, golden_inputs, threads=settings.train.threads)
+        formats = fixed_point_formats(model, golden_inputs)
     metric = task_metric(spec.recipe.metric, outputs, golden_labels)
     torch.save(model.state_dict(), out_dir / "quant_model.pt")
     np.save(out_dir / "golden_quant_outputs.npy", deployed)
-    write_json(out_dir / "quantize.json", {"plan": plan, "history": history, "held_out_metric": metric})
+    write_json(
+        out_dir / "quantize.json", {"plan": plan, "history": history, "held_out_metric": metric, "formats": formats}
+    )
     wall = time.perf_counter() - started
     say(f"  {cfg.method.upper()} {label} in {wall:.1f} s: held-out {spec.recipe.metric} {metric:.4f}")
     return QuantizedModel(
@@ -111,4 +115,5 @@ def quantize_model(
         golden_quant_outputs="golden_quant_outputs.npy",
         held_out_metric=metric,
         wall_s=wall,
+        formats=formats,
     )

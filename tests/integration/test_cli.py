@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from edgekit.pipeline import BuildResult
+
+REPO = Path(__file__).resolve().parents[2]
 
 Cli = Callable[..., "object"]
 
@@ -86,18 +89,83 @@ def test_validate_existing_build(cli, tiny_jet_build: BuildResult, tmp_path: Pat
     assert looser.returncode == 0, looser.stdout + looser.stderr
 
 
-def test_module_factory_model_with_a_zoo_recipe(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _readme_module_factory_example() -> tuple[str, list[str]]:
+    """The README's ``mynets.py`` and the command under it, as a user would copy them."""
+    text = (REPO / "README.md").read_text()
+    start = text.rindex("\n", 0, text.index("# mynets.py")) + 1
+    code = text[start : text.index("```", start)]
+    block = text.index("```", text.index("```", start) + 3)
+    command = text[text.index("\n", block) + 1 : text.index("```", block + 3)].strip()
+    return textwrap.dedent("\n".join(line[2:] for line in code.splitlines())), command.split()
+
+
+def test_readme_module_factory_example_runs_as_written(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """From the folder holding mynets.py, no PYTHONPATH: the borrowed recipe's hidden=[16, 8] is not passed."""
+    code, command = _readme_module_factory_example()
+    assert command[:2] == ["edgekit", "compile"]
+    (tmp_path / "mynets.py").write_text(code)
+    run = cli(*command[1:], "--json", "-q", cwd=tmp_path, env={"PYTHONPATH": ""})
+    assert run.returncode == 0, run.stderr
+    result = run.json()
+    assert result["validation"]["model"] == "mynets_wide"
+    manifest = json.loads((tmp_path / "build" / "mynets_wide" / "manifest.json").read_text())
+    assert manifest["model"]["source"]["options"] == {}
+    assert manifest["model"]["n_parameters"] == 16 * 32 + 32 + 32 * 5 + 5  # hidden=32, the factory's default
+
+
+def test_borrowed_recipe_takes_the_models_own_options(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "mynets.py").write_text(
         "from torch import nn\n"
-        "def wide(hidden=(16, 8)):\n"
-        "    return nn.Sequential(nn.Linear(16, 24), nn.ReLU(), nn.Linear(24, 5))\n"
+        "def narrow(width):\n"
+        "    return nn.Sequential(nn.Linear(16, width), nn.ReLU(), nn.Linear(width, 5))\n"
     )
     run = cli(
-        "compile", "mynets:wide", "--recipe", "jet_tagger", "--tiny", "--out", str(tmp_path / "b"), "--json",
-        env={"PYTHONPATH": str(tmp_path)},
+        "compile", "mynets:narrow", "--recipe", "jet_tagger", "--tiny", "--set", "model_options.width=6",
+        "--out", str(tmp_path / "b"), "--json", "-q", cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert run.json()["validation"]["model"] == "mynets_wide"
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["model"]["source"]["options"] == {"width": 6}
+
+
+@pytest.mark.parametrize("fmt", ["npz", "h5", "csv"])
+def test_a_data_file_without_a_recipe(cli, tmp_path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    """--data and a factory are enough: the file's held-out samples are what every target is validated on."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)  # three classes, planted in two features
+    if fmt == "npz":
+        np.savez(tmp_path / "ev.npz", x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    elif fmt == "h5":
+        h5py = pytest.importorskip("h5py", reason="h5py (edgekit[data]) reads HDF5")
+        with h5py.File(tmp_path / "ev.h5", "w") as f:
+            f["x_train"], f["y_train"], f["x_test"], f["y_test"] = x[:200], y[:200], x[200:], y[200:]
+    else:
+        rows = (",".join([*map(repr, map(float, r)), str(c)]) for r, c in zip(x, y, strict=True))
+        (tmp_path / "ev.csv").write_text("a,b,c,d,e,f,label\n" + "".join(f"{row}\n" for row in rows))
+    (tmp_path / "nets.py").write_text(
+        "from torch import nn\ndef mlp():\n    return nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))\n"
+    )
+    run = cli(
+        "compile", "nets:mlp", "--data", f"ev.{fmt}", "--set", "train.epochs=10", "--set", "train.batch_size=16",
+        "--set", "data_options.test_fraction=0.333", "--out", "b", "--json", "-q", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    golden = np.load(tmp_path / "b" / "float" / "golden_inputs.npy")
+    if fmt == "csv":  # shuffled, a third held out
+        assert len(golden) == 100 and {tuple(r) for r in golden.round(5)} <= {tuple(r) for r in x.round(5)}
+    else:
+        np.testing.assert_array_equal(golden, x[200:])
+    assert run.json()["validation"]["reference"]["metric"] > 0.5  # planted classes: far above a third
+
+
+def test_a_data_file_that_does_not_fit(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    np.savez(tmp_path / "onehot.npz", x=np.zeros((20, 16), np.float32), y=np.eye(5)[np.arange(20) % 5])
+    run = cli("compile", "jet_tagger", "--tiny", "--data", "onehot.npz", "--out", "b", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "labels must be integer class indices" in run.stderr and "y.argmax(axis=1)" in run.stderr
+    _no_traceback(run)
+    assert not (tmp_path / "b").exists()
 
 
 def test_model_folder_path(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
