@@ -58,6 +58,9 @@ class TrainSettings:
     # another thread count (and OpenMP's OMP_DYNAMIC, which shrinks the team when the machine is busy) adds
     # in another order. More threads are faster for large models; the weights then depend on the count.
     threads: int = field(default=1, metadata={"min": 1, "max": 1024})
+    # Train on (x - mean) / std per input feature (channel of maps), then fold it into the first layer: the
+    # deployed model takes the raw features (see edgekit.standardize).
+    standardize: bool = False
 
 
 @dataclass(frozen=True)

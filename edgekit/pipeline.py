@@ -27,8 +27,10 @@ from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
 from edgekit.planning import (
     TargetPlan,
+    check_brevitas_model,
     check_logic_size,
     check_memory,
+    check_onnx_file,
     check_pruning,
     check_recurrent,
     check_synthesis,
@@ -55,9 +57,11 @@ from edgekit.steps import (
     Graph,
     compile_targets,
     run_export,
+    run_export_file,
     run_profile,
     run_prune,
     run_quantization,
+    run_reference_file,
     run_synthesis,
     run_train,
 )
@@ -262,6 +266,8 @@ def _localize(
     trace_artifact = getattr(backend, "trace_artifact", None)
     trace = getattr(backend, "trace", None)
     x = inputs[:LOCALIZE_SAMPLES]
+    if base_model.source.kind == "onnx":  # the reference is the file: no torch model to trace layer by layer
+        return result
     if trace_artifact is not None and artifact is not None:
         path = root / "targets" / profile.name / artifact.path
 
@@ -413,6 +419,21 @@ def _write_vectors(
         say(f"[vectors] {name}: {len(golden.inputs)} stimulus/response lines and a testbench in vectors/{name}/")
 
 
+def _float_reference(
+    float_model: FloatModel, module: Any, float_dir: Path, golden: GoldenSet, settings: Settings
+) -> TargetResult:
+    """The float reference's own row: torch eager on the trained model, or onnxruntime on the user's ONNX file."""
+    if module is None:
+        from edgekit.stages.onnx_file import OnnxFileRunner
+
+        runner: Any = OnnxFileRunner(float_dir / float_model.weights)
+        try:
+            return evaluate_runner("float reference", "onnxruntime", runner, golden, settings, None)
+        finally:
+            runner.close()
+    return evaluate_runner("float reference", "torch", TorchRunner(module), golden, settings, None)
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """Everything a build decides before it touches its folder: settings, targets, quantization plans."""
@@ -456,6 +477,24 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
     plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
+    if source.kind == "onnx":  # a file taken as it is: its own input shape, float ONNX targets only
+        import tempfile
+
+        from edgekit.stages.onnx_file import check_batches, inspect_file
+
+        info = inspect_file(Path(source.location))
+        check_onnx_file(info.quant_nodes, settings, plans)
+        with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as folder:
+            check_batches(Path(source.location), info.input_shape, Path(folder))
+        check_memory(settings, plans, info.input_shape)
+        spec = replace(spec, recipe=replace(spec.recipe, input_shape=info.input_shape))
+        root = Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
+        return BuildPlan(request, spec, settings, source, plans, {}, root)
+    check_brevitas_model(source, settings, plans)
+    if settings.train.standardize:  # the fold needs a first layer it can fold into: checked before any work
+        from edgekit.standardize import first_layer
+
+        first_layer(instantiate(source))
     quant_plans = plan_quantization_for(source, settings, plans, tuple(spec.recipe.input_shape))
     check_pruning(source, settings)
     if spec.recipe.task == "reconstruction" and spec.recipe.latent_layer:  # read by the report, checked now
@@ -481,6 +520,7 @@ def compile_model(request: CompileRequest) -> BuildResult:
     started = time.perf_counter()
     planned = plan_build(request)
     data = load_data(planned.spec, planned.settings)  # once per build: checked, and hashed into the float key
+    planned = _raw_feature_precision(planned, data)
     quant = planned.settings.quant
     if quant.enabled:
         warning = input_range_warning(data.x_train, quant.input_bits or quant.activation_bits)
@@ -493,13 +533,48 @@ def compile_model(request: CompileRequest) -> BuildResult:
         return _build(planned, data, build_dir, started)
 
 
+def _raw_feature_precision(planned: BuildPlan, data: Dataset) -> BuildPlan:
+    """With train.standardize and --quant, the precision raw features need, unless the user set it (re-planned).
+
+    The standardization is folded into the first layer, so the FPGA's input quantizer and the first layer's
+    weights see the raw features: both get the bits the features' ranges need (say'd, and in the manifest's
+    request as ``--set`` overrides). An INT8 target's input stays 8 bits: the range warning says what that costs.
+    """
+    settings = planned.settings
+    if not (settings.train.standardize and settings.quant.enabled) or any(p.family == "int8" for p in planned.plans):
+        return planned
+    from edgekit.config import flatten_layer_tables
+    from edgekit.standardize import first_layer, raw_feature_precision
+
+    name, _ = first_layer(instantiate(planned.source))
+    layer = flatten_layer_tables(settings.quant.layers).get(name, {})
+    input_bits = settings.quant.input_bits or settings.quant.activation_bits
+    raised, text = raw_feature_precision(
+        data.x_train, input_bits, layer.get("weight_bits") or settings.quant.weight_bits, name
+    )
+    overrides = []
+    if "input_bits" in raised and settings.quant.input_bits is None:
+        overrides.append(f"quant.input_bits={raised['input_bits']}")
+    if name in raised and layer.get("weight_bits") is None:
+        overrides.append(f'quant.layers."{name}".weight_bits={raised[name]}')
+    if not overrides:
+        return planned
+    say(f"standardize: the deployed model takes raw features, so {text} ({' '.join('--set ' + o for o in overrides)})")
+    request = planned.request
+    return plan_build(replace(request, overrides=(*request.overrides, *overrides)))
+
+
 def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: float) -> BuildResult:
     """The stages, validation and reports of one build, into a build folder this run holds."""
     request, spec, settings, source, plans, quant_plans = (
         planned.request, planned.spec, planned.settings, planned.source, planned.plans, planned.quant_plans
     )  # fmt: skip
     root = build_dir.root
-    float_model, train_record = run_train(spec, source, settings, build_dir, data, request.force)
+    from_file = source.kind == "onnx"
+    if from_file:
+        float_model, train_record = run_reference_file(spec, source, build_dir, data, request.force)
+    else:
+        float_model, train_record = run_train(spec, source, settings, build_dir, data, request.force)
     weights_sha = train_record.files[float_model.weights]
 
     # The model every later stage starts from: the trained float model, or its pruned version.
@@ -508,7 +583,10 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
         base_model, prune_record = run_prune(spec, settings, build_dir, float_model, weights_sha, data, request.force)
         base_dir, base_sha, prune_records = root / "pruned", prune_record.files[base_model.weights], [prune_record]
 
-    graph, export_record = run_export(spec, settings, build_dir, base_model, base_dir, base_sha, request.force)
+    if from_file:
+        graph, export_record = run_export_file(spec, build_dir, base_model, base_sha, request.force)
+    else:
+        graph, export_record = run_export(spec, settings, build_dir, base_model, base_dir, base_sha, request.force)
     quantized, quant_exports, quant_files, quant_records = run_quantization(
         spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, data, request.force
     )
@@ -535,9 +613,8 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
     say("[validate] against the float reference" + (" and the quantized reference" if quantized else ""))
     validate_started = time.perf_counter()
     golden_float = _golden(float_model, root / "float", spec.recipe.metric)
-    float_module = load_float_model(float_model, root / "float")
-    torch_runner = TorchRunner(float_module)
-    reference = evaluate_runner("float reference", "torch", torch_runner, golden_float, settings, None)
+    float_module = None if from_file else load_float_model(float_model, root / "float")
+    reference = _float_reference(float_model, float_module, root / "float", golden_float, settings)
     golden, quant_golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
     beside: dict[str, list[TargetResult]] = {}  # emulators a backend validates beside the target's own
     for plan in plans:
@@ -569,7 +646,7 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
             "metric": spec.recipe.metric,
             "task": spec.recipe.task,
             "n_parameters": float_model.n_parameters,
-            "compression": compression_summary(spec.recipe, float_module, quantized),
+            "compression": compression_summary(spec.recipe, float_module, quantized) if float_module else {},
         },
         "environment": environment(
             r.versions for r in (train_record, *prune_records, export_record, *quant_records, *compile_records)

@@ -11,6 +11,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from edgekit.activation_table import HLS4ML_CLAMP_NOTE, HLS4ML_CLAMPS, HLS4ML_STREAM_CLAMPS
 from edgekit.artifacts import ModelSource
@@ -416,3 +417,67 @@ def check_pruning(source: ModelSource, settings: Settings) -> None:
             f"prune.exclude names layer(s) the model does not have: {', '.join(unknown)}",
             hint=f"weighted layers of this model: {', '.join(weighted)}",
         )
+
+
+def check_onnx_file(quant_nodes: int, settings: Settings, plans: list[TargetPlan]) -> None:
+    """An ONNX file is compiled as it is, for the targets that compile a float ONNX graph; others are refused."""
+    if settings.quant.enabled:
+        raise ConfigError(
+            "an ONNX file is compiled as it is: --quant quantizes a PyTorch model, and this file has none",
+            hint="drop --quant (a file with QuantizeLinear/DequantizeLinear nodes runs as it is on cpu-onnxruntime), "
+            "or compile the PyTorch model with --quant",
+        )
+    if settings.prune.method != "none":
+        raise ConfigError(
+            "an ONNX file is compiled as it is: --prune fine-tunes a PyTorch model, and this file has none",
+            hint="prune the PyTorch model (edgekit compile mynets:build --prune 0.8), or drop --prune",
+        )
+    for plan in plans:
+        name = plan.profile.name
+        if plan.profile.family == "fpga":
+            kind = "a QONNX file (Quant nodes)" if quant_nodes else "a float ONNX file"
+            raise ConfigError(
+                f"{name}: {kind} is not compiled for FPGA targets: they take a PyTorch model, quantized by edgekit "
+                "(--quant) or float (hls4ml's PyTorch frontend)",
+                hint="compile the PyTorch model for the FPGA target; the file builds for cpu-onnxruntime and the "
+                "gpu-tensorrt targets",
+            )
+        if plan.family is not None:  # an INT8 target: it runs edgekit's own QCDQ export
+            raise ConfigError(
+                f"{name} runs the INT8 graph edgekit exports from a quantized PyTorch model; an ONNX file has none",
+                hint="compile the file for cpu-onnxruntime (a QCDQ file runs there as it is), or the PyTorch model "
+                f"with --quant int8 for {name}",
+            )
+        if plan.backend is not None and getattr(plan.backend, "float_graph", "onnx") == "torch":
+            raise ConfigError(
+                f"{name} compiles the PyTorch model itself (torch.export); an ONNX file has none",
+                hint="use cpu-onnxruntime (or a gpu-tensorrt target) for the file, or compile the PyTorch model",
+            )
+
+
+def brevitas_layers(model: Any) -> list[str]:
+    """The model's layers that are already brevitas quantized layers (``QuantLinear 'fc1'``)."""
+    return [
+        f"{type(m).__name__} {name!r}"
+        for name, m in model.named_modules()
+        if name and type(m).__module__.startswith("brevitas.nn")
+    ]
+
+
+def check_brevitas_model(source: ModelSource, settings: Settings, plans: list[TargetPlan]) -> None:
+    """A model made of brevitas layers is refused, with the reason, where edgekit would quantize it again."""
+    found = brevitas_layers(instantiate(source))
+    if not found:
+        return
+    needs = [p.profile.name for p in plans if p.family is not None or p.profile.family == "fpga"]
+    shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+    if settings.quant.enabled or needs:
+        why = "--quant" if settings.quant.enabled else f"target(s) {', '.join(needs)}"
+        raise ConfigError(
+            f"the model is already quantized with brevitas ({shown}); {why} needs the float network, which "
+            "edgekit quantizes itself (taking brevitas models as they are is not supported yet)",
+            hint="give the same network with torch.nn layers (nn.Linear, nn.Conv2d, nn.ReLU) and --quant wNaM "
+            "(per-layer bits under [quant.layers.NAME]); a brevitas model builds as it is only for the float "
+            "targets (cpu-onnxruntime), as a fake-quantization graph",
+        )
+    say(f"  note: the model has brevitas layers ({shown}): the float targets build its fake-quantization graph")

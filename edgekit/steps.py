@@ -31,9 +31,11 @@ __all__ = [
     "Graph",
     "compile_targets",
     "run_export",
+    "run_export_file",
     "run_profile",
     "run_prune",
     "run_quantization",
+    "run_reference_file",
     "run_synthesis",
     "run_train",
     "said_cached",
@@ -56,6 +58,7 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("torch", "brevitas", "qonnx", "onnx", "onnxruntime", "onnxoptimizer"),
     ),
     "synth": (("edgekit.stages.synth",), ("hls4ml",)),
+    "onnx-file": (("edgekit.stages.onnx_file",), ("onnx", "onnxruntime", "numpy")),
 }
 
 
@@ -128,6 +131,30 @@ def run_export(
     say("[export] ONNX (float, dynamic batch)")
     produce = partial(export_float_onnx, base_model, base_dir, settings.export)
     return _stage(build_dir, "export", "export", ExportedGraph, inputs, stage_identity("export"), produce, force)
+
+
+def run_reference_file(
+    spec: ModelSpec, source: ModelSource, build_dir: BuildDir, data: Dataset, force: bool
+) -> tuple[FloatModel, StageRecord]:
+    """An ONNX file's reference (no training): onnxruntime's outputs on the held-out inputs, keyed on the file."""
+    from edgekit.stages.onnx_file import reference_from_file
+
+    inputs = {"file": spec.code_sha256, "metric": spec.recipe.metric, "task": spec.recipe.task, "data": data.sha256}
+    say(f"[reference] {Path(source.location).name}, as it is (onnxruntime)")
+    produce = partial(reference_from_file, spec, source, data)
+    return _stage(build_dir, "reference", "float", FloatModel, inputs, stage_identity("onnx-file"), produce, force)
+
+
+def run_export_file(
+    spec: ModelSpec, build_dir: BuildDir, model: FloatModel, file_sha: str, force: bool
+) -> tuple[ExportedGraph, StageRecord]:
+    """The ONNX file as the graph the float ONNX targets compile."""
+    from edgekit.stages.onnx_file import export_from_file
+
+    say("[export] the ONNX file, as it is")
+    produce = partial(export_from_file, model, build_dir.root / "float")
+    inputs = {"file": file_sha, "code": spec.code_sha256}
+    return _stage(build_dir, "export", "export", ExportedGraph, inputs, stage_identity("onnx-file"), produce, force)
 
 
 def run_prune(

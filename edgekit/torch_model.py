@@ -39,10 +39,12 @@ def _resize_to(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         prefix = f"{name}." if name else ""
         weight = state.get(f"{prefix}weight")
         current = getattr(module, "weight", None)
+        bias = state.get(f"{prefix}bias")
+        if bias is not None and getattr(module, "bias", "absent") is None:  # a bias a fold added (standardize)
+            module.bias = nn.Parameter(torch.empty_like(bias))
         if weight is None or not isinstance(current, torch.Tensor) or current.shape == weight.shape:
             continue
         module.weight = nn.Parameter(torch.empty_like(weight))
-        bias = state.get(f"{prefix}bias")
         if bias is not None:
             module.bias = nn.Parameter(torch.empty_like(bias))
         if isinstance(module, nn.Linear):

@@ -223,6 +223,19 @@ def resolve_model(spec: str, recipe: str | None = None, data: str | None = None)
         name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(model).__name__).lower()
         source = ModelSource("object", key, type(model).__name__)
         return ModelSpec(name, source, chosen, key, borrowed_recipe=True)
+    if spec.lower().endswith(".onnx"):  # a file taken as it is; onnxruntime's run of it is the reference
+        path = Path(spec)
+        if not path.is_file():
+            raise InputError(f"ONNX file {spec} does not exist", hint=CWD_HINT.format(cwd=Path.cwd()))
+        chosen = _recipe_from(recipe) or (generic_recipe(spec) if data is not None else None)
+        if chosen is None:
+            raise ConfigError(
+                f"ONNX file {spec} comes with no data (its inputs and labels) or recipe",
+                hint="add --data FILE (.npz, .h5, .csv, ...), or --recipe jet_tagger (a zoo model whose data fits)",
+            )
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        source = ModelSource("onnx", str(path.resolve()), "")
+        return ModelSpec(path.stem, source, chosen, digest, borrowed_recipe=True)
     folder = Path(spec)
     if ":" in spec and not folder.exists():
         module_name, _, factory = spec.partition(":")

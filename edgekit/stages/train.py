@@ -54,7 +54,20 @@ def train_float_model(
         _check_model(model, spec, x_train, (len(classes),), "its data has that many classes")
     else:
         _check_model(model, spec, x_train, tuple(y_train.shape[1:]), "its data's targets have that shape")
-    history = fit(model, x_train, y_train, settings.train, desc=f"train {spec.name}")
+    standardized: dict[str, object] = {}
+    if settings.train.standardize:  # trained on standardized features, then folded: the model takes raw ones
+        from edgekit.standardize import Standardized, feature_stats, first_layer, fold_into
+
+        mean, std = feature_stats(x_train)
+        name, layer = first_layer(model)
+        history = fit(Standardized(model, mean, std, x_train.ndim), x_train, y_train, settings.train,
+                      desc=f"train {spec.name}")  # fmt: skip
+        fold_into(layer, mean, std)
+        standardized = {"folded_into": name, "mean": mean.tolist(), "std": std.tolist()}
+        say(f"  standardized {len(mean)} input features while training, folded into {name}: the model takes raw "
+            "features")  # fmt: skip
+    else:
+        history = fit(model, x_train, y_train, settings.train, desc=f"train {spec.name}")
     outputs = batched_outputs(model, x_test, threads=settings.train.threads)
     metric_name = spec.recipe.metric
     history.append({"held_out_" + metric_name: task_metric(metric_name, outputs, y_test)})
@@ -68,6 +81,7 @@ def train_float_model(
         "preprocessing": data.preprocessing,
         "n_train": len(x_train),
         "data_sha256": data.sha256,
+        "standardized": standardized,
     }
     write_json(out_dir / "train.json", info)
     wall = time.perf_counter() - started
