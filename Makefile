@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_validate.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_standardize.py
 
 # Run the notebooks at full size and refresh the figures the README shows (docs/figures/).
 notebooks: $(STAMP)

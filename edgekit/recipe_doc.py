@@ -30,7 +30,7 @@ MEANINGS = {
     "latent_layer": "reconstruction: the layer whose output is the compressed representation",
     "readout_bits": "bits per input value as read out of the detector (compression ratio in the report)",
     "default_targets": "the targets built when --target is not given",
-    "train": "[train]: epochs, batch_size, learning_rate, weight_decay, optimizer, seed, threads",
+    "train": "[train]: epochs, batch_size, learning_rate, weight_decay, optimizer, seed, threads, standardize",
     "export": "[export]: opset",
     "latency": "[latency]: batch sizes and iteration limits of the latency measurement",
     "validation": "[validation]: max_samples, batch_size",

@@ -67,7 +67,7 @@ def test_unknown_key_hint_lists_allowed_keys() -> None:
         merge_settings([Layer("x", {"train": {"epoch": 1}})])
     assert (
         err.value.hint
-        == "allowed keys there: batch_size, epochs, learning_rate, optimizer, seed, threads, weight_decay"
+        == "allowed keys there: batch_size, epochs, learning_rate, optimizer, seed, standardize, threads, weight_decay"
     )
     assert err.value.exit_code == 2
 
