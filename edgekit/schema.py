@@ -175,10 +175,13 @@ def build(cls: type[T], data: Mapping[str, Any], source: str = "", table: str = 
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Tables merge key by key; any other value in ``override`` replaces the base value."""
+    """Tables merge key by key; any other value in ``override`` replaces the base value.
+
+    An empty table clears the one below it: ``--set 'model_options={}'`` drops a recipe's factory options.
+    """
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and value:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = value

@@ -171,3 +171,11 @@ def test_relative_data_paths_are_the_recipes_folder_or_the_current_one(tmp_path:
         f'data_options.path="{tmp_path / "mine.npz"}"',
         "train.epochs=2",
     )
+
+
+def test_an_empty_table_from_the_command_line_clears_the_recipes() -> None:
+    recipe = Layer("recipe.toml", {"model_options": {"hidden": [16, 8]}, "train": {"epochs": 3}})
+    cleared = merge_settings([recipe, parse_set_flags(["model_options={}"])])
+    assert dict(cleared.model_options) == {} and cleared.train.epochs == 3
+    kept = merge_settings([recipe, parse_set_flags(["model_options.depth=2"])])
+    assert dict(kept.model_options) == {"hidden": [16, 8], "depth": 2}
