@@ -476,16 +476,18 @@ def plan_build(request: CompileRequest) -> BuildPlan:
         spec = replace(spec, recipe=recipe)
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
-    plans = [plan_target(name, model_layers, settings.quant.enabled) for name in dict.fromkeys(target_names)]
+    given = source.kind == "onnx"
+    plans = [plan_target(name, model_layers, settings.quant.enabled, given) for name in dict.fromkeys(target_names)]
     if source.kind == "onnx":  # a file taken as it is: its own input shape, float ONNX targets only
         import tempfile
 
         from edgekit.stages.onnx_file import check_batches, inspect_file
 
         info = inspect_file(Path(source.location))
-        check_onnx_file(info.quant_nodes, settings, plans)
-        with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as folder:
-            check_batches(Path(source.location), info.input_shape, Path(folder))
+        plans = check_onnx_file(info.quant_nodes, settings, plans, info.inexact_quant)
+        if not info.quant_nodes:  # qonnx's executor sizes a QONNX graph to each batch itself
+            with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as folder:
+                check_batches(Path(source.location), info.input_shape, Path(folder))
         check_memory(settings, plans, info.input_shape)
         spec = replace(spec, recipe=replace(spec.recipe, input_shape=info.input_shape))
         root = Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
@@ -591,14 +593,16 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
         spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, data, request.force
     )
     profiled: Graph | None = None
-    if any(_takes_torch(p) for p in plans):
+    if not from_file and any(_takes_torch(p) for p in plans):
         profiled, profile_record = run_profile(
             spec, settings, build_dir, base_model, base_dir, base_sha, data, request.force
         )
         quant_records.append(profile_record)
     graphs: dict[str, Graph] = {}
     for plan in plans:
-        if _takes_torch(plan) and profiled is not None:
+        if from_file:  # the file (a QONNX file: its clean copy) is what every target of it compiles
+            graphs[plan.profile.name] = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
+        elif _takes_torch(plan) and profiled is not None:
             graphs[plan.profile.name] = profiled
         elif plan.family is None:
             graphs[plan.profile.name] = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])

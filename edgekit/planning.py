@@ -21,6 +21,7 @@ from edgekit.errors import BackendUnavailable, ConfigError
 from edgekit.precision import WEIGHTED, Family, QuantPlan, family_for, legality_problems, plan_quantization
 from edgekit.progress import say
 from edgekit.quant_graph import analyze, layers_up_to
+from edgekit.schema import to_plain
 from edgekit.targets import TargetProfile, load_target
 from edgekit.torch_model import instantiate
 
@@ -51,7 +52,9 @@ class TargetPlan:
     family: Family | None  # the quantized model this target runs; None: the float graph
 
 
-def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool) -> TargetPlan:
+def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool, graph_given: bool = False) -> TargetPlan:
+    """One target's profile, merged settings and backend. ``graph_given``: the model is an ONNX file, whose
+    graph the target compiles as it is (:func:`check_onnx_file` decides which targets take it)."""
     profile = load_target(name)
     family = family_for(profile)
     number_format: str = profile.precision
@@ -70,7 +73,7 @@ def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool) -> Ta
         return TargetPlan(profile, settings, None, err.message, family)
     if reason:
         return TargetPlan(profile, settings, None, reason, family)
-    if family is None and profile.family == "fpga" and not getattr(backend, "float_path", True):
+    if family is None and profile.family == "fpga" and not getattr(backend, "float_path", True) and not graph_given:
         raise ConfigError(
             f"target {name} builds logic for a quantized model only, and quantization is off",
             hint="add --quant (e.g. --quant w6a8)",
@@ -419,8 +422,14 @@ def check_pruning(source: ModelSource, settings: Settings) -> None:
         )
 
 
-def check_onnx_file(quant_nodes: int, settings: Settings, plans: list[TargetPlan]) -> None:
-    """An ONNX file is compiled as it is, for the targets that compile a float ONNX graph; others are refused."""
+def check_onnx_file(
+    quant_nodes: int, settings: Settings, plans: list[TargetPlan], inexact: tuple[str, ...] = ()
+) -> list[TargetPlan]:
+    """An ONNX file is compiled as it is, for the targets that compile its kind of graph; others are refused.
+
+    A float file goes to the float ONNX targets, a QONNX file to the FPGA targets, which are then held to
+    exactness against qonnx's run of the file (the plans returned carry that gate).
+    """
     if settings.quant.enabled:
         raise ConfigError(
             "an ONNX file is compiled as it is: --quant quantizes a PyTorch model, and this file has none",
@@ -434,13 +443,28 @@ def check_onnx_file(quant_nodes: int, settings: Settings, plans: list[TargetPlan
         )
     for plan in plans:
         name = plan.profile.name
+        if quant_nodes:  # QONNX: what hls4ml and the RTL path read; nothing else runs Quant nodes
+            if plan.profile.family != "fpga":
+                raise ConfigError(
+                    f"{name}: a QONNX file (Quant nodes) is compiled for the FPGA targets only; {name} cannot run "
+                    "Quant nodes",
+                    hint="build it for fpga-xcvu13p, fpga-xczu7ev-stream or fpga-xcvu13p-rtl; for a CPU or GPU "
+                    "target export the model as QCDQ (QuantizeLinear/DequantizeLinear) or float ONNX",
+                )
+            if inexact:
+                shown = "; ".join(inexact[:3]) + (f"; and {len(inexact) - 3} more" if len(inexact) > 3 else "")
+                raise ConfigError(
+                    f"{name} cannot compute this QONNX file exactly: {shown}",
+                    hint="export it with power-of-two scales (brevitas' *FixedPoint quantizers, e.g. "
+                    "Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint), zero points 0 and ROUND",
+                )
+            continue
         if plan.profile.family == "fpga":
-            kind = "a QONNX file (Quant nodes)" if quant_nodes else "a float ONNX file"
             raise ConfigError(
-                f"{name}: {kind} is not compiled for FPGA targets: they take a PyTorch model, quantized by edgekit "
-                "(--quant) or float (hls4ml's PyTorch frontend)",
-                hint="compile the PyTorch model for the FPGA target; the file builds for cpu-onnxruntime and the "
-                "gpu-tensorrt targets",
+                f"{name}: a float ONNX file is not compiled for FPGA targets: they take a quantized graph (a QONNX "
+                "file, or a PyTorch model with --quant) or a float PyTorch model (hls4ml's PyTorch frontend)",
+                hint="export the model as QONNX (brevitas' export_qonnx with power-of-two scales), or compile the "
+                "PyTorch model for the FPGA target; the file builds for cpu-onnxruntime and the gpu-tensorrt targets",
             )
         if plan.family is not None:  # an INT8 target: it runs edgekit's own QCDQ export
             raise ConfigError(
@@ -453,6 +477,11 @@ def check_onnx_file(quant_nodes: int, settings: Settings, plans: list[TargetPlan
                 f"{name} compiles the PyTorch model itself (torch.export); an ONNX file has none",
                 hint="use cpu-onnxruntime (or a gpu-tensorrt target) for the file, or compile the PyTorch model",
             )
+
+    if not quant_nodes:
+        return plans
+    exact = Layer("a QONNX file: exact against qonnx's run of it", {"gates": {"max_abs_diff_vs_float": 0.0}})
+    return [replace(p, settings=merge_settings([Layer("target", to_plain(p.settings)), exact])) for p in plans]
 
 
 def brevitas_layers(model: Any) -> list[str]:

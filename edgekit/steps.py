@@ -54,11 +54,11 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "profile": (("edgekit.stages.profile",), ("torch", "numpy")),
     "quantize": (("edgekit.stages.quantize",), ("torch", "numpy", "brevitas")),
     "export-quant": (
-        ("edgekit.stages.export_quant",),
+        ("edgekit.stages.export_quant", "edgekit.qonnx_graph"),
         ("torch", "brevitas", "qonnx", "onnx", "onnxruntime", "onnxoptimizer"),
     ),
     "synth": (("edgekit.stages.synth",), ("hls4ml",)),
-    "onnx-file": (("edgekit.stages.onnx_file",), ("onnx", "onnxruntime", "numpy")),
+    "onnx-file": (("edgekit.stages.onnx_file", "edgekit.qonnx_graph"), ("onnx", "onnxruntime", "qonnx", "numpy")),
 }
 
 

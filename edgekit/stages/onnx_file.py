@@ -19,7 +19,7 @@ import numpy as np
 
 from edgekit.artifacts import ExportedGraph, FloatModel, ModelSource
 from edgekit.data import Dataset
-from edgekit.errors import InputError
+from edgekit.errors import InputError, ToolchainError
 from edgekit.jsonio import write_json
 from edgekit.metrics import task_metric
 from edgekit.progress import say
@@ -28,6 +28,8 @@ from edgekit.zoo import ModelSpec
 __all__ = ["OnnxFile", "OnnxFileRunner", "check_batches", "export_from_file", "inspect_file", "reference_from_file"]
 
 MODEL_FILE = "model.onnx"
+CLEAN_FILE = "model.qonnx.clean.onnx"
+CLEAN_CHECK_SAMPLES = 2048
 BATCH = "batch"
 
 
@@ -44,6 +46,8 @@ class OnnxFile:
     n_parameters: int
     quant_nodes: int  # QONNX Quant / BipolarQuant nodes
     qdq_nodes: int  # QuantizeLinear / DequantizeLinear
+    # Quant nodes the FPGA targets cannot compute exactly: "name: why" (a float scale, a zero point, a rounding)
+    inexact_quant: tuple[str, ...] = ()
 
 
 def _load(path: Path) -> Any:
@@ -88,6 +92,7 @@ def inspect_file(path: Path) -> OnnxFile:
     if len(graph.output) > 1:
         say(f"  note: {path.name} has {len(graph.output)} outputs; edgekit validates the first, {graph.output[0].name}")
     ops = [n.op_type for n in graph.node]
+    inexact = _inexact_quant_nodes(graph)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     n_parameters = int(sum(int(np.prod(i.dims)) for i in graph.initializer))
     return OnnxFile(
@@ -100,7 +105,43 @@ def inspect_file(path: Path) -> OnnxFile:
         n_parameters=n_parameters,
         quant_nodes=sum(op in ("Quant", "BipolarQuant", "Trunc") for op in ops),
         qdq_nodes=sum(op in ("QuantizeLinear", "DequantizeLinear") for op in ops),
+        inexact_quant=inexact,
     )
+
+
+def _inexact_quant_nodes(graph: Any) -> tuple[str, ...]:
+    """QONNX Quant nodes whose arithmetic the FPGA targets do not reproduce bit for bit.
+
+    hls4ml and the RTL path compute fixed point: a scale must be a power of two (a float scale gives silently
+    different numbers through hls4ml), the zero point zero, and the rounding brevitas' half-to-even
+    (``ROUND``), which every target here computes.
+    """
+    from onnx import numpy_helper
+
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:  # brevitas also writes scales as Constant nodes
+        if node.op_type == "Constant" and node.attribute:
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    found = []
+    for node in graph.node:
+        if node.op_type != "Quant":
+            continue
+        scale, zero = constants.get(node.input[1]), constants.get(node.input[2])
+        rounding = next((a.s.decode() for a in node.attribute if a.name == "rounding_mode"), "ROUND")
+        if scale is None:
+            found.append(f"{node.name}: its scale is computed, not a constant")
+        elif not np.all(scale > 0) or not np.allclose(np.log2(scale), np.round(np.log2(scale)), rtol=0, atol=0):
+            found.append(f"{node.name}: scale {float(np.ravel(scale)[0]):.6g} is not a power of two")
+        elif zero is not None and np.any(zero != 0):
+            found.append(f"{node.name}: zero point {float(np.ravel(zero)[0]):g} (the FPGA flow is symmetric)")
+        elif rounding != "ROUND":
+            found.append(f"{node.name}: rounding {rounding} (the FPGA targets round half to even, ROUND)")
+    initializers = {i.name for i in graph.initializer}
+    for node in graph.node:  # a float bias is rounded to some fixed-point type on the FPGA, and differs
+        if node.op_type in ("Gemm", "Conv") and len(node.input) > 2 and node.input[2] in initializers:
+            found.append(f"{node.name or node.op_type}: its bias is float, not quantized (give the layer bias_quant="
+                         "Int32Bias, or bias=False)")  # fmt: skip
+    return tuple(found)
 
 
 def _session(path: Path) -> Any:
@@ -171,8 +212,12 @@ def reference_from_file(spec: ModelSpec, source: ModelSource, data: Dataset, out
     """The file (batch axis dynamic), its onnxruntime outputs on the held-out inputs, and the golden vectors."""
     started = time.perf_counter()
     info = inspect_file(Path(source.location))
-    _with_dynamic_batch(Path(source.location), out_dir / MODEL_FILE, data.x_test)
-    outputs = _run(_session(out_dir / MODEL_FILE), data.x_test, 256)
+    if info.quant_nodes:  # QONNX: qonnx's executor runs Quant nodes (onnxruntime has no such operator)
+        shutil.copyfile(source.location, out_dir / MODEL_FILE)
+        outputs = _qonnx_run(out_dir / MODEL_FILE, data.x_test)
+    else:
+        _with_dynamic_batch(Path(source.location), out_dir / MODEL_FILE, data.x_test)
+        outputs = _run(_session(out_dir / MODEL_FILE), data.x_test, 256)
     metric_name = spec.recipe.metric
     if spec.recipe.task == "classification" and (outputs.ndim != 2 or outputs.shape[1] < len(data.classes)):
         raise InputError(
@@ -194,7 +239,8 @@ def reference_from_file(spec: ModelSpec, source: ModelSource, data: Dataset, out
         out_dir / "train.json", {"onnx_file": info, "held_out_" + metric_name: metric, "data_sha256": data.sha256}
     )
     wall = time.perf_counter() - started
-    say(f"  ran {Path(source.location).name} in onnxruntime in {wall:.1f} s (no training): held-out {metric_name} "
+    runtime = "qonnx's executor" if info.quant_nodes else "onnxruntime"
+    say(f"  ran {Path(source.location).name} in {runtime} in {wall:.1f} s (no training): held-out {metric_name} "
         f"{metric:.4f}")  # fmt: skip
     return FloatModel(
         name=spec.name,
@@ -210,10 +256,54 @@ def reference_from_file(spec: ModelSpec, source: ModelSource, data: Dataset, out
     )
 
 
+QONNX_BATCH = 512  # qonnx's executor runs a graph resized to each batch
+
+
+def _qonnx_run(path: Path | Any, x: np.ndarray) -> np.ndarray:
+    """qonnx's executor on ``x``, in batches (``path``: the file, or its graph already loaded)."""
+    from edgekit.qonnx_graph import ModelWrapper, cleanup_model, execute_graph
+
+    model = cleanup_model(ModelWrapper(str(path))) if isinstance(path, Path) else path
+    parts = [execute_graph(model, x[i : i + QONNX_BATCH], "QONNX file") for i in range(0, len(x), QONNX_BATCH)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _clean_qonnx(model: FloatModel, float_root: Path, out_dir: Path) -> ExportedGraph:
+    """A QONNX file cleaned for hls4ml and the RTL path, checked to compute what the file computes."""
+    from edgekit.qonnx_graph import clean_for_fpga, execute_graph
+
+    spatial = len(model.input_shape) > 1
+    clean = clean_for_fpga(float_root / model.weights, out_dir / CLEAN_FILE, spatial)
+    golden = np.load(float_root / model.golden_inputs)[:CLEAN_CHECK_SAMPLES]
+    expected = np.load(float_root / model.golden_float_outputs)[:CLEAN_CHECK_SAMPLES]
+    got = execute_graph(clean, np.ascontiguousarray(np.moveaxis(golden, 1, -1) if spatial else golden), "clean QONNX")
+    if got.shape != expected.shape or np.abs(got - expected).max() != 0:
+        raise ToolchainError(
+            f"the cleaned copy of {Path(model.source.location).name} (channels last, Gemm as MatMul) does not compute "
+            f"what the file computes on {len(golden)} held-out samples",
+            hint="a graph form qonnx's cleanup changes; please report it with the file",
+        )
+    graph = clean.graph
+    return ExportedGraph(
+        path=CLEAN_FILE,
+        format="qonnx-clean",
+        input_name=graph.input[0].name,
+        output_name=graph.output[0].name,
+        opset=inspect_file(float_root / model.weights).opset,
+        exporter=f"the user's QONNX file ({Path(model.source.location).name}), qonnx cleanup",
+    )
+
+
 def export_from_file(model: FloatModel, float_root: Path, out_dir: Path) -> ExportedGraph:
-    """The file as the exported graph every float ONNX target compiles (a copy: stages own their folders)."""
+    """The file as the exported graph its targets compile (a copy: stages own their folders).
+
+    A QONNX file is cleaned for the FPGA targets (the form hls4ml and the RTL path read), and the clean copy
+    is checked against qonnx's run of the file.
+    """
     shutil.copyfile(float_root / model.weights, out_dir / MODEL_FILE)
     info = inspect_file(out_dir / MODEL_FILE)
+    if info.quant_nodes:
+        return _clean_qonnx(model, float_root, out_dir)
     return ExportedGraph(
         path=MODEL_FILE,
         format="onnx-float",
@@ -225,18 +315,34 @@ def export_from_file(model: FloatModel, float_root: Path, out_dir: Path) -> Expo
 
 
 class OnnxFileRunner:
-    """The reference of an ONNX file: onnxruntime's CPU run of the file itself."""
+    """The reference of an ONNX file: onnxruntime's CPU run of the file itself (qonnx's executor for QONNX)."""
 
     clock = "wall clock (time.perf_counter_ns), host CPU"
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
+        self._path = path
+        self._qonnx = inspect_file(path).quant_nodes > 0
+        if self._qonnx:
+            import qonnx
+
+            from edgekit.qonnx_graph import ModelWrapper, cleanup_model
+
+            self._graph = cleanup_model(ModelWrapper(str(path)))
+            self._session = None
+            self.description = f"qonnx {getattr(qonnx, '__version__', '')} executor run of the file itself".replace(
+                "  ", " "
+            )
+            return
         self._session = _session(path)
         self._name = self._session.get_inputs()[0].name
         self.description = f"onnxruntime {ort.__version__} (CPU) run of the file itself"
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if self._qonnx:
+            return _qonnx_run(self._graph, x)
+        assert self._session is not None
         return np.asarray(self._session.run(None, {self._name: x})[0], dtype=np.float32)
 
     def synchronize(self) -> None:

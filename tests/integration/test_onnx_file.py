@@ -127,3 +127,68 @@ def test_bad_files_are_named(cli, tmp_path: Path) -> None:  # type: ignore[no-un
         assert run.returncode == 2 and message in run.stderr, (name, run.stderr)
         assert "Traceback" not in run.stderr
     assert not (tmp_path / "b").exists()
+
+
+BREVITAS_QONNX = """\
+import torch
+from torch import nn
+from brevitas import nn as qnn
+from brevitas.export import export_qonnx
+from brevitas.quant import Int32Bias, {act}, {weight}
+
+torch.manual_seed(0)
+model = nn.Sequential(
+    qnn.QuantIdentity(act_quant={act}, return_quant_tensor=True),
+    qnn.QuantLinear(10, 16, bias=True, weight_quant={weight}, bias_quant={bias}, return_quant_tensor=True),
+    qnn.QuantReLU(act_quant={act}, return_quant_tensor=True),
+    qnn.QuantLinear(16, 3, bias=True, weight_quant={weight}, bias_quant={bias}),
+)
+model.train()
+with torch.no_grad():  # brevitas collects its activation statistics on these batches
+    for _ in range(8):
+        model(torch.randn(256, 10))
+model.eval()
+export_qonnx(model, torch.zeros(1, 10), export_path={path!r}, dynamo=False)
+"""
+
+
+def _brevitas_qonnx(path: Path, act: str, weight: str, bias: str = "Int32Bias") -> Path:
+    """A colleague's brevitas network (their own quantizers, not edgekit's), exported with export_qonnx."""
+    import subprocess
+    import sys
+
+    script = BREVITAS_QONNX.format(act=act, weight=weight, bias=bias, path=str(path))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and path.is_file(), run.stderr[-2000:]
+    return path
+
+
+def test_a_brevitas_qonnx_file_is_exact_on_the_fpga_targets(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("hls4ml", reason="needs the fpga extra: pip install 'edgekit[fpga]'")
+    _brevitas_qonnx(tmp_path / "q.onnx", "Int8ActPerTensorFixedPoint", "Int8WeightPerTensorFixedPoint")
+    _data(tmp_path / "events.npz")
+    run = cli("compile", "q.onnx", "--data", "events.npz", "-t", "fpga-xcvu13p", "-t", "fpga-xcvu13p-rtl",
+              "--out", "b", "--json", "-q", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    validation = run.json()["validation"]
+    assert (
+        "qonnx" in validation["reference"]["runner"] and "run of the file itself" in validation["reference"]["runner"]
+    )
+    rows = {t["target"]: t for t in validation["targets"]}
+    assert {"fpga-xcvu13p", "fpga-xcvu13p-rtl"} <= set(rows)
+    assert all(t["max_abs_diff_vs_float"] == 0 and t["status"] == "ok" for t in rows.values())  # exact vs the file
+    gates = [g["name"] for g in rows["fpga-xcvu13p"]["gates"]]
+    assert "max_abs_diff_vs_float" in gates
+
+
+def test_a_qonnx_file_with_float_scales_is_refused_for_the_fpga(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _brevitas_qonnx(tmp_path / "q.onnx", "Int8ActPerTensorFloat", "Int8WeightPerTensorFloat")
+    _data(tmp_path / "events.npz")
+    run = cli("compile", "q.onnx", "--data", "events.npz", "-t", "fpga-xcvu13p", "--out", "b", cwd=tmp_path)
+    assert run.returncode == 2 and "cannot compute this QONNX file exactly" in run.stderr, run.stderr
+    assert "is not a power of two" in run.stderr and not (tmp_path / "b").exists()
+    _brevitas_qonnx(tmp_path / "fb.onnx", "Int8ActPerTensorFixedPoint", "Int8WeightPerTensorFixedPoint", "None")
+    float_bias = cli("compile", "fb.onnx", "--data", "events.npz", "-t", "fpga-xcvu13p", "--out", "b", cwd=tmp_path)
+    assert float_bias.returncode == 2 and "its bias is float, not quantized" in float_bias.stderr, float_bias.stderr
+    cpu = cli("compile", "q.onnx", "--data", "events.npz", "--out", "b", cwd=tmp_path)
+    assert cpu.returncode == 2 and "compiled for the FPGA targets only" in cpu.stderr, cpu.stderr
