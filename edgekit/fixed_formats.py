@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["describe_format", "fixed_point_formats"]
+__all__ = ["describe_format", "fixed_point_formats", "inexact_quant_nodes", "step_of"]
 
 
 def describe_format(scale: Any, bit_width: Any, signed: bool) -> str:
@@ -82,3 +82,38 @@ def step_of(fmt: str) -> float | None:
         return None
     width, integer = (int(v) for v in fmt[fmt.index("<") + 1 : -1].split(","))
     return math.ldexp(1.0, integer - width)
+
+
+def inexact_quant_nodes(graph: Any) -> tuple[str, ...]:
+    """QONNX Quant nodes whose arithmetic the FPGA targets do not reproduce bit for bit.
+
+    hls4ml and the RTL path compute fixed point: a scale must be a power of two (a float scale gives silently
+    different numbers through hls4ml), the zero point zero, and the rounding brevitas' half-to-even
+    (``ROUND``), which every target here computes.
+    """
+    from onnx import numpy_helper
+
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:  # brevitas also writes scales as Constant nodes
+        if node.op_type == "Constant" and node.attribute:
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    found = []
+    for node in graph.node:
+        if node.op_type != "Quant":
+            continue
+        scale, zero = constants.get(node.input[1]), constants.get(node.input[2])
+        rounding = next((a.s.decode() for a in node.attribute if a.name == "rounding_mode"), "ROUND")
+        if scale is None:
+            found.append(f"{node.name}: its scale is computed, not a constant")
+        elif not np.all(scale > 0) or not np.allclose(np.log2(scale), np.round(np.log2(scale)), rtol=0, atol=0):
+            found.append(f"{node.name}: scale {float(np.ravel(scale)[0]):.6g} is not a power of two")
+        elif zero is not None and np.any(zero != 0):
+            found.append(f"{node.name}: zero point {float(np.ravel(zero)[0]):g} (the FPGA flow is symmetric)")
+        elif rounding != "ROUND":
+            found.append(f"{node.name}: rounding {rounding} (the FPGA targets round half to even, ROUND)")
+    initializers = {i.name for i in graph.initializer}
+    for node in graph.node:  # a float bias is rounded to some fixed-point type on the FPGA, and differs
+        if node.op_type in ("Gemm", "Conv") and len(node.input) > 2 and node.input[2] in initializers:
+            found.append(f"{node.name or node.op_type}: its bias is float, not quantized (give the layer bias_quant="
+                         "Int32Bias, or bias=False)")  # fmt: skip
+    return tuple(found)

@@ -27,6 +27,7 @@ from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
 from edgekit.planning import (
     TargetPlan,
+    brevitas_layers,
     check_brevitas_model,
     check_logic_size,
     check_memory,
@@ -57,6 +58,7 @@ from edgekit.steps import (
     Graph,
     compile_targets,
     run_export,
+    run_export_brevitas,
     run_export_file,
     run_profile,
     run_prune,
@@ -445,6 +447,7 @@ class BuildPlan:
     plans: list[TargetPlan]
     quant_plans: dict[str, QuantPlan]
     root: Path
+    brevitas: bool = False  # the model's layers are brevitas': its own quantizers, its QONNX export on the FPGA
 
 
 def plan_build(request: CompileRequest) -> BuildPlan:
@@ -476,7 +479,8 @@ def plan_build(request: CompileRequest) -> BuildPlan:
         spec = replace(spec, recipe=recipe)
     source = replace(spec.source, options=settings.model_options)
     target_names = request.targets or spec.recipe.default_targets
-    given = source.kind == "onnx"
+    brevitas = source.kind != "onnx" and bool(brevitas_layers(instantiate(source)))
+    given = source.kind == "onnx" or brevitas  # a graph (a file, a brevitas model's export) compiled as it is
     plans = [plan_target(name, model_layers, settings.quant.enabled, given) for name in dict.fromkeys(target_names)]
     if source.kind == "onnx":  # a file taken as it is: its own input shape, float ONNX targets only
         import tempfile
@@ -492,7 +496,8 @@ def plan_build(request: CompileRequest) -> BuildPlan:
         spec = replace(spec, recipe=replace(spec.recipe, input_shape=info.input_shape))
         root = Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
         return BuildPlan(request, spec, settings, source, plans, {}, root)
-    check_brevitas_model(source, settings, plans)
+    if brevitas:
+        plans = check_brevitas_model(source, settings, plans, tuple(spec.recipe.input_shape))
     if settings.train.standardize:  # the fold needs a first layer it can fold into: checked before any work
         from edgekit.standardize import first_layer
 
@@ -510,7 +515,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     root = Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root} is a file, not a directory", hint="give --out a folder (new or a build's)")
-    return BuildPlan(request, spec, settings, source, plans, quant_plans, root)
+    return BuildPlan(request, spec, settings, source, plans, quant_plans, root, brevitas)
 
 
 def compile_model(request: CompileRequest) -> BuildResult:
@@ -533,6 +538,11 @@ def compile_model(request: CompileRequest) -> BuildResult:
         targets = ", ".join(p.profile.name for p in planned.plans)
         say(f"edgekit {__version__}: {planned.spec.name} -> {targets} in {planned.root}")
         return _build(planned, data, build_dir, started)
+
+
+def _exact_graph(plan: TargetPlan, planned: BuildPlan) -> bool:
+    """A target that compiles a brevitas model's own quantized export (an FPGA or an INT8 target)."""
+    return planned.brevitas and (plan.profile.family == "fpga" or plan.profile.precision == "int8")
 
 
 def _raw_feature_precision(planned: BuildPlan, data: Dataset) -> BuildPlan:
@@ -592,8 +602,15 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
     quantized, quant_exports, quant_files, quant_records = run_quantization(
         spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, data, request.force
     )
+    brevitas_graphs: dict[str, Graph] = {}  # a brevitas model's own exports: "qonnx-clean" (FPGA), "qcdq" (INT8)
+    wanted = {"qonnx-clean" if p.profile.family == "fpga" else "qcdq" for p in plans if _exact_graph(p, planned)}
+    for fmt in sorted(wanted):
+        exported, record = run_export_brevitas(spec, build_dir, base_model, base_sha, fmt, request.force)
+        folder = root / record.directory
+        brevitas_graphs[fmt] = Graph(exported, folder / exported.path, record.files[exported.path])
+        quant_records.append(record)
     profiled: Graph | None = None
-    if not from_file and any(_takes_torch(p) for p in plans):
+    if not from_file and not planned.brevitas and any(_takes_torch(p) for p in plans):
         profiled, profile_record = run_profile(
             spec, settings, build_dir, base_model, base_dir, base_sha, data, request.force
         )
@@ -602,6 +619,8 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
     for plan in plans:
         if from_file:  # the file (a QONNX file: its clean copy) is what every target of it compiles
             graphs[plan.profile.name] = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
+        elif _exact_graph(plan, planned):
+            graphs[plan.profile.name] = brevitas_graphs["qonnx-clean" if plan.profile.family == "fpga" else "qcdq"]
         elif _takes_torch(plan) and profiled is not None:
             graphs[plan.profile.name] = profiled
         elif plan.family is None:

@@ -493,20 +493,60 @@ def brevitas_layers(model: Any) -> list[str]:
     ]
 
 
-def check_brevitas_model(source: ModelSource, settings: Settings, plans: list[TargetPlan]) -> None:
-    """A model made of brevitas layers is refused, with the reason, where edgekit would quantize it again."""
+def check_brevitas_model(
+    source: ModelSource, settings: Settings, plans: list[TargetPlan], input_shape: tuple[int, ...]
+) -> list[TargetPlan]:
+    """A model of brevitas layers is taken as the quantized model it is, for the targets that can take it.
+
+    The FPGA targets compile its QONNX export and are held exact to its own forward (the returned plans carry
+    that gate); the float ONNX targets build its fake-quantization graph. ``--quant`` (it is quantized
+    already), pruning, the INT8 targets and the Inductor targets are refused with the reason, and so is a
+    quantizer fixed point cannot compute exactly (from an export of the untrained model), before any work.
+    """
     found = brevitas_layers(instantiate(source))
     if not found:
-        return
-    needs = [p.profile.name for p in plans if p.family is not None or p.profile.family == "fpga"]
+        return plans
     shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-    if settings.quant.enabled or needs:
-        why = "--quant" if settings.quant.enabled else f"target(s) {', '.join(needs)}"
+    what = f"the model is already quantized with brevitas ({shown})"
+    if settings.quant.enabled:
         raise ConfigError(
-            f"the model is already quantized with brevitas ({shown}); {why} needs the float network, which "
-            "edgekit quantizes itself (taking brevitas models as they are is not supported yet)",
-            hint="give the same network with torch.nn layers (nn.Linear, nn.Conv2d, nn.ReLU) and --quant wNaM "
-            "(per-layer bits under [quant.layers.NAME]); a brevitas model builds as it is only for the float "
-            "targets (cpu-onnxruntime), as a fake-quantization graph",
+            f"{what}: --quant would quantize it again",
+            hint="drop --quant: its own quantizers are used as they are (edgekit quantizes float networks)",
         )
-    say(f"  note: the model has brevitas layers ({shown}): the float targets build its fake-quantization graph")
+    if settings.prune.method != "none":
+        raise ConfigError(f"{what}: pruning a brevitas model is not supported", hint="prune the float network")
+    for plan in plans:
+        name = plan.profile.name
+        if plan.family is not None and plan.backend is not None and plan.backend.name != "onnxruntime":
+            raise ConfigError(
+                f"{what}: {name} is not taken for a brevitas model yet; its own quantizers go to the FPGA targets "
+                "(QONNX), cpu-onnxruntime-int8 (QCDQ) and the float ONNX targets",
+                hint="build it for fpga-xcvu13p, fpga-xcvu13p-rtl or cpu-onnxruntime-int8",
+            )
+        torch_only = plan.backend is not None and getattr(plan.backend, "float_graph", "onnx") == "torch"
+        if torch_only and plan.profile.family != "fpga":
+            raise ConfigError(
+                f"{what}: {name} compiles float PyTorch models (torch.export)", hint="use cpu-onnxruntime"
+            )
+    exacting = [p for p in plans if p.profile.family == "fpga" or p.family is not None]
+    if exacting:
+        from edgekit.stages.export_brevitas import untrained_quant_problems
+
+        int8 = any(p.family == "int8" for p in exacting)
+        problems = untrained_quant_problems(source, input_shape, int8)
+        if problems:
+            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+            raise ConfigError(
+                f"{what}: {exacting[0].profile.name} cannot compute its quantizers exactly: {shown}",
+                hint="use power-of-two scales (brevitas' *FixedPoint quantizers, e.g. Int8WeightPerTensorFixedPoint, "
+                "Int8ActPerTensorFixedPoint), zero points 0, and bias_quant=Int32Bias",
+            )
+    say(f"  note: {what}: its own quantizers are used as they are")
+    gates = {"max_abs_diff_vs_float": 0.0, "max_abs_diff_vs_quantized": None}  # its forward is the reference
+    exact = Layer("a brevitas model: exact against its own forward", {"gates": gates})
+    return [
+        replace(p, settings=merge_settings([Layer("target", to_plain(p.settings)), exact]), family=None)
+        if p in exacting
+        else p
+        for p in plans
+    ]

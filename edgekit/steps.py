@@ -31,6 +31,7 @@ __all__ = [
     "Graph",
     "compile_targets",
     "run_export",
+    "run_export_brevitas",
     "run_export_file",
     "run_profile",
     "run_prune",
@@ -58,6 +59,10 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("torch", "brevitas", "qonnx", "onnx", "onnxruntime", "onnxoptimizer"),
     ),
     "synth": (("edgekit.stages.synth",), ("hls4ml",)),
+    "export-brevitas": (
+        ("edgekit.stages.export_brevitas", "edgekit.qonnx_graph", "edgekit.fixed_formats"),
+        ("torch", "brevitas", "qonnx", "onnx", "onnxruntime"),
+    ),
     "onnx-file": (("edgekit.stages.onnx_file", "edgekit.qonnx_graph"), ("onnx", "onnxruntime", "qonnx", "numpy")),
 }
 
@@ -155,6 +160,22 @@ def run_export_file(
     produce = partial(export_from_file, model, build_dir.root / "float")
     inputs = {"file": file_sha, "code": spec.code_sha256}
     return _stage(build_dir, "export", "export", ExportedGraph, inputs, stage_identity("onnx-file"), produce, force)
+
+
+def run_export_brevitas(
+    spec: ModelSpec, build_dir: BuildDir, model: FloatModel, weights_sha: str, fmt: str, force: bool
+) -> tuple[ExportedGraph, StageRecord]:
+    """A brevitas model's own export: QONNX and its clean copy (``qonnx-clean``) or ``qcdq``, checked against it."""
+    from edgekit.stages.export_brevitas import export_brevitas_qcdq, export_brevitas_qonnx
+
+    qonnx = fmt == "qonnx-clean"
+    say(f"[export] {'QONNX' if qonnx else 'QCDQ'} of the brevitas model's own quantizers "
+        f"(for the {'FPGA' if qonnx else 'INT8'} targets)")  # fmt: skip
+    produce = partial(export_brevitas_qonnx if qonnx else export_brevitas_qcdq, model, build_dir.root / "float")
+    inputs = {"weights": weights_sha, "code": spec.code_sha256, "source": model.source, "format": fmt}
+    folder = "export-brevitas" if qonnx else "export-brevitas-qcdq"
+    identity = stage_identity("export-brevitas")
+    return _stage(build_dir, folder, folder, ExportedGraph, inputs, identity, produce, force)
 
 
 def run_prune(

@@ -20,12 +20,20 @@ import numpy as np
 from edgekit.artifacts import ExportedGraph, FloatModel, ModelSource
 from edgekit.data import Dataset
 from edgekit.errors import InputError, ToolchainError
+from edgekit.fixed_formats import inexact_quant_nodes
 from edgekit.jsonio import write_json
 from edgekit.metrics import task_metric
 from edgekit.progress import say
 from edgekit.zoo import ModelSpec
 
-__all__ = ["OnnxFile", "OnnxFileRunner", "check_batches", "export_from_file", "inspect_file", "reference_from_file"]
+__all__ = [
+    "OnnxFile",
+    "OnnxFileRunner",
+    "check_batches",
+    "export_from_file",
+    "inspect_file",
+    "reference_from_file",
+]
 
 MODEL_FILE = "model.onnx"
 CLEAN_FILE = "model.qonnx.clean.onnx"
@@ -92,7 +100,7 @@ def inspect_file(path: Path) -> OnnxFile:
     if len(graph.output) > 1:
         say(f"  note: {path.name} has {len(graph.output)} outputs; edgekit validates the first, {graph.output[0].name}")
     ops = [n.op_type for n in graph.node]
-    inexact = _inexact_quant_nodes(graph)
+    inexact = inexact_quant_nodes(graph)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     n_parameters = int(sum(int(np.prod(i.dims)) for i in graph.initializer))
     return OnnxFile(
@@ -107,41 +115,6 @@ def inspect_file(path: Path) -> OnnxFile:
         qdq_nodes=sum(op in ("QuantizeLinear", "DequantizeLinear") for op in ops),
         inexact_quant=inexact,
     )
-
-
-def _inexact_quant_nodes(graph: Any) -> tuple[str, ...]:
-    """QONNX Quant nodes whose arithmetic the FPGA targets do not reproduce bit for bit.
-
-    hls4ml and the RTL path compute fixed point: a scale must be a power of two (a float scale gives silently
-    different numbers through hls4ml), the zero point zero, and the rounding brevitas' half-to-even
-    (``ROUND``), which every target here computes.
-    """
-    from onnx import numpy_helper
-
-    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for node in graph.node:  # brevitas also writes scales as Constant nodes
-        if node.op_type == "Constant" and node.attribute:
-            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    found = []
-    for node in graph.node:
-        if node.op_type != "Quant":
-            continue
-        scale, zero = constants.get(node.input[1]), constants.get(node.input[2])
-        rounding = next((a.s.decode() for a in node.attribute if a.name == "rounding_mode"), "ROUND")
-        if scale is None:
-            found.append(f"{node.name}: its scale is computed, not a constant")
-        elif not np.all(scale > 0) or not np.allclose(np.log2(scale), np.round(np.log2(scale)), rtol=0, atol=0):
-            found.append(f"{node.name}: scale {float(np.ravel(scale)[0]):.6g} is not a power of two")
-        elif zero is not None and np.any(zero != 0):
-            found.append(f"{node.name}: zero point {float(np.ravel(zero)[0]):g} (the FPGA flow is symmetric)")
-        elif rounding != "ROUND":
-            found.append(f"{node.name}: rounding {rounding} (the FPGA targets round half to even, ROUND)")
-    initializers = {i.name for i in graph.initializer}
-    for node in graph.node:  # a float bias is rounded to some fixed-point type on the FPGA, and differs
-        if node.op_type in ("Gemm", "Conv") and len(node.input) > 2 and node.input[2] in initializers:
-            found.append(f"{node.name or node.op_type}: its bias is float, not quantized (give the layer bias_quant="
-                         "Int32Bias, or bias=False)")  # fmt: skip
-    return tuple(found)
 
 
 def _session(path: Path) -> Any:

@@ -168,35 +168,6 @@ def test_a_data_file_that_does_not_fit(cli, tmp_path: Path) -> None:  # type: ig
     assert not (tmp_path / "b").exists()
 
 
-BREVITAS_NET = """\
-from torch import nn
-from brevitas import nn as qnn
-from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
-
-
-def build():
-    return nn.Sequential(
-        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True),
-        qnn.QuantLinear(16, 12, bias=True, weight_quant=Int8WeightPerTensorFixedPoint, return_quant_tensor=True),
-        qnn.QuantReLU(),
-        qnn.QuantLinear(12, 5, bias=True, weight_quant=Int8WeightPerTensorFixedPoint),
-    )
-"""
-
-
-@pytest.mark.parametrize(
-    ("extra", "why"), [(("--quant", "w6a8"), "--quant needs"), (("-t", "fpga-xcvu13p"), "fpga-xcvu13p needs")]
-)
-def test_a_brevitas_model_is_refused_where_it_would_be_quantized_again(cli, tmp_path: Path, extra, why) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("brevitas", reason="needs the quant extra: pip install 'edgekit[quant]'")
-    (tmp_path / "qnets.py").write_text(BREVITAS_NET)
-    run = cli("compile", "qnets:build", "--recipe", "jet_tagger", "--tiny", *extra, "--out", "b", cwd=tmp_path)
-    assert run.returncode == 2, run.stderr
-    assert "already quantized with brevitas (QuantIdentity '0', QuantLinear '1'" in run.stderr and why in run.stderr
-    _no_traceback(run)
-    assert not (tmp_path / "b").exists()
-
-
 def test_model_folder_path(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from edgekit.zoo import models_dir
 
