@@ -191,6 +191,9 @@ def load(build_dir: str | Path, target: str | None = None) -> Deployed:
 
     The build is checked as ``edgekit validate`` checks it (references unchanged, artifacts present), and the
     target's backend must be able to run here (an FPGA target needs g++ for its emulation).
+
+    >>> with edgekit.load("build/jet_tagger", "cpu-onnxruntime") as target:  # doctest: +SKIP
+    ...     target.predict(x).argmax(axis=1)  # doctest: +SKIP
     """
     from edgekit.backends import get_backend
     from edgekit.errors import BackendUnavailable

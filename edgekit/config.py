@@ -182,6 +182,13 @@ class SynthSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of a build, merged once: code defaults < target profile < recipe < ``--set``.
+
+    >>> import edgekit
+    >>> edgekit.Settings().train.epochs, edgekit.Settings().quant.enabled
+    (20, False)
+    """
+
     train: TrainSettings = TrainSettings()
     export: ExportSettings = ExportSettings()
     latency: LatencySettings = LatencySettings()

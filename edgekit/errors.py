@@ -37,7 +37,15 @@ GATES_FAILED = 1
 
 
 class EdgekitError(Exception):
-    """Root of every deliberate edgekit error: a message, a hint and an exit code."""
+    """Root of every deliberate edgekit error: a message, a hint and an exit code.
+
+    >>> import edgekit
+    >>> try:
+    ...     edgekit.load_target("fpga-nonexistent")
+    ... except edgekit.EdgekitError as err:
+    ...     print(err.exit_code, "unknown target" in err.message)
+    2 True
+    """
 
     exit_code = 2
 
@@ -57,7 +65,15 @@ class EdgekitError(Exception):
 
 
 class ConfigError(EdgekitError):
-    """A recipe, target profile or command-line setting is wrong."""
+    """A recipe, target profile or command-line setting is wrong (exit code 2).
+
+    >>> import edgekit
+    >>> try:
+    ...     edgekit.compile_model(edgekit.CompileRequest("jet_tagger", overrides=("train.epoch=3",)))
+    ... except edgekit.ConfigError as err:
+    ...     print(err.message)
+    command line --set: unknown key 'epoch' in [train]
+    """
 
     exit_code = 2
 
@@ -67,19 +83,39 @@ class UnknownNameError(ConfigError):
 
 
 class InputError(EdgekitError):
-    """A file is missing or corrupt, or data does not fit the model."""
+    """A file is missing or corrupt, or data does not fit the model (exit code 2).
+
+    >>> import edgekit
+    >>> try:
+    ...     edgekit.compile_model(edgekit.CompileRequest("missing.onnx"))
+    ... except edgekit.InputError as err:
+    ...     print(err.message)
+    ONNX file missing.onnx does not exist
+    """
 
     exit_code = 2
 
 
 class BackendUnavailable(EdgekitError):
-    """The backend a target needs is not part of edgekit yet or is not installed."""
+    """The backend a target needs is not part of edgekit yet or is not installed (exit code 3).
+
+    >>> import edgekit
+    >>> edgekit.BackendUnavailable("tensorrt is not installed", hint="pip install 'edgekit[tensorrt]'").exit_code
+    3
+    """
 
     exit_code = 3
 
 
 class ToolchainError(EdgekitError):
-    """An external tool or foreign runtime failed while building or running an artifact."""
+    """An external tool or foreign runtime failed while building or running an artifact (exit code 4).
+
+    ``log_path`` names the tool's captured log, when there is one.
+
+    >>> import edgekit
+    >>> edgekit.ToolchainError("g++ failed", log_path=None).exit_code
+    4
+    """
 
     exit_code = 4
 

@@ -119,6 +119,11 @@ class BuildResult:
 
     ``exit_code`` is 0 when every gate passed and 1 when one failed (see ``report.targets`` for which);
     ``load(target)`` runs a compiled artifact on your own arrays (:func:`edgekit.load`).
+
+    >>> result = edgekit.compile(net, data=(x_train, y_train, x_test, y_test))  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+    >>> result.load("cpu-onnxruntime").predict(x_test[:4]).shape  # doctest: +SKIP
+    (4, 5)
     """
 
     build_dir: Path
@@ -519,7 +524,11 @@ def plan_build(request: CompileRequest) -> BuildPlan:
 
 
 def compile_model(request: CompileRequest) -> BuildResult:
-    """Build and validate ``request.model`` for each requested target.
+    """Build and validate ``request.model`` for each requested target (what ``edgekit compile`` runs).
+
+    >>> result = compile_model(CompileRequest("jet_tagger", ("cpu-onnxruntime",), tiny=True))  # doctest: +SKIP
+    >>> result.exit_code, result.build_dir  # doctest: +SKIP
+    (0, PosixPath('build/jet_tagger-tiny'))
 
     Everything that can be checked is checked before the build folder is touched: settings, targets,
     quantization plans, the data. The build then holds the folder (a second build into it is refused).
@@ -785,7 +794,11 @@ def open_build(root: Path) -> OpenedBuild:
 
 
 def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
-    """Re-run every compiled target of an existing build against its golden vectors and gates."""
+    """Re-run every compiled target of an existing build against its golden vectors and gates (``edgekit validate``).
+
+    >>> validate_build(Path("build/jet_tagger"), ("gates.min_metric=0.9",)).exit_code  # doctest: +SKIP
+    0
+    """
     read_manifest(root)  # a clear error for a folder that is not a build, before taking its lock
     with BuildDir(root).locked(f"edgekit validate {root}"):
         return _revalidate(root, overrides)

@@ -70,6 +70,13 @@ class FpgaSpec:
 
 @dataclass(frozen=True)
 class TargetProfile:
+    """A target's hardware profile, from one TOML file (``targets/``): family, backend, precision, part, clock.
+
+    >>> import edgekit
+    >>> edgekit.load_target("cpu-onnxruntime-int8").precision
+    'int8'
+    """
+
     schema_version: int
     name: str
     description: str
@@ -105,11 +112,23 @@ def _shipped() -> dict[str, Path]:
 
 
 def list_targets() -> list[TargetProfile]:
+    """Every shipped target profile (``edgekit targets``).
+
+    >>> import edgekit
+    >>> "fpga-xcvu13p" in [t.name for t in edgekit.list_targets()]
+    True
+    """
     return [load_target(str(path)) for path in _shipped().values()]
 
 
 def load_target(name_or_path: str) -> TargetProfile:
-    """A shipped profile by name, or a profile TOML by path."""
+    """A shipped profile by name, or a profile TOML by path.
+
+    >>> import edgekit
+    >>> profile = edgekit.load_target("fpga-xcvu13p")
+    >>> profile.family, profile.backend
+    ('fpga', 'hls4ml')
+    """
     looks_like_path = name_or_path.endswith(".toml") or "/" in name_or_path
     if looks_like_path:
         path = Path(name_or_path)

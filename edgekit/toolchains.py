@@ -99,7 +99,12 @@ def _cuda() -> Toolchain:
 
 
 def doctor() -> list[Toolchain]:
-    """Probe every toolchain edgekit can use. Never raises for a missing one."""
+    """Probe every toolchain edgekit can use. Never raises for a missing one (``edgekit doctor``).
+
+    >>> import edgekit
+    >>> "g++" in [t.name for t in edgekit.doctor()]
+    True
+    """
     found = [_program(*p) for p in _PROGRAMS]
     found += [_package(*p) for p in _PACKAGES]
     found.append(_cuda())

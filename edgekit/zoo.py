@@ -130,6 +130,12 @@ def models_dir() -> Path:
 
 
 def list_models() -> list[Recipe]:
+    """The model zoo's recipes (``edgekit models``).
+
+    >>> import edgekit
+    >>> "jet_tagger" in [r.name for r in edgekit.list_models()]
+    True
+    """
     return [load_recipe(p) for p in sorted(models_dir().glob("*/recipe.toml"))]
 
 
@@ -210,7 +216,13 @@ def generic_recipe(model: str) -> Recipe:
 
 
 def resolve_model(spec: str, recipe: str | None = None, data: str | None = None) -> ModelSpec:
-    """``spec`` is a zoo name, a model folder, or ``module:factory`` (which needs ``recipe`` or a ``data`` file)."""
+    """``spec`` is a zoo name, a model folder, an ONNX file, or ``module:factory`` (with ``recipe`` or ``data``).
+
+    >>> import edgekit
+    >>> spec = edgekit.resolve_model("jet_tagger")
+    >>> spec.name, tuple(spec.recipe.input_shape)
+    ('jet_tagger', (16,))
+    """
     if spec.startswith(OBJECT_PREFIX):  # a model object handed to edgekit.compile
         key = spec.removeprefix(OBJECT_PREFIX)
         model = registered(key)

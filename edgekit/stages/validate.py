@@ -119,6 +119,14 @@ class LayerError:
 
 @dataclass(frozen=True)
 class TargetResult:
+    """One row of a validation report: a target (or a reference), its metric, agreement and gates.
+
+    >>> result = edgekit.compile(net, data=arrays, targets=["fpga-xcvu13p"], quant="w6a8")  # doctest: +SKIP
+    >>> row = result.report.targets[0]  # doctest: +SKIP
+    >>> row.passed, row.max_abs_diff_vs_quantized, [g.name for g in row.failed_gates()]  # doctest: +SKIP
+    (True, 0.0, [])
+    """
+
     target: str
     backend: str
     status: Status
@@ -161,6 +169,13 @@ class TargetResult:
 
 @dataclass(frozen=True)
 class ValidationReport:
+    """The validation of one build: the float reference, every target, and the extra references.
+
+    >>> report = edgekit.validate_build(Path("build/jet_tagger")).report  # doctest: +SKIP
+    >>> report.passed, [t.target for t in report.targets]  # doctest: +SKIP
+    (True, ['cpu-onnxruntime'])
+    """
+
     model: str
     metric_name: str
     reference: TargetResult
