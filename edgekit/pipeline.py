@@ -44,6 +44,7 @@ from edgekit.reconstruction import compression_summary
 from edgekit.report import write_report
 from edgekit.report_html import write_html_report
 from edgekit.schema import build, to_plain
+from edgekit.stages.train import UNQUANTIZED
 from edgekit.stages.validate import (
     GoldenSet,
     HostTail,
@@ -648,6 +649,12 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
     float_module = None if from_file else load_float_model(float_model, root / "float")
     reference = _float_reference(float_model, float_module, root / "float", golden_float, settings)
     golden, quant_golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
+    if planned.brevitas and (root / "float" / UNQUANTIZED).is_file():
+        twin = reference_from_outputs(
+            "float twin (brevitas, quantization disabled)", "brevitas", "brevitas forward, every quantizer disabled",
+            _load_array(root / "float" / UNQUANTIZED), golden_float, settings.validation.max_samples,
+        )  # fmt: skip
+        extra_refs = (*extra_refs, twin)
     beside: dict[str, list[TargetResult]] = {}  # emulators a backend validates beside the target's own
     for plan in plans:
         name = plan.profile.name

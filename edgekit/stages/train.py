@@ -20,7 +20,9 @@ from edgekit.torch_model import instantiate
 from edgekit.training import batched_outputs, fit, seed_everything
 from edgekit.zoo import ModelSpec, user_error, where_in_user_code
 
-__all__ = ["train_float_model"]
+__all__ = ["UNQUANTIZED", "train_float_model"]
+
+UNQUANTIZED = "golden_unquantized_outputs.npy"  # a brevitas model's outputs with its quantizers disabled
 
 
 def _check_model(model: nn.Module, spec: ModelSpec, x: np.ndarray, per_sample: tuple[int, ...], why: str) -> None:
@@ -71,6 +73,14 @@ def train_float_model(
     outputs = batched_outputs(model, x_test, threads=settings.train.threads)
     metric_name = spec.recipe.metric
     history.append({"held_out_" + metric_name: task_metric(metric_name, outputs, y_test)})
+    if any(type(m).__module__.startswith("brevitas.nn") for m in model.modules()):
+        # a brevitas model's outputs above are its quantized forward (the build's reference); its float twin,
+        # the same weights with every quantizer disabled, is reported beside it
+        from brevitas.graph.calibrate import quantization_status_manager
+
+        off = {"disable_act_quant": True, "disable_weight_quant": True, "disable_bias_quant": True}
+        with quantization_status_manager(model, is_training=False, **off):
+            np.save(out_dir / UNQUANTIZED, batched_outputs(model, x_test, threads=settings.train.threads))
 
     torch.save(model.state_dict(), out_dir / "model.pt")
     np.save(out_dir / "golden_inputs.npy", x_test)

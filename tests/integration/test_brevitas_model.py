@@ -43,6 +43,8 @@ def test_a_brevitas_network_is_exact_against_its_own_forward_on_every_quantized_
     for name in TARGETS:  # the reference is the brevitas model's forward: every target gated at 0 difference
         assert rows[name]["max_abs_diff_vs_float"] == 0, name
         assert any(g["name"] == "max_abs_diff_vs_float" and g["threshold"] == 0 for g in rows[name]["gates"]), name
+    twin = [r for r in run.json()["validation"]["extra_references"] if r["target"].startswith("float twin")]
+    assert len(twin) == 1 and twin[0]["max_abs_diff_vs_float"] > 0  # quantizers off: other numbers
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     graphs = {name: manifest["targets"][name]["graph"]["format"] for name in TARGETS}
     assert graphs == {"fpga-xcvu13p": "qonnx-clean", "fpga-xcvu13p-rtl": "qonnx-clean", "cpu-onnxruntime-int8": "qcdq"}
