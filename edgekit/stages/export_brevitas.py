@@ -68,8 +68,13 @@ def untrained_quant_problems(source: ModelSource, input_shape: tuple[int, ...], 
     from edgekit.fixed_formats import inexact_quant_nodes
 
     model = instantiate(source)
-    with torch.no_grad():  # brevitas sizes runtime-statistics scales on a first forward
-        model.train()(torch.randn((8, *input_shape)))
+    try:
+        with torch.no_grad():  # brevitas sizes runtime-statistics scales on a first forward
+            model.train()(torch.randn((8, *input_shape)))
+    except Exception as err:  # the user's forward, on inputs of the recipe's shape
+        from edgekit.zoo import user_error
+
+        raise user_error(err, f"the model's forward on inputs of shape {input_shape} (recipe input_shape)") from err
     with tempfile.TemporaryDirectory(prefix="edgekit-brevitas-") as folder:
         path = Path(folder) / RAW
         _export(model, input_shape, path)
