@@ -108,6 +108,7 @@ class SweepSpec:
     overrides: tuple[str, ...] = ()
     recipe: str | None = None
     code_sha256: str = ""  # the model's code and recipe: a change invalidates every finished point
+    data: str | None = None  # a data file for the built-in loader (--data), as an absolute path
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, tuple[Any, ...]]:
@@ -210,7 +211,7 @@ def _request(spec: SweepSpec, point: SweepPoint, targets: tuple[str, ...], out: 
 
     return CompileRequest(
         spec.model, targets, out=out, recipe=spec.recipe, tiny=spec.tiny, quant=point.quant, prune=point.prune,
-        overrides=(*spec.overrides, *point.layer_overrides),
+        overrides=(*spec.overrides, *point.layer_overrides), data=spec.data,
     )  # fmt: skip
 
 
@@ -667,6 +668,8 @@ def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
         words.append("--tiny")
     if spec.recipe:
         words += ["--recipe", spec.recipe]
+    if spec.data:
+        words += ["--data", spec.data]
     for override in (*spec.overrides, *point.layer_overrides):
         words += ["--set", override]
     return shlex.join(words)

@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-t", "--target", action="append", default=[], metavar="TARGET", help="repeatable")
     s.add_argument("-o", "--out", type=Path, help="sweep folder (default: build/sweep-MODEL)")
     s.add_argument("--recipe", help="recipe for a module:factory model")
+    s.add_argument("--data", metavar="FILE", help="inputs and labels from a data file (as edgekit compile --data)")
     _add_trial_flags(s, "point")
     s.add_argument("--retry-failed", action="store_true", help="run failed points again")
     s.add_argument("--best", metavar="CONDITIONS", help='pick a point, e.g. "accuracy>=0.74, lut<=20000"')
@@ -377,7 +378,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     from edgekit.zoo import resolve_model
 
-    spec = resolve_model(args.model, args.recipe)
+    spec = resolve_model(args.model, args.recipe, args.data)
     recipe_grid, recipe_targets = grid_from_recipe(spec.recipe.sweep)
     grid = parse_grid(args.grid) if args.grid else recipe_grid
     if not grid:
@@ -388,11 +389,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     targets = tuple(args.target) or recipe_targets or tuple(spec.recipe.default_targets)
     # paths resolved here: Ray workers may run in another directory (or on another node of a cluster)
     targets = tuple(str(Path(t).resolve()) if Path(t).suffix == ".toml" else t for t in targets)
-    model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
+    model = str(Path(args.model).resolve()) if Path(args.model).is_dir() or Path(args.model).is_file() else args.model
+    data = str(Path(args.data).resolve()) if args.data else None
     recipe = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
     root = args.out or Path("build") / f"sweep-{spec.name}"
     overrides = absolute_set_flags(args.overrides)  # a relative data path is this folder's, not a worker's
-    sweep = SweepSpec(model, targets, str(root.resolve()), args.tiny, overrides, recipe, spec.code_sha256)
+    sweep = SweepSpec(model, targets, str(root.resolve()), args.tiny, overrides, recipe, spec.code_sha256, data)
     points = grid_points(grid)
     quiet = args.quiet or args.json
     progress = None if quiet else print_progress_line

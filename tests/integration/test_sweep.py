@@ -218,3 +218,28 @@ def test_a_nested_model_sweeps_with_a_per_layer_setting(tmp_path: Path) -> None:
         assert plan["encoder.0.fc"]["weight_bits"] == 3 and plan["encoder.1.fc"]["weight_bits"] == row["weight_bits"]
         assert row["fpga-xcvu13p.status"] == "pass"
     assert "quant.layers.encoder.0.fc.weight_bits=3" in result["rebuild"]
+
+
+def test_a_factory_and_a_data_file_sweep(tmp_path: Path) -> None:
+    """module:factory with --data and no recipe: every point reads the file, and the rebuild command names it."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 6)).astype(np.float32)
+    np.savez(tmp_path / "ev.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    (tmp_path / "nets.py").write_text(
+        "from torch import nn\ndef mlp():\n    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "edgekit", "sweep", "nets:mlp", "--data", "ev.npz", "--tiny", "--grid",
+         "weight_bits=4,8", "--target", "cpu-onnxruntime-int8", "--out", "sw", "--workers", "1", "--json",
+         "--best", "accuracy>=0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    assert len(result["rows"]) == 2
+    golden = np.load(tmp_path / "sw" / "points" / result["rows"][0]["point"] / "build" / "float" / "golden_inputs.npy")
+    assert golden.shape == (80, 6)  # a fifth of the file's 400 samples, held out
+    assert f"--data {tmp_path / 'ev.npz'}" in result["rebuild"]
