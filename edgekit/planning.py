@@ -451,13 +451,7 @@ def check_onnx_file(
                     hint="build it for fpga-xcvu13p, fpga-xczu7ev-stream or fpga-xcvu13p-rtl; for a CPU or GPU "
                     "target export the model as QCDQ (QuantizeLinear/DequantizeLinear) or float ONNX",
                 )
-            if inexact:
-                shown = "; ".join(inexact[:3]) + (f"; and {len(inexact) - 3} more" if len(inexact) > 3 else "")
-                raise ConfigError(
-                    f"{name} cannot compute this QONNX file exactly: {shown}",
-                    hint="export it with power-of-two scales (brevitas' *FixedPoint quantizers, e.g. "
-                    "Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint), zero points 0 and ROUND",
-                )
+            _refuse_inexact(f"{name} cannot compute this QONNX file exactly", inexact)
             continue
         if plan.profile.family == "fpga":
             raise ConfigError(
@@ -480,8 +474,31 @@ def check_onnx_file(
 
     if not quant_nodes:
         return plans
-    exact = Layer("a QONNX file: exact against qonnx's run of it", {"gates": {"max_abs_diff_vs_float": 0.0}})
-    return [replace(p, settings=merge_settings([Layer("target", to_plain(p.settings)), exact])) for p in plans]
+    return _held_exact(plans, plans, "a QONNX file: exact against qonnx's run of it")
+
+
+def _refuse_inexact(what: str, problems: tuple[str, ...]) -> None:
+    """Refuse, naming the first problems, a graph the fixed-point targets cannot compute exactly."""
+    if not problems:
+        return
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    raise ConfigError(
+        f"{what}: {shown}",
+        hint="use power-of-two scales (brevitas' *FixedPoint quantizers, e.g. Int8WeightPerTensorFixedPoint, "
+        "Int8ActPerTensorFixedPoint), zero points 0, ROUND, and quantized biases (bias_quant=Int32Bias)",
+    )
+
+
+def _held_exact(plans: list[TargetPlan], chosen: list[TargetPlan], why: str) -> list[TargetPlan]:
+    """``chosen`` plans gated exact against the build's reference (a file's run, a brevitas model's forward)."""
+    gates = {"max_abs_diff_vs_float": 0.0, "max_abs_diff_vs_quantized": None}  # the reference is not a twin
+    exact = Layer(why, {"gates": gates})
+    return [
+        replace(p, settings=merge_settings([Layer("target", to_plain(p.settings)), exact]), family=None)
+        if p in chosen
+        else p
+        for p in plans
+    ]
 
 
 def brevitas_layers(model: Any) -> list[str]:
@@ -534,19 +551,6 @@ def check_brevitas_model(
 
         int8 = any(p.family == "int8" for p in exacting)
         problems = untrained_quant_problems(source, input_shape, int8)
-        if problems:
-            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-            raise ConfigError(
-                f"{what}: {exacting[0].profile.name} cannot compute its quantizers exactly: {shown}",
-                hint="use power-of-two scales (brevitas' *FixedPoint quantizers, e.g. Int8WeightPerTensorFixedPoint, "
-                "Int8ActPerTensorFixedPoint), zero points 0, and bias_quant=Int32Bias",
-            )
+        _refuse_inexact(f"{what}: {exacting[0].profile.name} cannot compute its quantizers exactly", problems)
     say(f"  note: {what}: its own quantizers are used as they are")
-    gates = {"max_abs_diff_vs_float": 0.0, "max_abs_diff_vs_quantized": None}  # its forward is the reference
-    exact = Layer("a brevitas model: exact against its own forward", {"gates": gates})
-    return [
-        replace(p, settings=merge_settings([Layer("target", to_plain(p.settings)), exact]), family=None)
-        if p in exacting
-        else p
-        for p in plans
-    ]
+    return _held_exact(plans, exacting, "a brevitas model: exact against its own forward")
