@@ -46,7 +46,7 @@ def test_standardization_on_the_fpga_keeps_the_accuracy(tmp_path: Path, capsys: 
     # model trains to 0.515 on the raw features and the FPGA's 8-bit raw input leaves 0.270
     assert float_metric >= 0.85
     assert fpga.max_abs_diff_vs_quantized == 0 and plain_fpga.max_abs_diff_vs_quantized == 0
-    assert fpga.metric >= 0.96 * float_metric
+    assert fpga.metric >= 0.95 * float_metric
     assert fpga.metric >= plain_fpga.metric + 0.3
     request = standardized.manifest["request"]["overrides"]
     assert any(o.startswith("quant.input_bits=") for o in request)  # raw features: raised, and recorded
