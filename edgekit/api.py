@@ -91,7 +91,8 @@ def compile(  # the verb users look for; it shadows the builtin only inside this
     """Build and validate ``model`` for each of ``targets``; returns a :class:`~edgekit.pipeline.BuildResult`.
 
     ``model``: an ``nn.Module`` (trained further from its current weights by the recipe's trainer; set
-    ``settings={"train": {"epochs": 0}}`` to take it as trained), a function that returns one, a zoo name
+    ``settings={"train": {"epochs": 0}}`` to take it as trained), a function that returns one (called with
+    torch seeded at 0), a zoo name
     or ``"module:factory"``. ``data``: ``(x_train, y_train, x_test, y_test)`` (or a dict of those, with
     ``classes``), a data file (``.npz``, ``.npy``, ``.h5``, ``.csv``, ``.parquet``), or None for the recipe's
     loader. Without a ``recipe``, integer labels make a classification, other numbers a regression, targets

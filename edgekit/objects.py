@@ -71,8 +71,12 @@ def spec_for(model: Any) -> str:
         return object_spec(model)
     name = getattr(model, "__name__", repr(model))
     if callable(model):
-        try:
-            made = model()
+        import torch
+
+        try:  # seeded as a zoo factory is: the same function gives the same weights, so its builds cache
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                made = model()
         except Exception as err:
             from edgekit.zoo import user_error
 

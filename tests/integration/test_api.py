@@ -89,6 +89,9 @@ def test_a_factory_function_a_request_object_and_bad_arguments(tmp_path: Path) -
 
     first = edgekit.compile(build, data=_arrays(), targets=["cpu-onnxruntime"], out=tmp_path / "a", quiet=True)
     assert first.exit_code == 0
+    again = edgekit.compile(build, data=_arrays(), targets=["cpu-onnxruntime"], out=tmp_path / "a", quiet=True)
+    assert again.manifest["model"]["source"] == first.manifest["model"]["source"]  # seeded: the same object key
+    assert next(s for s in again.manifest["stages"] if s["name"] == "train")["cached"]
     with first.load() as deployed:  # the only target
         assert deployed.predict(_arrays()[2]).shape == (80, 3)
     request = CompileRequest(build(), ("cpu-onnxruntime",), out=tmp_path / "b", data=None, recipe=None)
@@ -112,7 +115,7 @@ def test_a_factory_in_main_by_name(tmp_path: Path) -> None:
         "def build():\n"
         "    return nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5))\n"
         f"r = compile_model(CompileRequest('__main__:build', ('cpu-onnxruntime',), out={str(tmp_path / 'b')!r},"
-        " recipe='jet_tagger', tiny=True))\n"
+        " recipe='jet_tagger', tiny=True, overrides=('train.epochs=6',)))\n"
         "print('EXIT', r.exit_code, r.manifest['model']['source']['kind'])\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
