@@ -9,14 +9,13 @@ quantized tensors on one forward pass (activations) and from the weight quantize
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["describe_format", "fixed_point_formats", "inexact_quant_nodes", "step_of"]
+__all__ = ["describe_format", "fixed_point_formats", "inexact_quant_nodes"]
 
 
 def describe_format(scale: Any, bit_width: Any, signed: bool) -> str:
@@ -74,14 +73,6 @@ def fixed_point_formats(model: nn.Module, sample: np.ndarray) -> dict[str, dict[
         for hook in hooks:
             hook.remove()
     return formats
-
-
-def step_of(fmt: str) -> float | None:
-    """The resolution (one LSB) of a ``fixed<W,I>`` format with one integer width, else None."""
-    if not fmt.startswith(("fixed<", "ufixed<")) or ".." in fmt:
-        return None
-    width, integer = (int(v) for v in fmt[fmt.index("<") + 1 : -1].split(","))
-    return math.ldexp(1.0, integer - width)
 
 
 def inexact_quant_nodes(graph: Any) -> tuple[str, ...]:

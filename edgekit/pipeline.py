@@ -442,6 +442,11 @@ def _float_reference(
     return evaluate_runner("float reference", "torch", TorchRunner(module), golden, settings, None)
 
 
+def _build_root(request: CompileRequest, spec: ModelSpec) -> Path:
+    """``--out``, or ``build/NAME`` (``build/NAME-tiny`` for the tiny variant)."""
+    return Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """Everything a build decides before it touches its folder: settings, targets, quantization plans."""
@@ -500,8 +505,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
                 check_batches(Path(source.location), info.input_shape, Path(folder))
         check_memory(settings, plans, info.input_shape)
         spec = replace(spec, recipe=replace(spec.recipe, input_shape=info.input_shape))
-        root = Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
-        return BuildPlan(request, spec, settings, source, plans, {}, root)
+        return BuildPlan(request, spec, settings, source, plans, {}, _build_root(request, spec))
     if brevitas:
         plans = check_brevitas_model(source, settings, plans, tuple(spec.recipe.input_shape))
     if settings.train.standardize:  # the fold needs a first layer it can fold into: checked before any work
@@ -518,7 +522,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     check_recurrent(source, plans)
     check_synthesis(settings, plans)
     check_memory(settings, plans, tuple(spec.recipe.input_shape))
-    root = Path(request.out) if request.out else Path("build") / (spec.name + ("-tiny" if request.tiny else ""))
+    root = _build_root(request, spec)
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root} is a file, not a directory", hint="give --out a folder (new or a build's)")
     return BuildPlan(request, spec, settings, source, plans, quant_plans, root, brevitas)

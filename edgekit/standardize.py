@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from edgekit.data import MIN_INPUT_STEPS
 from edgekit.errors import ConfigError
 
 __all__ = ["Standardized", "feature_stats", "first_layer", "fold_into"]
@@ -101,7 +102,6 @@ def fold_into(layer: nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
 
 
 MAX_BITS = 16  # the widest a quantizer takes (QuantSettings' limit)
-MIN_INPUT_STEPS = 16  # as edgekit.data's warning: the narrowest feature keeps at least this many input codes
 
 
 def raw_feature_precision(x: np.ndarray, input_bits: int, weight_bits: int, first: str) -> tuple[dict[str, int], str]:

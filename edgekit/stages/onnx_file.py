@@ -295,7 +295,6 @@ class OnnxFileRunner:
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
-        self._path = path
         self._qonnx = inspect_file(path).quant_nodes > 0
         if self._qonnx:
             import qonnx

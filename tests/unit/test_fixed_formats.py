@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgekit.data import input_range_warning
-from edgekit.fixed_formats import describe_format, step_of
+from edgekit.fixed_formats import describe_format
 
 
 @pytest.mark.parametrize(
@@ -22,12 +22,6 @@ from edgekit.fixed_formats import describe_format, step_of
 )
 def test_formats_from_scales(scale: object, bits: int, signed: bool, expected: str) -> None:
     assert describe_format(np.asarray(scale), bits, signed) == expected
-
-
-def test_steps_of_formats() -> None:
-    assert step_of("fixed<8,4>") == 2.0**-4
-    assert step_of("ufixed<6,0>") == 2.0**-6
-    assert step_of("fixed<6,1..3>") is None
 
 
 def test_a_feature_a_hundred_times_wider_is_warned_about() -> None:
