@@ -108,6 +108,10 @@ class GateSettings:
     max_dsp: float | None = field(default=None, metadata={"min": 0.0})
     max_bram_18k: float | None = field(default=None, metadata={"min": 0.0})
     max_fpga_latency_ns: float | None = field(default=None, metadata={"min": 0.0})
+    # The clock the placed and routed design reaches (a routed RTL target's nextpnr timing): timing met or not.
+    min_fmax_mhz: float | None = field(default=None, metadata={"min": 0.0})
+    # Used over available of the part, for its most used resource: over 1.0 the design does not fit.
+    max_utilization: float | None = field(default=1.0, metadata={"min": 0.0})
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ chose:
 
 * multipliers = ceil(non-zero weights per output pass / reuse factor); a Conv
   layer computes one output pixel per pass (hls4ml's default parallelization);
+* a weight of plus or minus a power of two is a shift, not a multiplier: no DSP
+  and no LUT (the latency strategy hard-wires the weights, and synthesis turns
+  a product with 2^k into wiring; its sign folds into the adder tree);
 * a multiplier goes to a DSP48 when both operands are wider than 9 bits, else to
   LUTs at about (weight bits x input bits) / 2 LUTs: at low precision Vivado HLS
   builds constant multiplications from LUTs and the DSP count drops to zero
@@ -25,14 +28,45 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from edgekit.targets import FpgaSpec
 
-__all__ = ["Estimate", "LayerEstimate", "LayerFacts", "estimate"]
+__all__ = ["CALIBRATION", "PUBLISHED", "Calibration", "Estimate", "LayerEstimate", "LayerFacts", "estimate"]
 
 DSP_MIN_WIDTH = 10
 BRAM18_WIDTH, BRAM18_DEPTH = 36, 512
+
+
+@dataclass(frozen=True)
+class PublishedDesign:
+    name: str
+    quant: str  # edgekit's --quant for the same bit widths
+    training: str  # "ptq" or "qat"
+    figures: dict[str, float]  # lut, ff, dsp, latency_ns after Vivado synthesis
+
+
+# Fahim et al., "hls4ml: An Open-Source Codesign Workflow to Empower Scientific Low-Power Machine Learning
+# Devices", arXiv:2103.05579 (2021), Table 1: the 16-64-32-32-5 jet tagger, Xilinx VU9P, 200 MHz, latency
+# strategy. bench/bench_calibration.py builds the same architecture and bit widths through edgekit.
+PUBLISHED = (
+    PublishedDesign("16-bit PTQ", "w16a16", "ptq", {"lut": 89_209, "dsp": 1_852, "ff": 11_266, "latency_ns": 50}),
+    PublishedDesign("14-bit PTQ", "w14a14", "ptq", {"lut": 90_019, "dsp": 1_132, "ff": 9_262, "latency_ns": 50}),
+    PublishedDesign("6-bit QAT", "w6a6", "qat", {"lut": 63_251, "dsp": 38, "ff": 4_394, "latency_ns": 45}),
+)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A factor on one estimated total and the band (low, high factor) the published rows leave around it."""
+
+    coefficient: float
+    band: tuple[float, float]
+
+
+# Fitted by bench/bench_calibration.py to PUBLISHED (geometric mean of published / estimate); filled below.
+CALIBRATION: dict[str, Calibration] = {}
+CALIBRATION_SOURCE = "arXiv:2103.05579 Table 1 (3 Vivado designs of the jet tagger)"
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,7 @@ class LayerFacts:
     outputs_per_pass: int = 0  # n_out for Dense, filters for Conv
     passes: int = 1  # output pixels for Conv
     reuse_factor: int = 1
+    shift_weights: int = 0  # non-zero weights that are +-2^k: shifts, no multiplier
 
 
 @dataclass(frozen=True)
@@ -74,6 +109,9 @@ class Estimate:
     initiation_interval: int
     utilization: dict[str, float]  # fraction of the part, per resource
     method: str = "edgekit analytical estimate (no synthesis)"
+    # the formula's totals before calibration, and per calibrated resource the band around the figure above
+    uncalibrated: dict[str, float] = field(default_factory=dict)
+    band: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _layer(facts: LayerFacts, strategy: str) -> LayerEstimate:
@@ -81,7 +119,7 @@ def _layer(facts: LayerFacts, strategy: str) -> LayerEstimate:
         return LayerEstimate(facts.name, facts.kind, 0, 0, 0, 0, 0, 1 if facts.kind != "other" else 0, 1)
     reuse = max(1, facts.reuse_factor)
     per_pass = facts.nonzero_weights
-    multipliers = math.ceil(per_pass / reuse)
+    multipliers = math.ceil(max(0, per_pass - facts.shift_weights) / reuse)
     wide = min(facts.weight_bits, facts.input_bits) >= DSP_MIN_WIDTH
     dsp = multipliers * (2 if max(facts.weight_bits, facts.input_bits) > 27 else 1) if wide else 0
     mult_lut = 0 if wide else multipliers * math.ceil(facts.weight_bits * facts.input_bits / 2)
@@ -101,7 +139,14 @@ def _layer(facts: LayerFacts, strategy: str) -> LayerEstimate:
 
 
 def estimate(layers: Sequence[LayerFacts], fpga: FpgaSpec) -> Estimate:
-    per_layer = tuple(_layer(f, fpga.strategy) for f in layers)
+    raw = tuple(_layer(f, fpga.strategy) for f in layers)
+
+    def scaled(value: int, key: str) -> int:
+        return round(value * CALIBRATION[key].coefficient) if key in CALIBRATION else value
+
+    per_layer = tuple(
+        replace(e, lut=scaled(e.lut, "lut"), ff=scaled(e.ff, "ff"), dsp=scaled(e.dsp, "dsp")) for e in raw
+    )
     if fpga.io_type == "io_stream":
         slowest = max((e.initiation_interval for e in per_layer), default=1)
         cycles = slowest + sum(e.latency_cycles - e.initiation_interval for e in per_layer)
@@ -120,6 +165,15 @@ def estimate(layers: Sequence[LayerFacts], fpga: FpgaSpec) -> Estimate:
         "dsp": totals["dsp"] / capacity.dsp if capacity.dsp else 0.0,
         "bram_18k": totals["bram_18k"] / capacity.bram_18k if capacity.bram_18k else 0.0,
     }
+    uncalibrated = {
+        "lut": float(sum(e.lut for e in raw)),
+        "ff": float(sum(e.ff for e in raw)),
+        "dsp": float(sum(e.dsp for e in raw)),
+        "latency_ns": cycles * fpga.clock_period_ns,
+    }
+    method = "edgekit analytical estimate (no synthesis)"
+    if CALIBRATION:
+        method = f"edgekit analytical estimate calibrated to {CALIBRATION_SOURCE} (no synthesis)"
     return Estimate(
         layers=per_layer,
         lut=totals["lut"],
@@ -130,4 +184,7 @@ def estimate(layers: Sequence[LayerFacts], fpga: FpgaSpec) -> Estimate:
         latency_ns=cycles * fpga.clock_period_ns,
         initiation_interval=max((e.initiation_interval for e in per_layer), default=1),
         utilization=utilization,
+        method=method,
+        uncalibrated=uncalibrated,
+        band={k: c.band for k, c in CALIBRATION.items()},
     )

