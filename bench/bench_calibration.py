@@ -8,7 +8,9 @@ Table 1: the 16-64-32-32-5 jet tagger on a Xilinx VU9P at 200 MHz, latency
 strategy, after Vivado synthesis. edgekit builds the zoo's jet tagger (the same
 16-64-32-32-5 architecture, trained here on synthetic jets, so the weights
 differ) at the same bit widths through its hls4ml target (fpga-xcvu13p: the
-same UltraScale+ fabric and clock) and prints its analytical estimate beside
+same UltraScale+ fabric and clock): the PTQ rows through edgekit's float path
+(hls4ml's own post-training quantization, every type 16 or 14 bits wide, as
+the paper made them), the QAT row from brevitas at w6a6. It prints its analytical estimate beside
 each published figure, the ratio published / estimate, the multiplicative
 coefficient per resource that fits the rows best (geometric mean of the
 ratios) and the band the rows leave around it. The coefficients and band that
@@ -21,14 +23,28 @@ import argparse
 import json
 import math
 import platform
+import tempfile
 from pathlib import Path
 
 from edgekit.fpga_estimate import CALIBRATION, PUBLISHED
 from edgekit.pipeline import CompileRequest, compile_model
 from edgekit.progress import configure
+from edgekit.targets import targets_dir
 
 TARGET = "fpga-xcvu13p"
 RESOURCES = ("lut", "ff", "dsp", "latency_ns")
+
+
+def _float_profile(folder: Path, bits: int) -> Path:
+    """fpga-xcvu13p with hls4ml's float-path types ``bits`` wide."""
+    text = (targets_dir() / f"{TARGET}.toml").read_text().replace(f'name = "{TARGET}"', f'name = "{TARGET}-ptq{bits}"')
+    if "[backend_options]" in text:
+        text = text.replace("[backend_options]", f"[backend_options]\nfloat_width_bits = {bits}", 1)
+    else:
+        text += f"\n[backend_options]\nfloat_width_bits = {bits}\n"
+    path = folder / f"{TARGET}-ptq{bits}.toml"
+    path.write_text(text)
+    return path
 
 
 def main() -> None:
@@ -38,13 +54,16 @@ def main() -> None:
     args = parser.parse_args()
     configure(bars=False, messages=False)
     rows = []
-    for row in PUBLISHED:
-        overrides = ("quant.method=ptq",) if row.training == "ptq" else ()
-        build = compile_model(CompileRequest("jet_tagger", (TARGET,), out=args.out / row.quant, quant=row.quant,
-                                             overrides=overrides))  # fmt: skip
-        raw = build.manifest["artifacts"]["compiled"][TARGET]["info"]["estimate"]["uncalibrated"]
-        rows.append({"design": row.name, "quant": row.quant, "published": row.figures,
-                     "estimate": {k: float(raw[k]) for k in RESOURCES}})  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in PUBLISHED:
+            target = TARGET if row.float_bits is None else str(_float_profile(Path(tmp), row.float_bits))
+            name = row.quant or f"float{row.float_bits}"
+            print(f"building jet_tagger for {row.name} ({name}) ...", flush=True)
+            build = compile_model(CompileRequest("jet_tagger", (target,), out=args.out / name, quant=row.quant))
+            compiled = next(iter(build.manifest["artifacts"]["compiled"].values()))
+            raw = compiled["info"]["estimate"]["uncalibrated"]
+            rows.append({"design": row.name, "build": name, "published": row.figures,
+                         "estimate": {k: float(raw[k]) for k in RESOURCES}})  # fmt: skip
     fit = {}
     for key in RESOURCES:
         ratios = [r["published"][key] / r["estimate"][key] for r in rows if r["estimate"][key] > 0]

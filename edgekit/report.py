@@ -175,7 +175,8 @@ def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any], user_name
             f"{info['part']} at {1000 / info['clock_period_ns']:.0f} MHz, {info['io_type']}, {info['strategy']} "
             f"strategy, reuse factor {info['reuse_factor']}. **Estimates** ({est['method']}), not synthesis results.",
             "",
-            f"- latency {est['latency_cycles']} cycles = {est['latency_ns']:.0f} ns, "
+            f"- latency {est['latency_cycles']} cycles = {est['latency_ns']:.0f} ns"
+            f"{spread('latency_ns', est['latency_ns'])}, "
             f"initiation interval {est['initiation_interval']} cycles",
             f"- LUT {est['lut']:,}{spread('lut', est['lut'])} ({util['lut']:.1%}), "
             f"FF {est['ff']:,}{spread('ff', est['ff'])} ({util['ff']:.1%}), "

@@ -89,25 +89,38 @@ static inline std::string edgekit_weights_dir() {
 """
 
 
-def portable_config(project: Path, final_project: Path) -> None:
+def portable_config(project: Path, final_project: Path, model_file: str) -> None:
     """Rewrite ``hls4ml_config.yml`` so hls4ml's ``link_existing_project`` (a safe YAML loader) reads it.
 
-    hls4ml 1.3.0 writes the whole qonnx ModelWrapper into the file as a pickled Python object, and the
-    folder it wrote to (edgekit's staging folder) as ``OutputDir``. The model becomes the name of the graph
-    copied beside the project, the folder the project's final absolute path.
+    hls4ml 1.3.0 writes the source model itself into the file as a pickled Python object (a qonnx
+    ModelWrapper, or the torch module), and the folder it wrote to (edgekit's staging folder) as
+    ``OutputDir``. The model becomes the name of its file beside the project (``model_file``), the folder the
+    project's final absolute path; any other value YAML cannot write plainly becomes its plain equivalent.
     """
     import yaml
 
     path = project / "hls4ml_config.yml"
     config = yaml.unsafe_load(path.read_text())  # edgekit's own file, written a moment ago by hls4ml
-    if "OnnxModel" in config:
-        config["OnnxModel"] = "model.qonnx.onnx"
+    for key in ("OnnxModel", "PyTorchModel", "KerasModel"):
+        if key in config:
+            config[key] = model_file
     config["OutputDir"] = str(final_project)
-    try:
-        text = yaml.safe_dump(config, sort_keys=True)
-    except yaml.representer.RepresenterError as err:
-        raise ToolchainError(f"hls4ml's configuration holds a value YAML cannot write plainly: {err}") from err
-    path.write_text(text)
+    path.write_text(yaml.safe_dump(_plain(config), sort_keys=True))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists, tuples as lists, other objects by name."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return f"<{type(value).__module__}.{type(value).__name__}>"
 
 
 def _final_folder(out_dir: Path) -> Path:
@@ -527,9 +540,9 @@ class Hls4mlBackend:
                 else:
                     hls_model, config, extra = self._from_torch(graph_path, target, common)
                 hls_model.write()
-            if graph.format == "qonnx-clean":
-                shutil.copyfile(graph_path, project / "model.qonnx.onnx")
-            portable_config(project, (_final_folder(out_dir) / PROJECT_DIR).resolve())
+            model_file = "model.qonnx.onnx" if graph.format == "qonnx-clean" else "model.pt"
+            shutil.copyfile(graph_path, project / model_file)
+            portable_config(project, (_final_folder(out_dir) / PROJECT_DIR).resolve(), model_file)
         except (ConfigError, ToolchainError):
             raise
         except Exception as err:  # hls4ml raises bare Exceptions for unsupported layers

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from edgekit.fpga_estimate import LayerFacts, estimate
+from edgekit.fpga_estimate import CALIBRATION, PUBLISHED, LayerFacts, estimate
 from edgekit.targets import load_target
 
 DENSE = LayerFacts("fc", "dense", weights=1024, nonzero_weights=1024, weight_bits=6, input_bits=8,
@@ -38,16 +38,21 @@ def test_reuse_factor_divides_multipliers_and_raises_the_interval(vu13p) -> None
 def test_wide_operands_go_to_dsps(vu13p) -> None:  # type: ignore[no-untyped-def]
     narrow = estimate([DENSE], vu13p)
     wide = estimate([replace(DENSE, weight_bits=16, input_bits=16)], vu13p)
-    assert narrow.dsp == 0 and wide.dsp == 1024
-    assert wide.utilization["dsp"] == pytest.approx(1024 / 12288)
+    assert narrow.dsp == 0 and wide.uncalibrated["dsp"] == 1024 and wide.layers[0].multipliers == 1024
+    assert wide.dsp == round(1024 * CALIBRATION["dsp"].coefficient)
+    assert wide.utilization["dsp"] == pytest.approx(wide.dsp / 12288)
 
 
 def test_latency_in_ns_and_stream_overlap(vu13p) -> None:  # type: ignore[no-untyped-def]
     parallel = estimate([CONV, DENSE], vu13p)
     assert parallel.latency_ns == parallel.latency_cycles * 5.0
+    formula = sum(layer.latency_cycles for layer in parallel.layers)
+    assert parallel.uncalibrated["latency_ns"] == formula * 5.0
+    assert parallel.latency_cycles == round(formula * CALIBRATION["latency_ns"].coefficient)
     assert parallel.initiation_interval == 64  # one output pixel per cycle for 8x8 pixels
     stream = estimate([CONV, DENSE], replace(vu13p, io_type="io_stream"))
-    assert stream.latency_cycles < parallel.latency_cycles
+    assert stream.latency_cycles < formula  # overlapped layers (and not calibrated: the fit was io_parallel)
+    assert not stream.band and "uncalibrated" in stream.method and stream.lut == stream.uncalibrated["lut"]
 
 
 def test_resource_strategy_puts_weights_in_bram(vu13p) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +71,29 @@ def test_power_of_two_weights_are_shifts_not_multipliers(vu13p) -> None:  # type
     assert _shift_weights(weights) == 4
     wide = replace(DENSE, weight_bits=16, input_bits=16)
     plain, shifts = estimate([wide], vu13p), estimate([replace(wide, shift_weights=256)], vu13p)
-    assert shifts.layers[0].multipliers == 768 and shifts.dsp == 768 and plain.dsp == 1024
+    assert (
+        shifts.layers[0].multipliers == 768 and shifts.uncalibrated["dsp"] == 768 and plain.uncalibrated["dsp"] == 1024
+    )
     narrow = estimate([replace(DENSE, shift_weights=1024)], vu13p)
     assert narrow.layers[0].multipliers == 0 and narrow.lut < estimate([DENSE], vu13p).lut  # adders remain
     assert narrow.lut > 0
+
+
+def test_calibration_is_the_fit_of_the_published_rows_and_its_band_is_reported(vu13p) -> None:  # type: ignore[no-untyped-def]
+    """The factors are what bench/bench_calibration.py fits (geometric mean), the band is the rows' spread."""
+    import math
+
+    # the per-row ratios published / formula that bench_calibration.py printed (see CALIBRATION's comment)
+    ratios = {"lut": [1.352, 1.56, 0.65], "ff": [0.076, 0.071, 0.117], "dsp": [0.435, 0.266],
+              "latency_ns": [0.286, 0.286, 0.25]}  # fmt: skip
+    assert [row.name for row in PUBLISHED] == ["16-bit PTQ", "14-bit PTQ", "6-bit QAT"]
+    for key, values in ratios.items():
+        fitted = math.exp(sum(map(math.log, values)) / len(values))
+        assert CALIBRATION[key].coefficient == pytest.approx(fitted, rel=0.01), key
+        low, high = CALIBRATION[key].band
+        assert low == pytest.approx(min(values) / fitted, rel=0.01) and high == pytest.approx(
+            max(values) / fitted, rel=0.01
+        )
+    est = estimate([DENSE], vu13p)
+    assert est.band["lut"] == CALIBRATION["lut"].band and "calibrated to arXiv:2103.05579" in est.method
+    assert est.lut == round(est.uncalibrated["lut"] * CALIBRATION["lut"].coefficient)
