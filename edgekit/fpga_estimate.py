@@ -131,7 +131,7 @@ class Estimate:
     latency_ns: float
     initiation_interval: int
     utilization: dict[str, float]  # fraction of the part, per resource
-    method: str = "edgekit analytical estimate (no synthesis)"
+    method: str = "edgekit analytical estimate; no synthesis"
     # the formula's totals before calibration, and per calibrated resource the band around the figure above
     uncalibrated: dict[str, float] = field(default_factory=dict)
     band: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -200,9 +200,9 @@ def estimate(layers: Sequence[LayerFacts], fpga: FpgaSpec) -> Estimate:
         "dsp": float(sum(e.dsp for e in raw)),
         "latency_ns": formula_cycles * fpga.clock_period_ns,
     }
-    method = "edgekit analytical estimate, uncalibrated for this io type, strategy or reuse (no synthesis)"
+    method = "edgekit analytical estimate, uncalibrated for this io type, strategy or reuse; no synthesis"
     if factors:
-        method = f"edgekit analytical estimate calibrated to {CALIBRATION_SOURCE} (no synthesis)"
+        method = f"edgekit analytical estimate calibrated to {CALIBRATION_SOURCE}; no synthesis"
     return Estimate(
         layers=per_layer,
         lut=totals["lut"],

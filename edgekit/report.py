@@ -164,7 +164,7 @@ def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any], user_name
 
         def spread(key: str, value: float, band: dict[str, Any] = band) -> str:
             """The range the calibration's published designs leave around ``value``."""
-            if key not in band:
+            if key not in band or not value:
                 return ""
             low, high = band[key]
             return f" [{value * low:,.0f}-{value * high:,.0f}]"
@@ -193,7 +193,7 @@ def _fpga_section(compiled: dict[str, Any], synthesis: dict[str, Any], user_name
             ),
             *_synthesis_lines(synthesis.get(target)),
             "",
-            "| layer | kind | multipliers | DSP | LUT | FF | BRAM18 | latency (cycles) | II |",
+            "| layer | kind | multipliers | DSP | LUT | FF | BRAM18 | latency (cycles, formula) | II |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         weighted = [layer for layer in est["layers"] if layer["kind"] in ("dense", "conv")]
@@ -267,10 +267,11 @@ def _rtl_section(compiled: dict[str, Any], targets: dict[str, Any]) -> list[str]
             lines.append("| yosys | not run (synthesis = false) | | | | | |")
         if route:
             used = route["used"]
+            carry = f"{syn['carry']:,}" if syn else "-"  # every CCU2C of the netlist is placed (two LUT4 slots)
             lines.append(
                 f"| {route['label']} (LUT4 slots, carry chains included; I/O {used['io']} of "
                 f"{route['available']['io']}) | {share(used['lut'], 'lut')} | {share(used['ff'], 'ff')} "
-                f"| {used['dsp']} | - | - | {used['bram_18k']} |"
+                f"| {used['dsp']} | {carry} | - | {used['bram_18k']} |"
             )
         for name, h in hls.items():
             lines.append(

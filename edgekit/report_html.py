@@ -164,6 +164,10 @@ def _resource_rows(manifest: dict[str, Any]) -> list[tuple[str, dict[str, float]
         if syn:
             used = {"lut": syn["lut"], "ff": syn["ff"], "dsp": syn["dsp"], "bram_18k": syn["bram"]}
             rows.append((f"{name}: yosys (mapped)", used, capacity))
+        route = info.get("route")
+        if route:
+            used = {k: route["used"][k] for k in ("lut", "ff", "dsp", "bram_18k")}
+            rows.append((f"{name}: nextpnr (post-route)", used, capacity))
     return rows
 
 
@@ -272,20 +276,26 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path) -> st
                 "FPGA resource utilization of the part",
                 bars,
                 unit="%",
-                caption="estimates are not synthesis; yosys counts are synthesis-mapped, no timing",
+                caption="estimates are not synthesis; yosys counts are synthesis-mapped, no timing; nextpnr's are "
+                "placed and routed",
             )
         )
         latency_bars = []
         for name, artifact in (manifest["artifacts"].get("compiled") or {}).items():
             info = artifact.get("info", {})
-            if "latency_ns" in info:  # the RTL pipeline: stages x clock period
+            if "latency_ns" in info and info.get("route"):  # routed: stages / the achieved clock
+                fmax = info["route"]["fmax_mhz"]
+                latency_bars.append((f"{name} ({info['latency_cycles']} stages at {fmax:.1f} MHz, post-route)",
+                                     float(info["latency_ns"])))  # fmt: skip
+            elif "latency_ns" in info:  # the RTL pipeline: stages x clock period
                 latency_bars.append((f"{name} ({info['latency_cycles']} stages)", float(info["latency_ns"])))
             elif "estimate" in info:
                 est = info["estimate"]
                 latency_bars.append((f"{name} ({est['latency_cycles']} cycles, estimate)", float(est["latency_ns"])))
         figures.append(
             bar_chart("plot-fpga-latency", "FPGA latency of one inference", latency_bars, unit="ns",
-                      caption="RTL: pipeline stages x clock period; hls4ml: edgekit's estimate; neither is timed")
+                      caption="RTL: pipeline stages x clock period (routed: at the achieved Fmax, nextpnr's timing); "
+                      "hls4ml: edgekit's estimate")
         )  # fmt: skip
         layer_bars = [
             (f"{name}: {layer['name']}", float(layer["lut"]))

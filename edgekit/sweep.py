@@ -258,6 +258,7 @@ def _summary(result: Any, point: SweepPoint, names: Mapping[str, str]) -> dict[s
         if t.resources and not any(k in row for k in ("lut", "dsp")):  # the first FPGA target's, unprefixed
             row.update({"lut": t.resources.get("lut"), "ff": t.resources.get("ff"), "dsp": t.resources.get("dsp"),
                         "fpga_latency_ns": t.resources.get("latency_ns")})  # fmt: skip
+            row["resource_source"] = t.resource_source  # which figures these are: estimate, yosys, post-route
         if batch1 is not None and not t.resources and "p50_us" not in row:
             row["p50_us"] = batch1.p50_us
     return row
@@ -491,7 +492,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     first = ["point", "status", "weight_bits", "act_bits", "sparsity", "reuse", "metric_name", "metric", "accuracy",
-             "float_metric", "lut", "ff", "dsp", "fpga_latency_ns", "p50_us"]  # fmt: skip
+             "float_metric", "lut", "ff", "dsp", "fpga_latency_ns", "resource_source", "p50_us"]  # fmt: skip
     seen = [c for c in first if any(c in r for r in rows)]
     rest = sorted({k for r in rows for k in r} - set(seen) - {"error", "wall_s", "exit_code"})
     return [*seen, *rest, "exit_code", "wall_s", "error"]

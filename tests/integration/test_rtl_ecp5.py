@@ -59,6 +59,7 @@ def test_routed_design_reports_post_route_figures_and_stays_exact(jet_ecp5: Buil
     report = (jet_ecp5.build_dir / "report.md").read_text()
     assert f"**Fmax {route['fmax_mhz']:.1f} MHz**" in report and "at the achieved clock" in report
     assert "| post-route (nextpnr-ecp5) (LUT4 slots" in report and "- critical path (post-route):" in report
+    assert f"| {used['dsp']} | {syn['carry']:,} | - |" in report  # the routed netlist's carry cells
     assert (jet_ecp5.build_dir / "targets" / TARGET / "yosys" / "nextpnr.log").is_file()
     assert (jet_ecp5.build_dir / "vectors" / TARGET / "tb_edgekit_model_stream.sv").is_file()
 
