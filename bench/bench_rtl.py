@@ -136,8 +136,12 @@ def calibrate(out: Path, levels: list[int], tiny: bool) -> None:
             print(f"building jet_tagger w6a8 pruned 0.75 at {level} adder levels per stage ...", flush=True)
             result = compile_model(CompileRequest("jet_tagger", (str(profile),), out=out / "calibrate", quant="w6a8",
                                                   prune="0.75", tiny=tiny))  # fmt: skip
-            info = next(iter(result.manifest["artifacts"]["compiled"].values()))["info"]
-            rows.append(_routed(info))
+            compiled = result.manifest["artifacts"]["compiled"]
+            if not compiled:  # the route failed or ran past route_timeout_s: say so and go on
+                reason = result.report.targets[0].reason if result.report.targets else "no target was built"
+                print(f"  {level} levels per stage: not routed ({reason.splitlines()[0][:160]})", flush=True)
+                continue
+            rows.append(_routed(next(iter(compiled.values()))["info"]))
     print(f"\njet_tagger{' (tiny)' if tiny else ''} w6a8 pruned 0.75 on {fpga.part}, nextpnr-ecp5 router2, "
           f"constraint {1000 / fpga.clock_period_ns:g} MHz; {platform.machine()}, {os.cpu_count()} CPUs")  # fmt: skip
     header = (
