@@ -71,6 +71,7 @@ class ExportedGraph:
     opset: int
     exporter: str
     files: Mapping[str, str] = field(default_factory=dict)
+    top_name: str = ""  # the FPGA design's top module / HLS project (export.top_name, else the model's name)
 
 
 @dataclass(frozen=True)

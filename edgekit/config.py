@@ -35,6 +35,7 @@ __all__ = [
     "TrainSettings",
     "ValidationSettings",
     "absolute_set_flags",
+    "design_top_name",
     "flatten_layer_tables",
     "format_gates_layer",
     "merge_settings",
@@ -68,6 +69,45 @@ class ExportSettings:
     # The TorchScript exporter (dynamo=False) is pinned: it needs no onnxscript and it is
     # the path brevitas' QONNX/QCDQ exports take, so float and quantized graphs match in form.
     opset: int = field(default=17, metadata={"min": 13, "max": 23})
+    # The FPGA design's top: the RTL targets' top module (its handshake tops add _stream and _axis) and the
+    # hls4ml targets' project and top function. Empty: the model's name, made an identifier (top_name()).
+    top_name: str = ""
+
+
+# Names a top cannot take: words of Verilog, SystemVerilog or C++, and the files hls4ml writes beside its
+# project's own (firmware/<top>.cpp would meet firmware/defines.h and parameters.h).
+_RESERVED_WORDS = (
+    "always and assign automatic begin bit buf byte case casex casez cell class config const default defines "
+    "design disable do edge else end endcase endfunction endmodule endtask event for force forever fork function "
+    "generate genvar if initial inout input int integer interface localparam logic long module nand nnet nor not "
+    "or output parameter parameters posedge negedge real reg repeat return signed static string struct switch "
+    "table task time tri typedef union unsigned void wait while wire xor main namespace template this"
+)
+RESERVED_TOP_NAMES = frozenset(_RESERVED_WORDS.split())
+TOP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+
+
+def design_top_name(export: ExportSettings, model_name: str, source: str = "merged settings") -> str:
+    """The FPGA design's top: ``export.top_name`` if set (checked), else ``model_name`` made an identifier.
+
+    >>> design_top_name(ExportSettings(), "jet-tagger v2")
+    'jet_tagger_v2'
+    >>> design_top_name(ExportSettings(top_name="l1_tagger"), "jet_tagger")
+    'l1_tagger'
+    """
+    if export.top_name:
+        name = export.top_name
+        if not TOP_NAME.fullmatch(name) or name.lower() in RESERVED_TOP_NAMES or "__" in name:
+            raise ConfigError(
+                f"{source}: [export] top_name {name!r} cannot name a Verilog module and an HLS top function",
+                hint="a letter, then letters, digits and single underscores, at most 63 characters, not a "
+                "Verilog or C++ keyword (e.g. l1_jet_tagger)",
+            )
+        return name
+    name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]", "_", model_name)).strip("_")[:56] or "model"
+    if not name[0].isalpha():
+        name = f"m_{name}"
+    return f"{name}_top" if name.lower() in RESERVED_TOP_NAMES else name
 
 
 @dataclass(frozen=True)

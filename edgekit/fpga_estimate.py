@@ -18,6 +18,12 @@ chose:
   per bit; registers: every product and every adder-tree level of the outputs;
 * weights: constants in the logic for the latency strategy; for the resource
   strategy, BRAM18 blocks of 36 bits x 512 words holding the weights a cycle reads;
+* the ``distributed_arithmetic`` strategy (hls4ml 1.3 asks da4ml for each
+  layer's constant multiplications as one adder graph): LUT is da4ml's own cost
+  of that graph, which hls4ml records per layer; no multipliers, no DSP; a
+  layer's latency is the graph's depth in adder levels (from da4ml's code) at
+  one level per ns of the clock period (``DA_LEVELS_PER_NS``), plus its output
+  register, with one accumulator-wide row of registers per stage;
 * latency: a Dense layer takes reuse + adder-tree depth + 2 cycles, a Conv layer
   (output pixels x reuse) + depth + 2, activations and pooling 1; io_parallel
   layers run one after another, io_stream layers overlap (the slowest plus the
@@ -105,6 +111,8 @@ class LayerFacts:
     passes: int = 1  # output pixels for Conv
     reuse_factor: int = 1
     shift_weights: int = 0  # non-zero weights that are +-2^k: shifts, no multiplier
+    da_lut: float = 0.0  # distributed arithmetic: da4ml's LUT cost of the layer's adder graph (hls4ml records it)
+    da_depth: int = 0  # distributed arithmetic: adder levels on the graph's longest path (da4ml's code says)
 
 
 @dataclass(frozen=True)
@@ -137,17 +145,31 @@ class Estimate:
     band: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def _layer(facts: LayerFacts, strategy: str) -> LayerEstimate:
+# Adder levels one clock cycle holds at a 1 ns period: the convention of da4ml's own examples (5 levels at
+# 200 MHz), which the open RTL path's UltraScale+ profile uses too (its ``adder_levels_per_ns``).
+DA_LEVELS_PER_NS = 1.0
+
+
+def _layer(facts: LayerFacts, strategy: str, clock_period_ns: float = 5.0) -> LayerEstimate:
     if facts.kind not in ("dense", "conv"):
         return LayerEstimate(facts.name, facts.kind, 0, 0, 0, 0, 0, 1 if facts.kind != "other" else 0, 1)
     reuse = max(1, facts.reuse_factor)
     per_pass = facts.nonzero_weights
+    fan_in = max(1, per_pass // max(1, facts.outputs_per_pass))
+    depth = math.ceil(math.log2(fan_in)) if fan_in > 1 else 0
+    if strategy == "distributed_arithmetic":
+        # da4ml's adder graph replaces every multiplier and the adder tree: its own LUT count, no DSP. HLS
+        # pipelines the graph: its depth in adder levels over the levels a clock period holds, plus the
+        # output register; one accumulator-wide row of registers per stage
+        levels = max(1, math.floor(clock_period_ns * DA_LEVELS_PER_NS))
+        stages = math.ceil(facts.da_depth / levels) + 1
+        ff = facts.outputs_per_pass * facts.accumulator_bits * stages
+        lut = round(facts.da_lut)
+        return LayerEstimate(facts.name, facts.kind, 0, 0, lut, ff, 0, facts.passes + stages - 1, facts.passes)
     multipliers = math.ceil(max(0, per_pass - facts.shift_weights) / reuse)
     wide = min(facts.weight_bits, facts.input_bits) >= DSP_MIN_WIDTH
     dsp = multipliers * (2 if max(facts.weight_bits, facts.input_bits) > 27 else 1) if wide else 0
     mult_lut = 0 if wide else multipliers * math.ceil(facts.weight_bits * facts.input_bits / 2)
-    fan_in = max(1, per_pass // max(1, facts.outputs_per_pass))
-    depth = math.ceil(math.log2(fan_in)) if fan_in > 1 else 0
     adders = max(0, per_pass - facts.outputs_per_pass) // reuse
     lut = mult_lut + adders * facts.accumulator_bits
     ff = multipliers * (facts.weight_bits + facts.input_bits) + facts.outputs_per_pass * facts.accumulator_bits * (
@@ -162,7 +184,7 @@ def _layer(facts: LayerFacts, strategy: str) -> LayerEstimate:
 
 
 def estimate(layers: Sequence[LayerFacts], fpga: FpgaSpec) -> Estimate:
-    raw = tuple(_layer(f, fpga.strategy) for f in layers)
+    raw = tuple(_layer(f, fpga.strategy, fpga.clock_period_ns) for f in layers)
     # the published designs were io_parallel, latency strategy, reuse 1: other designs keep the formula's figures
     fitted = (fpga.io_type, fpga.strategy, fpga.reuse_factor) == ("io_parallel", "latency", 1)
     factors = CALIBRATION if fitted else {}
@@ -201,6 +223,12 @@ def estimate(layers: Sequence[LayerFacts], fpga: FpgaSpec) -> Estimate:
         "latency_ns": formula_cycles * fpga.clock_period_ns,
     }
     method = "edgekit analytical estimate, uncalibrated for this io type, strategy or reuse; no synthesis"
+    if fpga.strategy == "distributed_arithmetic":
+        method = (
+            "da4ml's adder-graph LUT cost per dense/conv layer (recorded by hls4ml); latency from the graph's "
+            "depth at one adder level per ns of the clock period, FF from edgekit's formula; uncalibrated, "
+            "no synthesis"
+        )
     if factors:
         method = f"edgekit analytical estimate calibrated to {CALIBRATION_SOURCE}; no synthesis"
     return Estimate(

@@ -21,7 +21,15 @@ from edgekit import __version__
 from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, ModelSource, QuantizedModel
 from edgekit.backends import get_backend
 from edgekit.builddir import BuildDir, StageRecord
-from edgekit.config import Layer, Settings, merge_settings, parse_set_flags, prune_shorthand, quant_shorthand
+from edgekit.config import (
+    Layer,
+    Settings,
+    design_top_name,
+    merge_settings,
+    parse_set_flags,
+    prune_shorthand,
+    quant_shorthand,
+)
 from edgekit.data import Dataset, input_range_warning, load_data
 from edgekit.errors import EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
@@ -479,6 +487,7 @@ def plan_build(request: CompileRequest) -> BuildPlan:
         model_layers.append(Layer("--synth", {"synth": {"enabled": True}}))
     model_layers.append(parse_set_flags(request.overrides))
     settings = merge_settings(model_layers)
+    design_top_name(settings.export, spec.recipe.name)  # a top name no module could take fails before any work
     if request.data is not None:  # the file's samples give the input shape, whatever the borrowed recipe says
         from edgekit.data_files import summarize
 
@@ -644,6 +653,8 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
             chosen = quant_exports[plan.family].graph(fmt)
             path = root / f"export-{plan.family}" / chosen.path
             graphs[plan.profile.name] = Graph(chosen, path, quant_files[plan.family][chosen.path])
+    top = design_top_name(settings.export, spec.recipe.name)  # the FPGA design's top module and HLS project
+    graphs = {name: replace(g, graph=replace(g.graph, top_name=top)) for name, g in graphs.items()}
     compiled, results, compile_records = compile_targets(plans, build_dir, graphs, request.force)
     synthesis = run_synthesis(plans, compiled, results, compile_records, build_dir, settings, request.force)
 

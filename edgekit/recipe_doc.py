@@ -31,7 +31,7 @@ MEANINGS = {
     "readout_bits": "bits per input value as read out of the detector (compression ratio in the report)",
     "default_targets": "the targets built when --target is not given",
     "train": "[train]: epochs, batch_size, learning_rate, weight_decay, optimizer, seed, threads, standardize",
-    "export": "[export]: opset",
+    "export": "[export]: opset, top_name (the FPGA design's top module and HLS project; default: the model's name)",
     "latency": "[latency]: batch sizes and iteration limits of the latency measurement",
     "validation": "[validation]: max_samples, batch_size",
     "gates": "[gates]: pass/fail limits (min_metric, max_metric_drop_vs_float, agreement, FPGA budgets)",

@@ -239,7 +239,7 @@ def compile_targets(
         source = graphs[name]
         # a compile stage runs its backend: the backend's libraries and tools, and its module's code
         ident = StageIdentity(plan.backend.versions(), provenance.code_sha256(type(plan.backend).__module__))
-        inputs = {"graph": source.sha256, "profile": plan.profile.content_sha256}
+        inputs = {"graph": source.sha256, "profile": plan.profile.content_sha256, "top": source.graph.top_name}
         say(f"[compile] {name} ({plan.profile.backend}, {source.graph.format})")
         produce = partial(plan.backend.compile, source.graph, source.path, plan.profile)
         try:

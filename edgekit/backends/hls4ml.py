@@ -10,18 +10,26 @@ hls4ml reads the precision of every quantized layer from the QONNX ``Quant``
 nodes; edgekit sets the one it cannot infer: the input layer, which casts the
 float input before the first ``Quant`` node rounds it. hls4ml's default there
 (``fixed<16,6>``, truncating) rounds twice and differs from brevitas; edgekit
-uses enough fraction bits to hold every float32 value that matters for the
-input quantizer's rounding (its scale's bits plus 24), saturating.
+gives the input port the input quantizer's own type with brevitas' rounding
+(``ap_fixed<8,4,AP_RND_CONV,AP_SAT>`` for 8 bits in steps of 2^-4: half to even,
+saturating), so the firmware's port is the quantized width and the conversion
+of a float into it is the quantizer. A quantizer no such type can express
+(several scales, a zero point, another rounding) gets a wide port instead:
+enough fraction bits to hold every float32 value that matters for its rounding
+(its scale's bits plus 24), saturating.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import math
+import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +161,52 @@ class Hls4mlOptions:
     max_window_copies: int = field(default=MAX_WINDOW_COPIES, metadata={"min": 1})  # io_parallel only, see above
 
 
+def _check_distributed_arithmetic(target: TargetProfile) -> None:
+    """hls4ml 1.3's ``distributed_arithmetic`` strategy: da4ml writes each layer's constant multiplications."""
+    assert target.fpga is not None
+    if importlib.util.find_spec("da4ml") is None:
+        raise BackendUnavailable(
+            f"{target.source}: strategy 'distributed_arithmetic' needs da4ml (hls4ml calls it to write each layer)",
+            hint="pip install 'edgekit[rtl]' (da4ml 0.6.0), or use strategy = \"latency\"",
+        )
+    if target.fpga.reuse_factor != 1:
+        raise ConfigError(
+            f"{target.source}: strategy 'distributed_arithmetic' builds every multiplication in logic, once: "
+            f"reuse_factor must be 1, not {target.fpga.reuse_factor}",
+            hint='set reuse_factor = 1, or strategy = "resource" to share multipliers',
+        )
+
+
+@contextlib.contextmanager
+def _layers_by_tensor_name() -> Iterator[None]:
+    """Let hls4ml 1.3's distributed-arithmetic pass find a layer's producer on graphs from ONNX.
+
+    Its ``get_input_layers`` looks each input up as a layer name, but a layer converted from ONNX names its
+    inputs by tensor (``Quant_0_out0``, made by layer ``Quant_0_act``), so the pass fails an assertion on
+    every QONNX model. While hls4ml converts, the pass resolves a tensor name to the layer that writes it
+    and falls back to hls4ml's own lookup; nothing else changes.
+    """
+    import hls4ml.backends.vivado.passes.distributed_arithmetic as passes
+
+    original = passes.get_input_layers
+
+    def producers(layer: Any) -> list[Any]:
+        graph = layer.model.graph
+        found = []
+        for name in layer.inputs:
+            writers = [graph[name]] if name in graph else [node for node in graph.values() if name in node.outputs]
+            if not writers:
+                return list(original(layer))
+            found.append(writers[0])
+        return found
+
+    passes.get_input_layers = producers
+    try:
+        yield
+    finally:
+        passes.get_input_layers = original
+
+
 def size_problems(target: TargetProfile, copies: list[tuple[str, int]]) -> list[str]:
     """Why an io_parallel ``target`` refuses a model of these (convolution, window copies) before building."""
     assert target.fpga is not None
@@ -246,9 +300,39 @@ def _input_precision(model: Any) -> str:
             "the channels-last conversion could not absorb)",
             hint="start the model with one layer its branches share (a stem convolution), or use the INT8 target",
         )
+    port = _quantized_port(model, quant)
+    if port is not None:
+        return port
     scale = float(np.max(model.get_initializer(quant.input[1])))
     fraction_bits = max(0, -math.floor(math.log2(scale))) + 24
     return f"fixed<{INPUT_INTEGER_BITS + fraction_bits},{INPUT_INTEGER_BITS},TRN,SAT>"
+
+
+def _quantized_port(model: Any, quant: Any) -> str | None:
+    """The input quantizer's own type, rounding like brevitas (half to even, saturating), where one exists.
+
+    With one power-of-two scale, a zero point of 0 and ROUND, the conversion of a float into this type at the
+    port is the quantizer itself, so the design's input is the quantized width (``ap_fixed<8,4>`` for an 8-bit
+    input with steps of 2^-4) and the ``Quant`` layer after it changes nothing. None: the wide fallback.
+    """
+    scale = model.get_initializer(quant.input[1])
+    zero_point = model.get_initializer(quant.input[2])
+    bits = model.get_initializer(quant.input[3])
+    attributes = {a.name: a for a in quant.attribute}
+    rounding = attributes["rounding_mode"].s.decode() if "rounding_mode" in attributes else "ROUND"
+    signed = bool(attributes["signed"].i) if "signed" in attributes else True
+    narrow = bool(attributes["narrow"].i) if "narrow" in attributes else False
+    if scale is None or zero_point is None or bits is None or np.size(scale) != 1 or np.any(zero_point != 0):
+        return None
+    exponent = math.log2(float(np.max(scale)))
+    width = int(np.max(bits))
+    if rounding != "ROUND" or exponent != round(exponent) or width < 2 or (narrow and not signed):
+        return None
+    integer = width + round(exponent)
+    if integer < 1:
+        return None
+    overflow = "SAT_SYM" if narrow else "SAT"
+    return f"{'' if signed else 'u'}fixed<{width},{integer},RND_CONV,{overflow}>"
 
 
 # Exact while the pooling input's fraction bits plus log2(window) stay within 20 (8-bit activations with up to
@@ -467,10 +551,7 @@ class Hls4mlBackend:
         if target.fpga is None:
             raise ConfigError(f"{target.source}: an hls4ml target needs an [fpga] table")
         if target.fpga.strategy == "distributed_arithmetic":
-            raise ConfigError(
-                f"{target.source}: strategy 'distributed_arithmetic' is not wired into edgekit's hls4ml backend yet",
-                hint='use strategy = "latency" or "resource"',
-            )
+            _check_distributed_arithmetic(target)
 
     def _config(self, model: Any, target: TargetProfile) -> dict[str, Any]:
         assert target.fpga is not None
@@ -519,9 +600,10 @@ class Hls4mlBackend:
         assert target.fpga is not None
         hls4ml = _hls4ml()
         project = out_dir / PROJECT_DIR
+        top = graph.top_name or PROJECT  # the project, its top function and files: firmware/<top>.cpp
         common = {
             "output_dir": str(project),
-            "project_name": PROJECT,
+            "project_name": top,
             "backend": target.fpga.hls_backend,
             "io_type": target.fpga.io_type,
             "part": target.fpga.part,
@@ -552,16 +634,17 @@ class Hls4mlBackend:
             ) from err
         options = build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
         self._build_emulator(project, out_dir / "build_lib.log", options.build_timeout_s)
-        library = next(iter(sorted((project / "firmware").glob(f"{PROJECT}-*.so"))))
+        library = next(iter(sorted((project / "firmware").glob(f"{top}-*.so"))))
         n_in = int(np.prod(hls_model.get_input_variables()[0].shape))
         n_out = int(np.prod(hls_model.get_output_variables()[0].shape))
-        self._smoke_test(library, n_in, n_out, out_dir / "build_lib.log")
+        self._smoke_test(library, top, n_in, n_out, out_dir / "build_lib.log")
         if graph.format == "torch-float":
             extra["saturated_logit_fraction"] = self._saturation(
-                library, graph_path.parent / "calibration_inputs.npy", n_in, n_out, hls_model
+                library, top, graph_path.parent / "calibration_inputs.npy", n_in, n_out, hls_model
             )
         info = {
             "hls4ml": hls4ml.__version__,
+            "project": top,
             "path": "QONNX (bit-exact)" if graph.format == "qonnx-clean" else "PyTorch frontend (float)",
             "hls_backend": target.fpga.hls_backend,
             "part": target.fpga.part,
@@ -598,7 +681,8 @@ class Hls4mlBackend:
             _name_reshape_outputs(model)
         _clips_as_attributes(model)
         config = self._config(model, target)
-        hls_model = _hls4ml().converters.convert_from_onnx_model(model, hls_config=config, **common)
+        with _layers_by_tensor_name():
+            hls_model = _hls4ml().converters.convert_from_onnx_model(model, hls_config=config, **common)
         _set_table_types(hls_model, model)
         channels_last = len(model.get_tensor_shape(model.graph.input[0].name)) > 2
         return hls_model, config, {"channels_last_input": channels_last}
@@ -628,17 +712,18 @@ class Hls4mlBackend:
         config["Model"]["ReuseFactor"] = target.fpga.reuse_factor
         config["Model"]["Strategy"] = target.fpga.strategy.capitalize()
         chosen = _float_types(config, model, profile, options.float_width_bits)
-        hls_model = hls4ml.converters.convert_from_pytorch_model(model, hls_config=config, **common)
+        with _layers_by_tensor_name():
+            hls_model = hls4ml.converters.convert_from_pytorch_model(model, hls_config=config, **common)
         return hls_model, config, {"channels_last_input": False, "range_profile": chosen}
 
     @staticmethod
-    def _saturation(library: Path, inputs_path: Path, n_in: int, n_out: int, hls_model: Any) -> float:
+    def _saturation(library: Path, top: str, inputs_path: Path, n_in: int, n_out: int, hls_model: Any) -> float:
         """The fraction of emulated logits on calibration data that sit at the output type's limits."""
         result = hls_model.get_output_variables()[0].type.precision
         integer, width = int(result.integer), int(result.width)
         largest = 2.0 ** (integer - 1) - 2.0 ** (integer - width)
         x = np.load(inputs_path)
-        pool = EmulatorPool(library, PROJECT, n_in, n_out)
+        pool = EmulatorPool(library, top, n_in, n_out)
         try:
             y = pool.run(x.reshape(len(x), -1))
         finally:
@@ -679,8 +764,8 @@ class Hls4mlBackend:
             ) from err
 
     @staticmethod
-    def _smoke_test(library: Path, n_in: int, n_out: int, log: Path) -> None:
-        pool = EmulatorPool(library, PROJECT, n_in, n_out, workers=1)
+    def _smoke_test(library: Path, top: str, n_in: int, n_out: int, log: Path) -> None:
+        pool = EmulatorPool(library, top, n_in, n_out, workers=1)
         try:
             pool.run(np.zeros((1, n_in)))
         except ToolchainError as err:
@@ -714,7 +799,8 @@ class Hls4mlBackend:
             raise ToolchainError(f"the emulation library {artifact_path} is missing", hint="re-run edgekit compile")
         options = build(Hls4mlOptions, target.backend_options, target.source, "backend_options")
         info = artifact.info
-        pool = EmulatorPool(artifact_path, PROJECT, int(info["n_inputs"]), int(info["n_outputs"]),
+        top = str(info.get("project", PROJECT))  # builds before top names were hls4ml's default project
+        pool = EmulatorPool(artifact_path, top, int(info["n_inputs"]), int(info["n_outputs"]),
                             workers=options.emulation_workers or None)  # fmt: skip
         description = (
             f"hls4ml {info['hls4ml']} C++ emulation ({info['hls_backend']}, {info['io_type']}, "
@@ -748,13 +834,46 @@ def _shift_weights(weights: np.ndarray) -> int:
     return int(np.count_nonzero(np.exp2(np.round(np.log2(nonzero))) == nonzero))
 
 
+def _adder_depth(code: str) -> int:
+    """Adder levels on the longest path of a layer's distributed-arithmetic graph.
+
+    da4ml writes each operation of the graph as one C++ line ending in ``// <latency>``, the operation's depth
+    in adder levels (hls4ml asks for it with ``print_latency``); the deepest line is the graph's depth.
+    """
+    depths = [float(m) for m in re.findall(r"//\s*(\d+(?:\.\d+)?)\s*$", code, flags=re.MULTILINE)]
+    return math.ceil(max(depths, default=0.0))
+
+
 def _layer_facts(hls_model: Any) -> list[LayerFacts]:
     """What the estimate needs from each layer of the hls4ml model graph."""
     facts = []
     for layer in hls_model.get_layers():
         cls = type(layer).__name__.lower()
         weight = getattr(layer, "weights", {}).get("weight")
-        if weight is not None and ("dense" in cls or "conv" in cls):
+        da_cost = layer.get_attr("da_kernel_cost")
+        if da_cost is not None:
+            # distributed arithmetic: the weights live in da4ml's adder graph, not as an array
+            conv = "conv" in cls
+            n_in, n_out = int(layer.get_attr("n_in") or 0), int(layer.get_attr("n_out") or 0)
+            if conv:
+                n_out = int(layer.get_attr("n_filt") or 0)
+                n_in = int(layer.get_attr("n_chan") or 0) * int(layer.get_attr("filt_height") or 1)
+                n_in *= int(layer.get_attr("filt_width") or 1)
+            passes = int(layer.get_attr("out_height") or 1) * int(layer.get_attr("out_width") or 1) if conv else 1
+            facts.append(
+                LayerFacts(
+                    name=layer.name,
+                    kind="conv" if conv else "dense",
+                    nonzero_weights=n_in * n_out,
+                    input_bits=_width(layer.get_input_variable()),
+                    accumulator_bits=_width(layer.get_output_variable()),
+                    outputs_per_pass=n_out,
+                    passes=passes,
+                    da_lut=float(da_cost),
+                    da_depth=_adder_depth(str(layer.get_attr("da_codegen") or "")),
+                )
+            )
+        elif weight is not None and ("dense" in cls or "conv" in cls):
             conv = "conv" in cls
             filters = int(layer.get_attr("n_filt") or 0) if conv else int(layer.get_attr("n_out") or 0)
             passes = int(layer.get_attr("out_height") or 1) * int(layer.get_attr("out_width") or 1) if conv else 1

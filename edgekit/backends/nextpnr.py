@@ -32,7 +32,15 @@ from edgekit.backends.yosys_synth import NETLIST, find_yowasp
 from edgekit.errors import ConfigError, ToolchainError
 from edgekit.tools import run_tool
 
-__all__ = ["CriticalPath", "RouteResult", "ecp5_device", "nextpnr_version", "parse_report", "run_nextpnr"]
+__all__ = [
+    "CriticalPath",
+    "RouteResult",
+    "ecp5_device",
+    "nextpnr_version",
+    "parse_report",
+    "route_options",
+    "run_nextpnr",
+]
 
 LABEL = "post-route (nextpnr-ecp5)"
 REPORT = "nextpnr_report.json"
@@ -135,6 +143,17 @@ def nextpnr_version() -> str:
     return found.group(1) if found else ""
 
 
+def route_options(part: str, clock_mhz: float, router: str, seed: int) -> list[str]:
+    """nextpnr-ecp5's arguments for ``part`` at ``clock_mhz``, without its input and report files.
+
+    >>> route_options("LFE5U-85F-6BG756C", 50.0, "router2", 1)[:6]
+    ['--85k', '--package', 'CABGA756', '--speed', '6', '--freq']
+    """
+    device = ecp5_device(part)
+    return [device.size, "--package", device.package, "--speed", str(device.speed), "--freq", f"{clock_mhz:g}",
+            "--router", router, "--seed", str(seed), "--lpf-allow-unconstrained", "--timing-allow-fail"]  # fmt: skip
+
+
 def run_nextpnr(
     work: Path,
     part: str,
@@ -152,11 +171,8 @@ def run_nextpnr(
     work = work.resolve()
     if not (work / NETLIST).is_file():
         raise ToolchainError(f"no ECP5 netlist to place and route in {work}", hint="yosys synth_ecp5 runs first")
-    args = [
-        find_yowasp("nextpnr-ecp5"), device.size, "--package", device.package, "--speed", str(device.speed),
-        "--json", NETLIST, "--freq", f"{clock_mhz:g}", "--router", router, "--seed", str(seed),
-        "--lpf-allow-unconstrained", "--timing-allow-fail", "--report", REPORT,
-    ]  # fmt: skip
+    args = [find_yowasp("nextpnr-ecp5"), *route_options(part, clock_mhz, router, seed), "--json", NETLIST,
+            "--report", REPORT]  # fmt: skip
     started = time.perf_counter()
     run = run_tool(args, cwd=work, timeout_s=timeout_s, log_path=work / "nextpnr.log", name="nextpnr-ecp5",
                    check=False)  # fmt: skip

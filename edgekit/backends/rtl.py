@@ -41,6 +41,14 @@ import numpy as np
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.fixed_graph import FixedFormat, FixedGraph, NumpyRounder, read_fixed_graph
+from edgekit.backends.rtl_firmware import (
+    Interface,
+    TopNames,
+    design_sources,
+    write_project_files,
+    write_testbenches,
+    write_tops,
+)
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, ToolchainError
 from edgekit.jsonio import write_json
 from edgekit.progress import say
@@ -48,10 +56,9 @@ from edgekit.schema import build, to_plain
 from edgekit.targets import TargetProfile
 from edgekit.tools import available_cpus, require_program
 
-__all__ = ["RtlBackend", "RtlOptions", "size_problems", "trace_logic"]
+__all__ = ["RtlBackend", "RtlOptions", "design_sources", "size_problems", "trace_logic"]
 
-TOP = "edgekit_model"
-STREAM_TOP = f"{TOP}_stream"  # the core with a valid handshake beside it (see stream_top)
+TOP = "edgekit_model"  # the core's name when the graph carries none (export.top_name, else the model's name)
 PROJECT_DIR = "rtl"
 VERILATOR_WORD_BITS = 32  # da4ml's C++ binder moves every value through one int32
 INTERPRETER_WORD_BITS = 52  # the interpreter computes in float64
@@ -83,6 +90,9 @@ class RtlOptions:
     route_timeout_s: float = field(default=1800.0, metadata={"min": 1.0})
     router: Literal["router1", "router2"] = "router2"  # router1 took over 1,600 s on a model router2 routes
     placement_seed: int = field(default=1, metadata={"min": 1})
+    # The top that synthesis, place and route, the project script and the constraints take: the core
+    # (clk only), its valid-handshake wrapper with a reset, or its AXI4-Stream wrapper (edgekit.backends.rtl_firmware).
+    interface: Interface = "core"
 
 
 def _timed(label: str, work: Any, *args: Any) -> Any:
@@ -337,21 +347,32 @@ class RtlBackend:
 
         pipeline = _guarded("pipeline the logic", lambda: to_pipeline(logic, cutoff, verbose=False))
         project = out_dir / PROJECT_DIR
-        model = VerilogModel(pipeline, TOP, project, latency_cutoff=cutoff, clock_period=target.fpga.clock_period_ns,
-                             part_name=target.fpga.part)  # fmt: skip
+        names = TopNames(graph.top_name or TOP)
+        model = VerilogModel(pipeline, names.core, project, latency_cutoff=cutoff,
+                             clock_period=target.fpga.clock_period_ns, part_name=target.fpga.part)  # fmt: skip
         _guarded("write Verilog", model.write)
         bits_in, bits_out = sum(map(sum, layout.inputs)), sum(map(sum, layout.outputs))
-        (project / "src" / f"{STREAM_TOP}.v").write_text(stream_top(bits_in, bits_out, len(pipeline.solutions)))
+        cycles = len(pipeline.solutions)
+        write_tops(project, names, bits_in, bits_out, cycles)
         logic.save(project / "model" / "comb.json")
         shutil.copyfile(graph_path, project / "model" / GRAPH_COPY)  # the runners' input format and shapes
-        library, synthesis, route = self._build(project, target, options, out_dir)
-        cycles = len(pipeline.solutions)
+        library, synthesis, route = self._build(project, names, target, options, out_dir)
+        from edgekit.backends.yosys_synth import family_for_part
+
+        family = family_for_part(target.fpga.part)
+        project_files = write_project_files(project, names, target.fpga.part, family, target.fpga.clock_period_ns,
+                                            options.interface, bits_in, bits_out,
+                                            (options.router, options.placement_seed))  # fmt: skip
         latency_ns = cycles * target.fpga.clock_period_ns
         if route is not None:  # the clock the routed design reaches, met or not
             latency_ns = cycles * 1000.0 / route.fmax_mhz
         info: dict[str, Any] = {
             "da4ml": str(da4ml.__version__),
-            "top": TOP,
+            "top": names.core,
+            "tops": {"core": names.core, "valid": names.stream, "axi_stream": names.axis},
+            "interface": options.interface,
+            "project_files": project_files,
+            "implemented_top": names.of(options.interface),
             "part": target.fpga.part,
             "clock_period_ns": target.fpga.clock_period_ns,
             "adder_levels_per_stage": cutoff,
@@ -385,7 +406,9 @@ class RtlBackend:
             input_name=graph.input_name, output_name=graph.output_name, info=info,
         )  # fmt: skip
 
-    def _build(self, project: Path, target: TargetProfile, options: RtlOptions, out_dir: Path) -> tuple[Any, ...]:
+    def _build(
+        self, project: Path, names: TopNames, target: TargetProfile, options: RtlOptions, out_dir: Path
+    ) -> tuple[Any, ...]:
         """The Verilator library beside synthesis (then place and route): each is one process on one core."""
         from edgekit.backends.verilator_build import build_library
 
@@ -397,10 +420,13 @@ class RtlBackend:
                 say(f"  {target.name}: Verilator model of the RTL (log: targets/{target.name}/verilator.log)")
                 jobs = available_cpus()
                 library = pool.submit(
-                    _timed, "Verilator model", build_library, project, TOP, jobs, out_dir, options.build_timeout_s
-                )
+                    _timed, "Verilator model", build_library, project, names.core, jobs, out_dir,
+                    options.build_timeout_s,
+                )  # fmt: skip
             if options.synthesis or options.place_and_route:
-                implementation = pool.submit(_implement, design_sources(project), fpga, target.name, options, out_dir)
+                top = names.of(options.interface)
+                sources = design_sources(project, names, options.interface)
+                implementation = pool.submit(_implement, sources, top, fpga, target.name, options, out_dir)
             built = library.result() if library is not None else None
             counts, route = implementation.result() if implementation is not None else (None, None)
         if built is not None:
@@ -442,7 +468,7 @@ class RtlBackend:
             return RtlRunner(fixed, layout, interpret, lambda: None, description, clock)
         from edgekit.backends.rtl_emulator import VerilatorPool
 
-        library = project / "sim" / f"lib{TOP}.so"
+        library = project / "sim" / f"lib{artifact.info['top']}.so"
         pool = VerilatorPool(library, int(artifact.info["n_inputs"]), int(artifact.info["n_outputs"]),
                              workers=options.emulation_workers or None)  # fmt: skip
         return RtlRunner(
@@ -474,8 +500,10 @@ class RtlBackend:
                 offset += k + i + f
             return found
 
+        names = TopNames(str(artifact.info["top"]))
         description = {
-            "top": artifact.info["top"],
+            "top": names.core,
+            "tops": {"core": names.core, "valid": names.stream, "axi_stream": names.axis},
             "samples": len(q),
             "latency_cycles": artifact.info["latency_cycles"],
             "initiation_interval": artifact.info["initiation_interval"],
@@ -490,9 +518,7 @@ class RtlBackend:
             "each element is a two's complement (or unsigned) integer, value * 2**fraction_bits",
         }  # fmt: skip
         write_json(out_dir / "vectors.json", description)
-        (out_dir / f"tb_{artifact.info['top']}.sv").write_text(testbench(description))
-        if (project / "src" / f"{STREAM_TOP}.v").is_file():
-            (out_dir / f"tb_{STREAM_TOP}.sv").write_text(stream_testbench(description))
+        write_testbenches(out_dir, project, description)
 
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str]:
         """The most real figures the build has: post-route (nextpnr), else yosys' mapped cells, else da4ml's
@@ -531,107 +557,9 @@ class RtlBackend:
         return found
 
 
-def design_sources(project: Path, stream: bool = False) -> list[Path]:
-    """The design's Verilog (the helpers it uses, the stages and the top ``edgekit_model``), without the
-    simulation wrapper; with ``stream``, the handshake top ``edgekit_model_stream`` too."""
-    sources = sorted((project / "src" / "static").glob("*.v"))
-    sources = [s for s in sources if s.name != "lookup_table.v"]  # unused; its $readmemh placeholder fails yosys
-    sources += sorted(
-        p for p in (project / "src").glob(f"{TOP}*.v") if not p.stem.endswith("_wrapper") and p.stem != STREAM_TOP
-    )
-    return sources + ([project / "src" / f"{STREAM_TOP}.v"] if stream else [])
-
-
-def stream_top(bits_in: int, bits_out: int, latency: int) -> str:
-    """``edgekit_model_stream``: the core with a valid signal that travels beside each sample.
-
-    The core takes a new sample every cycle and cannot stall (II = 1, no clock enable), so the handshake is
-    valid-only: ``in_valid`` marks the cycles whose ``in_data`` is a sample, ``out_valid`` rises ``latency``
-    cycles later with its result; there is no ready (a sink that cannot take a result every cycle needs a
-    FIFO of ``latency`` + 1 entries in front of it). ``rst`` clears the valid pipeline, not the data path.
-    """
-    return f"""`timescale 1 ns / 1 ps
-// Written by edgekit: {TOP} with a valid handshake ({latency} cycles from in_valid to out_valid, a sample
-// every cycle at most, no backpressure). Synchronous, active-high reset of the valid pipeline only.
-module {STREAM_TOP} (
-    input clk,
-    input rst,
-    input in_valid,
-    input [{bits_in - 1}:0] in_data,
-    output out_valid,
-    output [{bits_out - 1}:0] out_data
-);
-    reg [{latency}:0] valid_pipe;
-    {TOP} core (.clk(clk), .model_inp(in_data), .model_out(out_data));
-    always @(posedge clk) begin
-        if (rst) valid_pipe <= {latency + 1}'b0;
-        else valid_pipe <= {{valid_pipe[{latency - 1}:0], in_valid}};
-    end
-    assign out_valid = valid_pipe[{latency}];
-endmodule
-"""
-
-
-def stream_testbench(vectors: dict[str, Any]) -> str:
-    """A self-checking testbench of ``edgekit_model_stream`` that leaves gaps between valid samples."""
-    n, latency = vectors["samples"], vectors["latency_cycles"]
-    bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
-    return f"""// Written by edgekit: drives {STREAM_TOP} with stimulus.hex through in_valid with gaps (idle cycles
-// of 1, 2 and 20 in a fixed pattern, junk on in_data while idle) and checks every out_valid result, in order,
-// against response.hex. To run it from this folder:
-//   command: verilator --binary -Wno-fatal --top-module tb_{STREAM_TOP} tb_{STREAM_TOP}.sv <design files>
-//   (rtl/src/{TOP}*.v except the wrapper, and rtl/src/static/*.v except lookup_table.v)
-`timescale 1ns / 1ps
-module tb_{STREAM_TOP};
-  localparam int N = {n};
-  localparam int LATENCY = {latency};
-  logic clk = 0, rst = 1, in_valid = 0;
-  logic [{bits_in - 1}:0] stimulus [0:N-1];
-  logic [{bits_out - 1}:0] response [0:N-1];
-  logic [{bits_in - 1}:0] in_data = '0;
-  wire out_valid;
-  wire [{bits_out - 1}:0] out_data;
-  int sent = 0, got = 0, errors = 0, idle = 0, early = 0;
-  {STREAM_TOP} dut (.clk(clk), .rst(rst), .in_valid(in_valid), .in_data(in_data), .out_valid(out_valid),
-                    .out_data(out_data));
-  function automatic bit gap(int cycle);
-    return (cycle % 7 == 3) || (cycle % 11 == 5) || (cycle % 11 == 6) || (cycle >= 40 && cycle < 60);
-  endfunction
-  initial begin
-    $readmemh("stimulus.hex", stimulus);
-    $readmemh("response.hex", response);
-    for (int r = 0; r < 3; r++) begin  // reset: no result may come out
-      in_valid = 1;
-      #1 clk = 1;
-      #1 clk = 0;
-    end
-    rst = 0;
-    for (int cycle = 0; got < N && cycle < 4 * N + LATENCY + 100; cycle++) begin
-      in_valid = sent < N && !gap(cycle);
-      in_data = in_valid ? stimulus[sent] : {{{(bits_in + 31) // 32}{{$random}}}};
-      if (!in_valid) idle++;
-      #1 clk = 1;
-      if (in_valid) sent++;
-      #1 clk = 0;
-      if (out_valid) begin
-        if (got >= sent) early++;
-        if (out_data !== response[got]) begin
-          if (errors < 10) $display("MISMATCH sample %0d: got %h expected %h", got, out_data, response[got]);
-          errors++;
-        end
-        got++;
-      end
-    end
-    if (got != N) $display("FAIL %0d of %0d results came out", got, N);
-    else if (errors == 0 && early == 0) $display("PASS %0d samples with %0d idle input cycles", N, idle);
-    else $display("FAIL %0d of %0d samples differ", errors + early, N);
-    $finish;
-  end
-endmodule
-"""
-
-
-def _implement(sources: list[Path], fpga: Any, name: str, options: RtlOptions, out_dir: Path) -> tuple[Any, Any]:
+def _implement(
+    sources: list[Path], top: str, fpga: Any, name: str, options: RtlOptions, out_dir: Path
+) -> tuple[Any, Any]:
     """yosys' mapped cells, then (place_and_route) nextpnr's placed, routed and timed design."""
     from edgekit.backends.yosys_synth import family_for_part, run_yosys
 
@@ -639,7 +567,7 @@ def _implement(sources: list[Path], fpga: Any, name: str, options: RtlOptions, o
     work.mkdir()
     family = family_for_part(fpga.part)
     say(f"  {name}: yosys {'synth_ecp5' if family == 'ecp5' else 'synth_xilinx'} (log: targets/{name}/yosys/yosys.log)")
-    counts = _timed("yosys", run_yosys, sources, TOP, fpga.part, work, options.synthesis_timeout_s)
+    counts = _timed("yosys", run_yosys, sources, top, fpga.part, work, options.synthesis_timeout_s)
     if not options.place_and_route:
         return counts, None
     from edgekit.backends.nextpnr import run_nextpnr
@@ -707,47 +635,3 @@ def _smoke_test(library: Path, project: Path) -> None:
         pool.run(np.zeros((2, n_in), dtype=np.int32))
     finally:
         pool.close()
-
-
-def testbench(vectors: dict[str, Any]) -> str:
-    """A self-checking SystemVerilog testbench that replays stimulus.hex and compares with response.hex."""
-    top, n = vectors["top"], vectors["samples"]
-    bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
-    latency = vectors["latency_cycles"]
-    return f"""// Written by edgekit: replays stimulus.hex through {top}, one sample per clock, and compares each
-// output, {latency} cycles later, with response.hex (brevitas' outputs). To run it from this folder:
-//   command: verilator --binary -Wno-fatal --top-module tb_{top} tb_{top}.sv <design files>
-//   (the design files: rtl/src/{top}*.v except the wrapper, and rtl/src/static/*.v except lookup_table.v)
-`timescale 1ns / 1ps
-module tb_{top};
-  localparam int N = {n};
-  localparam int LATENCY = {latency};
-  logic clk = 0;
-  logic [{bits_in - 1}:0] stimulus [0:N-1];
-  logic [{bits_out - 1}:0] response [0:N-1];
-  logic [{bits_in - 1}:0] model_inp = '0;
-  wire [{bits_out - 1}:0] model_out;
-  int errors = 0;
-  {top} dut (.clk(clk), .model_inp(model_inp), .model_out(model_out));
-  initial begin
-    $readmemh("stimulus.hex", stimulus);
-    $readmemh("response.hex", response);
-    for (int t = 0; t < N + LATENCY; t++) begin
-      if (t < N) model_inp = stimulus[t];
-      #1 clk = 1;
-      #1 clk = 0;
-      if (t >= LATENCY && model_out !== response[t - LATENCY]) begin
-        if (errors < 10)
-          $display("MISMATCH sample %0d: got %h expected %h", t - LATENCY, model_out, response[t - LATENCY]);
-        errors++;
-      end
-    end
-    #1 clk = 1;  // the last sample leaves the pipeline
-    #1 clk = 0;
-    if (model_out !== response[N - 1]) errors++;
-    if (errors == 0) $display("PASS %0d samples", N);
-    else $display("FAIL %0d of %0d samples differ", errors, N);
-    $finish;
-  end
-endmodule
-"""

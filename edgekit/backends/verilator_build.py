@@ -89,16 +89,20 @@ def build_library(project: Path, top: str, jobs: int, log_dir: Path, timeout_s: 
     return library
 
 
-def build_testbench(vectors_dir: Path, sources: list[Path], top: str, work: Path, timeout_s: float) -> Path:
-    """Compile a self-checking testbench ``vectors_dir/tb_<top>.sv`` over ``sources`` into a program (--binary).
+def build_testbench(
+    vectors_dir: Path, top: str, work: Path, timeout_s: float, sources: list[Path] | None = None
+) -> Path:
+    """Compile a self-checking testbench ``vectors_dir/tb_<top>.sv`` into a program (``--binary``).
 
-    Run the program from ``vectors_dir``: it reads ``stimulus.hex`` and ``response.hex`` from there and prints
-    PASS or FAIL with the mismatching samples.
+    The design files are ``sources`` or, without them, the ones ``vectors_dir/design.f`` lists relative to that
+    folder: the command its header gives a user. Run the program from ``vectors_dir``: it reads
+    ``stimulus.hex`` and ``response.hex`` from there and prints PASS or FAIL with the mismatching samples.
     """
     vectors_dir, work = vectors_dir.resolve(), work.resolve()
+    design = [str(s.resolve()) for s in sources] if sources is not None else ["-f", "design.f"]
     run_tool(
         [find_verilator(), "--binary", "-Wno-fatal", "-j", "2", "--top-module", f"tb_{top}", "-Mdir", str(work),
-         *MAKE_FIX, str(vectors_dir / f"tb_{top}.sv"), *(str(s.resolve()) for s in sources)],
+         *MAKE_FIX, f"tb_{top}.sv", *design],
         cwd=vectors_dir, timeout_s=timeout_s, log_path=work / "testbench_build.log", name="verilator --binary",
         env=verilator_env(),
     )  # fmt: skip

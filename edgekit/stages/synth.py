@@ -21,7 +21,7 @@ from edgekit.tools import run_tool
 
 __all__ = ["SynthesisResult", "synth_command", "synthesize"]
 
-PROJECT_DIR, TOP = "hls4ml_prj", "myproject"
+PROJECT_DIR, TOP = "hls4ml_prj", "myproject"  # hls4ml's default project; a build names its own (info.project)
 # Options hls4ml's build_prj.tcl reads: C synthesis only.
 OPTIONS = {"reset": 1, "csim": 0, "synth": 1, "cosim": 0, "validation": 0, "export": 0, "vsynth": 0, "fifo_opt": 0}
 
@@ -63,5 +63,6 @@ def synthesize(
     assert target.fpga is not None
     flavour = target.fpga.hls_backend
     run_tool(command, cwd=project, timeout_s=cfg.timeout_s, log_path=log, name=f"{flavour} HLS C synthesis")
-    report = parse_csynth_xml(project / f"{TOP}_prj" / "solution1" / "syn" / "report" / f"{TOP}_csynth.xml")
+    top = str(artifact.info.get("project", TOP))
+    report = parse_csynth_xml(project / f"{top}_prj" / "solution1" / "syn" / "report" / f"{top}_csynth.xml")
     return SynthesisResult(target.name, Path(command[0]).name, report, "synth.log")

@@ -19,6 +19,13 @@ from edgekit.pipeline import CompileRequest, compile_model
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 pytest.importorskip("hls4ml", reason="the FPGA targets need the fpga extra: pip install 'edgekit[fpga]'")
 
+
+def top_source(result, target: str) -> str:  # type: ignore[no-untyped-def]
+    """The HLS project's top C++ file, named after the build's top (``export.top_name``, else the model)."""
+    project = result.manifest["artifacts"]["compiled"][target]["info"]["project"]
+    return (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / f"{project}.cpp").read_text()
+
+
 KWS_CNN = Path(__file__).resolve().parents[1] / "fixtures" / "user_models" / "kws_cnn"
 
 
@@ -116,7 +123,7 @@ def test_leaky_relu_at_slopes_that_are_not_powers_of_two_is_exact_on_int8_and_bo
     # the slopes quantized to 16 fraction bits (8-bit inputs): 0.01 -> 655 / 2**16, 0.2 -> 13107 / 2**16
     assert "typedef ap_fixed<17,1> leakyrelu_0_param_t;" in defines
     assert "typedef ap_fixed<17,1> leakyrelu_1_param_t;" in defines
-    cpp = (firmware / "myproject.cpp").read_text()
+    cpp = top_source(result, "fpga-xcvu13p")
     assert f"{655 / 2**16!r}" in cpp and f"{13107 / 2**16!r}" in cpp, "the slopes the twin computes with"
 
 
@@ -131,7 +138,7 @@ def test_hardtanh_in_every_form_is_exact_on_int8_and_both_hls4ml_io_types(tmp_pa
     result = compile_model(request)
     _exact_with_op_between_quants(result, "Clip", 3)
     for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
-        cpp = (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+        cpp = top_source(result, target)
         assert cpp.count("nnet::hard_tanh<") == 3, target
 
 
@@ -141,7 +148,7 @@ def test_relu6_and_a_clamp_to_zero_one_are_exact_on_int8_and_hls4ml_io_parallel(
     for target in result.report.targets:
         assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
     assert result.exit_code == 0
-    cpp = (result.build_dir / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+    cpp = top_source(result, "fpga-xcvu13p")
     assert "nnet::relu6<" in cpp and "nnet::hard_tanh<" in cpp and "nnet::relu1<" in cpp
 
 
@@ -170,7 +177,7 @@ def test_hard_sigmoid_is_exact_on_int8_and_both_hls4ml_io_types(tmp_path: Path) 
     _exact_with_op_between_quants(result, "HardSigmoid", 2)
     for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
         firmware = result.build_dir / "targets" / target / "hls4ml_prj" / "firmware"
-        assert (firmware / "myproject.cpp").read_text().count("nnet::hard_sigmoid<") == 2, target
+        assert top_source(result, target).count("nnet::hard_sigmoid<") == 2, target
         assert (firmware / "defines.h").read_text().count("ap_ufixed<32,0> slope") == 2, target
 
 
@@ -182,7 +189,7 @@ def test_hard_swish_is_a_product_with_a_hard_sigmoid_exact_on_int8_and_both_hls4
     result = compile_model(request)
     _exact_with_op_between_quants(result, "HardSigmoid", 2)
     for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
-        cpp = (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+        cpp = top_source(result, target)
         assert cpp.count("nnet::hard_sigmoid<") == 2 and cpp.count("nnet::multiply<") == 2, target
 
 
@@ -217,7 +224,7 @@ def test_element_wise_products_are_exact_on_int8_and_both_hls4ml_io_types(tmp_pa
     products = [n for n in clean.graph.node if n.op_type == "Mul" and all(i in producers for i in n.input)]
     assert len(products) == 2 and all(producers[i].op_type == "Quant" for n in products for i in n.input)
     for target in ("fpga-xcvu13p", "fpga-xczu7ev-stream"):
-        cpp = (result.build_dir / "targets" / target / "hls4ml_prj" / "firmware" / "myproject.cpp").read_text()
+        cpp = top_source(result, target)
         assert cpp.count("nnet::multiply<") == 2, target
 
 

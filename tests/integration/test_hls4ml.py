@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -44,16 +45,51 @@ def test_emulation_equals_brevitas_exactly(jet_fpga: BuildResult) -> None:
     assert exact.passed and exact.threshold == 0.0
 
 
+def test_the_input_port_is_the_quantized_width_and_rounds_ties_like_brevitas(jet_fpga: BuildResult) -> None:
+    """Planted: every input on a rounding tie of the 8-bit input quantizer, or past its range."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from edgekit.backends.hls_emulator import EmulatorPool
+
+    info = jet_fpga.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
+    assert info["input_precision"] == "fixed<8,4,RND_CONV,SAT>"  # w6a8: 8-bit input in steps of 2^-4
+    defines = (jet_fpga.build_dir / "targets/fpga-xcvu13p/hls4ml_prj/firmware/defines.h").read_text()
+    assert "typedef ap_fixed<8,4,AP_RND_CONV,AP_SAT,0> input_t;" in defines
+    rng = np.random.default_rng(3)
+    ties = (rng.integers(-140, 140, size=(64, 16)) + 0.5) / 16  # halfway between two steps, some out of range
+    ties[0, :4] = [1e6, -1e6, 7.96875, -8.03125]  # far out; the ties just inside and outside the range
+    x = ties.astype(np.float32)
+    model = ModelWrapper(str(jet_fpga.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
+    name, out = model.graph.input[0].name, model.graph.output[0].name
+    expected = np.concatenate([execute_onnx(model, {name: x[i : i + 1]})[out] for i in range(len(x))])
+    artifact = jet_fpga.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]
+    library = jet_fpga.build_dir / "targets" / "fpga-xcvu13p" / artifact["path"]
+    pool = EmulatorPool(library, info["project"], info["n_inputs"], info["n_outputs"], workers=1)
+    try:
+        got = pool.run(x)
+    finally:
+        pool.close()
+    assert np.array_equal(got.astype(np.float32), expected.astype(np.float32))
+
+
 def test_hls_project_is_complete_and_configured(jet_fpga: BuildResult) -> None:
     target_dir = jet_fpga.build_dir / "targets" / "fpga-xcvu13p"
     project = target_dir / "hls4ml_prj"
-    for rel in ("firmware/myproject.cpp", "firmware/parameters.h", "build_prj.tcl", "hls4ml_config.yml"):
+    info = jet_fpga.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
+    assert info["project"] == "jet_tagger"  # named after the model (export.top_name overrides it)
+    for rel in ("firmware/jet_tagger.cpp", "firmware/parameters.h", "build_prj.tcl", "hls4ml_config.yml"):
         assert (project / rel).is_file(), rel
+    # the ports at the quantized widths: the input quantizer's type, the last layer's exact accumulator out
+    header = (project / "firmware" / "jet_tagger.h").read_text()
+    assert "input_t global_in[16]" in header and "result_t layer" in header
+    defines = (project / "firmware" / "defines.h").read_text()
+    out_type = re.search(r"typedef ap_fixed<(\d+),(\d+)> result_t;", defines)
+    assert out_type is not None and int(out_type.group(1)) <= 24, "the output is the accumulator, not 32+ bits"
     config = (project / "hls4ml_config.yml").read_text()
     assert "xcvu13p-flga2577-2-e" in config and "ClockPeriod: 5" in config and "io_parallel" in config
     assert (target_dir / "build_lib.log").is_file()
-    info = jet_fpga.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
-    assert info["input_precision"].startswith("fixed<") and ",TRN,SAT>" in info["input_precision"]
+    assert info["input_precision"].startswith("fixed<") and ",RND_CONV,SAT>" in info["input_precision"]
     assert info["precisions"], "the report lists hls4ml's fixed-point type per layer"
 
 
@@ -167,6 +203,37 @@ def test_lenet_io_parallel_and_io_stream_are_exact(tmp_path: Path, profile_varia
     assert golden.shape == (result.report.targets[0].n_samples, 10)
 
 
+def test_distributed_arithmetic_is_exact_on_both_io_types_and_costed_by_da4ml(tmp_path: Path, profile_variant) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("da4ml", reason="the distributed_arithmetic strategy needs da4ml: pip install 'edgekit[rtl]'")
+    stream = profile_variant(
+        "fpga-xczu7ev-stream",
+        "fpga-xczu7ev-stream-da",
+        tmp_path,
+        {'strategy = "resource"': 'strategy = "distributed_arithmetic"', "reuse_factor = 16": "reuse_factor = 1"},
+    )
+    result = compile_model(
+        CompileRequest("lenet_digits", ("fpga-xcvu13p-da", str(stream)), out=tmp_path / "b", tiny=True, quant="w6a8")
+    )
+    for target in result.report.targets:
+        assert target.status == "ok", target.reason
+        assert target.n_samples >= 1000 and target.max_abs_diff_vs_quantized == 0.0, target.target
+    for name, compiled in result.manifest["artifacts"]["compiled"].items():
+        est = compiled["info"]["estimate"]
+        assert "da4ml" in est["method"] and est["dsp"] == 0, name
+        weighted = [layer for layer in est["layers"] if layer["kind"] in ("conv", "dense")]
+        assert len(weighted) == 4 and all(layer["lut"] > 0 and layer["multipliers"] == 0 for layer in weighted)
+        assert est["lut"] == sum(layer["lut"] for layer in est["layers"])
+    report = (result.build_dir / "report.md").read_text()
+    assert "distributed_arithmetic strategy" in report and "da4ml's adder-graph LUT cost" in report
+
+
+def test_distributed_arithmetic_with_a_reuse_factor_is_refused(cli, tmp_path: Path, profile_variant) -> None:  # type: ignore[no-untyped-def]
+    shared = profile_variant("fpga-xcvu13p-da", "da-reuse", tmp_path, {"reuse_factor = 1": "reuse_factor = 4"})
+    done = cli("compile", "jet_tagger", "--tiny", "--target", str(shared), "--out", str(tmp_path / "b"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "reuse_factor must be 1, not 4" in done.stderr
+
+
 @pytest.mark.parametrize("model", ["jet_tagger", "lenet_digits"])
 def test_float_path_through_the_pytorch_frontend(model: str, tmp_path: Path) -> None:
     result = compile_model(CompileRequest(model, ("fpga-xcvu13p",), out=tmp_path / "b", tiny=True))
@@ -265,8 +332,10 @@ def test_synth_stage_runs_the_tool_and_reads_its_report(cli, tmp_path: Path) -> 
         "#!/bin/sh\n"
         'test "$1 $2 $3 $4" = "--tcl build_prj.tcl --mode hls" || exit 3\n'
         "grep -q 'synth      1' build_opt.tcl || grep -q 'synth 1' build_opt.tcl || exit 4\n"
-        "mkdir -p myproject_prj/solution1/syn/report\n"
-        f"cp {FIXTURES / 'vitis_csynth.xml'} myproject_prj/solution1/syn/report/myproject_csynth.xml\n"
+        # like Vitis HLS: the report goes under <project_name>_prj, the name project.tcl sets (the build's top)
+        "top=$(sed -n 's/^set project_name \"\\(.*\\)\"$/\\1/p' project.tcl)\n"
+        "mkdir -p ${top}_prj/solution1/syn/report\n"
+        f"cp {FIXTURES / 'vitis_csynth.xml'} ${{top}}_prj/solution1/syn/report/${{top}}_csynth.xml\n"
         "echo 'INFO: [HLS 200-111] Finished C synthesis.'\n"
     )
     tool.chmod(0o755)
@@ -284,7 +353,8 @@ def test_synth_stage_runs_the_tool_and_reads_its_report(cli, tmp_path: Path) -> 
     assert (out / "synth" / "fpga-xcvu13p" / "synth.log").is_file()
     assert "**C synthesis** (vitis-run 2024.1, vendor report)" in (out / "report.md").read_text()
     # the compile stage's project was copied, not changed
-    assert not (out / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "myproject_prj").exists()
+    assert (out / "synth" / "fpga-xcvu13p" / "hls4ml_prj" / "jet_tagger_prj").is_dir()
+    assert not (out / "targets" / "fpga-xcvu13p" / "hls4ml_prj" / "jet_tagger_prj").exists()
 
 
 @pytest.mark.synth

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +32,15 @@ REQUEST = {
     "tiny": True,
     "quant": "w6a8",
     "prune": "0.75",
-    "overrides": ("data_options.n_samples=6000", "prune.steps=2", "prune.finetune_epochs=1"),
+    # a top of the user's choosing: the Verilog core and its wrappers, and the hls4ml project, take this name
+    "overrides": (
+        "data_options.n_samples=6000",
+        "prune.steps=2",
+        "prune.finetune_epochs=1",
+        "export.top_name=l1_tagger",
+    ),
 }
+TOP = "l1_tagger"
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +145,11 @@ def test_rtl_outputs_and_figures(jet_rtl: BuildResult) -> None:
     root = jet_rtl.build_dir
     info = jet_rtl.manifest["artifacts"]["compiled"][TARGET]["info"]
     src = root / "targets" / TARGET / "rtl" / "src"
-    assert (src / "edgekit_model.v").is_file() and info["sources"]
+    assert info["top"] == TOP and info["implemented_top"] == TOP and info["interface"] == "core"
+    assert {p.name for p in src.glob(f"{TOP}*.v")} >= {f"{TOP}.v", f"{TOP}_stream.v", f"{TOP}_axis.v"}
+    assert info["sources"] and not list(src.glob("edgekit_model*"))
+    hls = jet_rtl.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
+    assert hls["project"] == TOP and (root / "targets/fpga-xcvu13p/hls4ml_prj/firmware" / f"{TOP}.cpp").is_file()
     assert info["latency_cycles"] >= 1 and info["latency_ns"] == info["latency_cycles"] * 5.0
     assert info["adder_levels_per_stage"] == 5 and info["self_check"]["mismatches"] == 0
     syn, est = info["synthesis"], info["da4ml_estimate"]
@@ -151,46 +164,59 @@ def test_rtl_outputs_and_figures(jet_rtl: BuildResult) -> None:
     n = jet_rtl.report.targets[0].n_samples
     assert len((vectors / "stimulus.hex").read_text().split()) == n
     assert len((vectors / "response.hex").read_text().split()) == n
-    assert (vectors / "vectors.json").is_file() and (vectors / "tb_edgekit_model.sv").is_file()
+    assert (vectors / "vectors.json").is_file() and (vectors / f"tb_{TOP}.sv").is_file()
 
 
-def test_the_written_testbench_replays_the_golden_vectors(jet_rtl: BuildResult, tmp_path: Path) -> None:
-    """Verilator compiles the testbench with the design; it passes, and fails on a corrupted response line."""
-    import subprocess
-
-    from edgekit.backends.rtl import design_sources
+def _testbench(vectors: Path, top: str, work: Path) -> str:
+    """Build tb_<top>.sv with the design files its folder's design.f lists (the documented command) and run it."""
     from edgekit.backends.verilator_build import build_testbench
 
-    vectors = tmp_path / "vectors"
-    shutil.copytree(jet_rtl.build_dir / "vectors" / TARGET, vectors)
-    sources = design_sources(jet_rtl.build_dir / "targets" / TARGET / "rtl")
-    program = build_testbench(vectors, sources, "edgekit_model", tmp_path / "tb", timeout_s=600)
+    program = build_testbench(vectors, top, work, timeout_s=600)
     run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
+    return run.stdout + run.stderr
+
+
+def test_the_written_testbenches_replay_the_golden_vectors_from_their_folder(
+    jet_rtl: BuildResult, tmp_path: Path
+) -> None:
+    """Each top's testbench passes with the design files design.f names relative to its folder (the build moved
+    elsewhere), and fails on a corrupted response, an early valid, or an AXI wrapper that ignores its credits."""
+    build = tmp_path / "build"  # the build's folders, moved: design.f's relative paths still lead to the design
+    shutil.copytree(jet_rtl.build_dir / "vectors" / TARGET, build / "vectors" / TARGET)
+    shutil.copytree(jet_rtl.build_dir / "targets" / TARGET / "rtl" / "src", build / "targets" / TARGET / "rtl" / "src")
+    vectors, src = build / "vectors" / TARGET, build / "targets" / TARGET / "rtl" / "src"
+    header = (vectors / f"tb_{TOP}.sv").read_text().splitlines()[:6]
+    assert any(f"--top-module tb_{TOP} tb_{TOP}.sv -f design.f && obj_dir/Vtb_{TOP}" in line for line in header)
     n = len((vectors / "stimulus.hex").read_text().split())
-    assert f"PASS {n} samples" in run.stdout, run.stdout + run.stderr
-    # the handshake top: valid gaps (junk on the bus while idle), every result in order
-    stream = build_testbench(vectors, design_sources(jet_rtl.build_dir / "targets" / TARGET / "rtl", stream=True),
-                             "edgekit_model_stream", tmp_path / "tb_stream", timeout_s=600)  # fmt: skip
-    run = subprocess.run([str(stream)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
-    assert f"PASS {n} samples with " in run.stdout and " idle input cycles" in run.stdout, run.stdout + run.stderr
-    assert int(run.stdout.split(" with ")[1].split()[0]) >= 20  # the gaps were there
-    # a valid signal one cycle early pairs each result with the wrong sample: the testbench says so
-    early = tmp_path / "early"
-    shutil.copytree(jet_rtl.build_dir / "targets" / TARGET / "rtl", early)
-    top = early / "src" / "edgekit_model_stream.v"
     latency = int(json.loads((vectors / "vectors.json").read_text())["latency_cycles"])
-    top.write_text(top.read_text().replace(f"valid_pipe[{latency}]", f"valid_pipe[{latency - 1}]"))
-    wrong = build_testbench(vectors, design_sources(early, stream=True), "edgekit_model_stream", tmp_path / "tb_e",
-                            timeout_s=600)  # fmt: skip
-    run = subprocess.run([str(wrong)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
-    assert "FAIL" in run.stdout and "PASS" not in run.stdout, run.stdout
+    assert f"PASS {n} samples" in _testbench(vectors, TOP, tmp_path / "tb")
+    # the valid handshake: gaps (junk on the bus while idle), every result in order
+    out = _testbench(vectors, f"{TOP}_stream", tmp_path / "tb_stream")
+    assert f"PASS {n} samples with " in out and int(out.split(" with ")[1].split()[0]) >= 20, out
+    # AXI4-Stream: the full rate, then gaps and backpressure that reach the input (tready falls)
+    out = _testbench(vectors, f"{TOP}_axis", tmp_path / "tb_axis")
+    found = re.search(r"PASS (\d+) samples: full rate in (\d+) cycles; with backpressure (\d+) stalled output "
+                      r"cycles and (\d+) refused input cycles", out)  # fmt: skip
+    assert found is not None, out
+    samples, cycles, stalls, refusals = map(int, found.groups())
+    assert samples == n and cycles <= n + latency + 4 and stalls > 0 and refusals > 0
+    # faults: a valid one cycle early, an AXI wrapper that ignores its credits, one flipped response bit
+    stream, axis = src / f"{TOP}_stream.v", src / f"{TOP}_axis.v"
+    good_stream, good_axis = stream.read_text(), axis.read_text()
+    stream.write_text(good_stream.replace(f"valid_pipe[{latency}]", f"valid_pipe[{latency - 1}]"))
+    out = _testbench(vectors, f"{TOP}_stream", tmp_path / "tb_early")
+    assert "FAIL" in out and "PASS" not in out, out
+    stream.write_text(good_stream)
+    axis.write_text(good_axis.replace("assign s_axis_tready = aresetn && (promised < DEPTH);",
+                                      "assign s_axis_tready = aresetn;"))  # fmt: skip
+    out = _testbench(vectors, f"{TOP}_axis", tmp_path / "tb_nocredit")
+    assert "FAIL" in out and "PASS" not in out, out
     lines = (vectors / "response.hex").read_text().split()
     lines[5] = format(int(lines[5], 16) ^ 1, f"0{len(lines[5])}x")  # flip one output bit of sample 5
     (vectors / "response.hex").write_text("\n".join(lines) + "\n")
-    run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
-    assert "MISMATCH sample 5:" in run.stdout and f"FAIL 1 of {n} samples differ" in run.stdout
-    run = subprocess.run([str(stream)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
-    assert "MISMATCH sample 5:" in run.stdout and f"FAIL 1 of {n} samples differ" in run.stdout
+    for program in (tmp_path / "tb" / f"Vtb_{TOP}", tmp_path / "tb_stream" / f"Vtb_{TOP}_stream"):
+        run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
+        assert "MISMATCH sample 5:" in run.stdout and f"FAIL 1 of {n} samples differ" in run.stdout, run.stdout
 
 
 def test_a_planted_fault_is_localized_in_the_rtl_trace(jet_rtl: BuildResult, tmp_path: Path, plant_fc2_fault) -> None:  # type: ignore[no-untyped-def]
@@ -319,7 +345,7 @@ def test_a_relative_out_folder(cli, tmp_path: Path) -> None:  # type: ignore[no-
     assert run.returncode in (0, 1), run.stdout + run.stderr
     target = next(t for t in run.json()["validation"]["targets"] if t["target"] == TARGET)
     assert target["status"] == "ok" and target["max_abs_diff_vs_quantized"] == 0.0
-    assert (tmp_path / "b" / "targets" / TARGET / "rtl" / "sim" / "libedgekit_model.so").is_file()
+    assert (tmp_path / "b" / "targets" / TARGET / "rtl" / "sim" / "libjet_tagger.so").is_file()  # the model's name
 
 
 def test_without_quantization_the_rtl_target_says_add_quant(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -390,3 +416,83 @@ def test_a_failing_tool_is_a_toolchain_error_with_its_log(cli, tmp_path: Path, p
     assert "Traceback" not in run.stderr
     assert (out / "targets" / "cpu-onnxruntime-int8").is_dir() and not (out / "targets" / name).exists()
     assert any((out / "logs").rglob("*.log"))  # the failed stage's logs were kept
+
+
+def _module_ports(project: Path, module: str) -> dict[str, str]:
+    """Port name -> direction of a Verilog module of the project, read from its header."""
+    text = "\n".join(p.read_text() for p in (project / "src").glob("*.v"))
+    found = re.search(rf"module {module}\s*\((.*?)\);", text, re.S)
+    assert found is not None, module
+    return {name: direction for direction, name in re.findall(r"(input|output)\s+(?:reg\s+)?(?:\[[^\]]+\]\s*)?(\w+)",
+                                                              found.group(1))}  # fmt: skip
+
+
+@pytest.mark.parametrize("interface", ["core", "valid", "axi_stream"])
+def test_the_project_script_and_constraints_read_the_design_they_name(
+    jet_rtl: BuildResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interface: str
+) -> None:
+    """build_vivado_prj.tcl run by Tcl from another folder, with Vivado's commands recorded: it reads every
+    design file of the chosen top and its constraints, which name only that top's ports; Verilator elaborates
+    the same files with that top."""
+    tkinter = pytest.importorskip("tkinter", reason="the Tcl checks need Python's Tcl (apt-get install python3-tk)")
+    from edgekit.backends.rtl_firmware import TopNames, design_sources, write_project_files
+    from edgekit.backends.verilator_build import find_verilator, verilator_env
+    from edgekit.tools import run_tool
+
+    info = jet_rtl.manifest["artifacts"]["compiled"][TARGET]["info"]
+    project = tmp_path / "rtl"
+    shutil.copytree(jet_rtl.build_dir / "targets" / TARGET / "rtl" / "src", project / "src")
+    names = TopNames(info["top"])
+    if interface == "core":  # as the build wrote them
+        shutil.copy(jet_rtl.build_dir / "targets" / TARGET / "rtl" / "build_vivado_prj.tcl", project)
+        assert info["project_files"] == ["build_vivado_prj.tcl", f"src/{TOP}.xdc"]
+    else:
+        write_project_files(project, names, info["part"], "xcup", 5.0, interface, info["input_bits"],  # type: ignore[arg-type]
+                            info["output_bits"])  # fmt: skip
+    top = names.of(interface)  # type: ignore[arg-type]
+    assert not (project / "build_quartus_prj.tcl").exists() and not list(project.glob("src/*.sdc"))
+    calls: list[tuple[str, ...]] = []
+    tcl = tkinter.Tcl()
+    tcl.createcommand("edgekit_record", lambda *args: calls.append(args) or "")
+    vivado = ("read_verilog", "read_xdc", "synth_design", "write_checkpoint", "report_utilization",
+              "report_timing_summary", "opt_design", "place_design", "phys_opt_design", "route_design")  # fmt: skip
+    for command in vivado:
+        tcl.eval(f"proc {command} {{args}} {{ edgekit_record {command} {{*}}$args }}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    tcl.eval(f"source {{{project / 'build_vivado_prj.tcl'}}}")
+    read = [Path(c[-1]) for c in calls if c[0] == "read_verilog"]
+    assert all(p.is_file() for p in read) and sorted(read) == sorted(design_sources(project, names, interface))  # type: ignore[arg-type]
+    synth = next(c for c in calls if c[0] == "synth_design")
+    assert synth[synth.index("-top") + 1] == top and synth[synth.index("-part") + 1] == info["part"]
+    commands = [c[0] for c in calls]
+    assert commands.index("synth_design") < commands.index("place_design") < commands.index("route_design")
+    xdc = Path(next(c for c in calls if c[0] == "read_xdc")[-1])
+    assert xdc == project / "src" / f"{top}.xdc"
+    # the constraints, evaluated with Vivado's commands recorded: every port they name is the top's
+    ports = _module_ports(project, top)
+    constrained: dict[str, str] = {}
+    clock: list[tuple[str, ...]] = []
+
+    def get_ports(pattern: str) -> str:
+        name = pattern.removesuffix("[*]")
+        assert name in ports, f"{pattern} is not a port of {top}: {sorted(ports)}"
+        return name
+
+    xdc_tcl = tkinter.Tcl()
+    xdc_tcl.createcommand("get_ports", get_ports)
+    xdc_tcl.createcommand("get_clocks", lambda name: name)
+    xdc_tcl.createcommand("create_clock", lambda *args: clock.append(args) or "")
+    xdc_tcl.createcommand("set_input_delay", lambda *args: constrained.update({args[-1]: "input"}) or "")
+    xdc_tcl.createcommand("set_output_delay", lambda *args: constrained.update({args[-1]: "output"}) or "")
+    xdc_tcl.createcommand("set_clock_uncertainty", lambda *args: "")
+    xdc_tcl.eval(xdc.read_text())
+    ((period, name),) = [(c[c.index("-period") + 1], c[-1]) for c in clock]
+    assert float(period) == 5.0 and ports[name] == "input"
+    assert constrained == {p: d for p, d in ports.items() if p != name}  # every other port, right direction
+    # Verilator elaborates the same files with that top
+    lint = run_tool([find_verilator(), "--lint-only", "-Wno-fatal", "--top-module", top, *map(str, read)],
+                    cwd=tmp_path, timeout_s=300, log_path=tmp_path / "lint.log", name="verilator --lint-only",
+                    env=verilator_env())  # fmt: skip
+    assert "%Error" not in lint.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -29,8 +30,14 @@ REQUEST = {
 
 @pytest.fixture(scope="module")
 def jet_ecp5(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """The routed profile with its AXI4-Stream top implemented: the wrapper and its FIFO placed and timed too."""
+    from edgekit.targets import load_target
+
     out = tmp_path_factory.mktemp("jet_ecp5")
-    return compile_model(CompileRequest(targets=(TARGET,), out=out, **REQUEST))  # type: ignore[arg-type]
+    text = Path(load_target(TARGET).source).read_text()
+    profile = out / f"{TARGET}.toml"  # same name: the build's folders and gates read as the profile's
+    profile.write_text(text.replace("[backend_options]", '[backend_options]\ninterface = "axi_stream"'))
+    return compile_model(CompileRequest(targets=(str(profile),), out=out / "b", **REQUEST))  # type: ignore[arg-type]
 
 
 def test_routed_design_reports_post_route_figures_and_stays_exact(jet_ecp5: BuildResult) -> None:
@@ -45,11 +52,13 @@ def test_routed_design_reports_post_route_figures_and_stays_exact(jet_ecp5: Buil
     assert 5.0 < route["fmax_mhz"] < 500.0 and route["timing_met"] == (route["fmax_mhz"] >= 50.0)
     used = route["used"]
     assert used["lut"] >= syn["lut"] + syn["carry"] and used["ff"] == syn["ff"] and used["dsp"] == 0
-    assert used["io"] == info["input_bits"] + info["output_bits"] + 1  # the buses and the clock
+    assert info["implemented_top"] == "jet_tagger_axis" and syn["lutram"] + syn["ff"] > 0
+    # the AXI4-Stream buses in whole bytes, the clock, the reset and four handshake signals
+    assert used["io"] == 8 * (-(-info["input_bits"] // 8)) + 8 * (-(-info["output_bits"] // 8)) + 6
     path = route["critical_path"]
     assert path["delay_ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"], abs=0.01)
     assert 1000.0 / route["fmax_mhz"] == pytest.approx(path["delay_ns"], rel=0.05)  # the path sets the clock
-    assert path["cells"] > 0 and all(s.startswith("src/edgekit_model") or s.startswith("src/") for s in path["sources"])
+    assert path["cells"] > 0 and all(s.startswith("src/") for s in path["sources"])
     # latency from the achieved clock, and the gates read the post-route figures
     assert info["latency_ns"] == pytest.approx(info["latency_cycles"] * 1000.0 / route["fmax_mhz"])
     assert rtl.resource_source == "nextpnr post-route" and rtl.resources["lut"] == used["lut"]
@@ -61,7 +70,42 @@ def test_routed_design_reports_post_route_figures_and_stays_exact(jet_ecp5: Buil
     assert "| post-route (nextpnr-ecp5) (LUT4 slots" in report and "- critical path (post-route):" in report
     assert f"| {used['dsp']} | {syn['carry']:,} | - |" in report  # the routed netlist's carry cells
     assert (jet_ecp5.build_dir / "targets" / TARGET / "yosys" / "nextpnr.log").is_file()
-    assert (jet_ecp5.build_dir / "vectors" / TARGET / "tb_edgekit_model_stream.sv").is_file()
+    assert (jet_ecp5.build_dir / "vectors" / TARGET / "tb_jet_tagger_axis.sv").is_file()
+
+
+def test_the_ecp5_script_runs_the_flow_edgekit_ran(jet_ecp5: BuildResult, tmp_path: Path) -> None:
+    """build_ecp5.sh, run from another folder with yosys and nextpnr replaced by recorders: it reads every file
+    of the implemented top from its own folder and routes with the options edgekit used."""
+    import subprocess
+
+    from edgekit.backends.rtl_firmware import TopNames, design_sources
+
+    info = jet_ecp5.manifest["artifacts"]["compiled"][TARGET]["info"]
+    project = jet_ecp5.build_dir / "targets" / TARGET / "rtl"
+    assert info["project_files"] == ["build_ecp5.sh"] and not (project / "build_vivado_prj.tcl").exists()
+    record = tmp_path / "calls.txt"
+    for tool in ("yosys", "nextpnr"):  # each writes its arguments and checks the files they name exist
+        stub = tmp_path / tool
+        stub.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}.{tool}\n')
+        stub.chmod(0o755)
+    env = {**os.environ, "YOSYS": str(tmp_path / "yosys"), "NEXTPNR_ECP5": str(tmp_path / "nextpnr")}
+    copy = tmp_path / "rtl"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("sim", "model"))
+    done = subprocess.run(["sh", str(copy / "build_ecp5.sh")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    yosys = Path(f"{record}.yosys").read_text().splitlines()
+    script = yosys[yosys.index("-p") + 1]
+    read = [copy / part.split()[-1] for part in script.split(";") if part.strip().startswith("read_verilog")]
+    names = TopNames(info["top"])
+    assert read == design_sources(copy, names, "axi_stream") and all(p.is_file() for p in read)
+    assert "synth_ecp5 -top jet_tagger_axis -json ecp5_jet_tagger_axis/netlist.json" in script
+    nextpnr = Path(f"{record}.nextpnr").read_text().splitlines()
+    route = info["route"]
+    for flag, value in (("--package", route["package"]), ("--freq", "50"), ("--router", route["router"]),
+                        ("--seed", str(route["seed"])), ("--json", "ecp5_jet_tagger_axis/netlist.json")):  # fmt: skip
+        assert nextpnr[nextpnr.index(flag) + 1] == value, flag
+    assert f"--{route['device']}" in nextpnr and (copy / "ecp5_jet_tagger_axis").is_dir()
 
 
 def test_a_clock_the_design_does_not_reach_fails_its_gate(jet_ecp5: BuildResult, tmp_path: Path) -> None:

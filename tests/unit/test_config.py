@@ -179,3 +179,18 @@ def test_an_empty_table_from_the_command_line_clears_the_recipes() -> None:
     assert dict(cleared.model_options) == {} and cleared.train.epochs == 3
     kept = merge_settings([recipe, parse_set_flags(["model_options.depth=2"])])
     assert dict(kept.model_options) == {"hidden": [16, 8], "depth": 2}
+
+
+def test_the_design_top_is_the_models_name_made_an_identifier_or_a_checked_choice() -> None:
+    from edgekit.config import ExportSettings, design_top_name
+
+    assert design_top_name(ExportSettings(), "jet_tagger") == "jet_tagger"
+    assert design_top_name(ExportSettings(), "3-layer tagger.v2") == "m_3_layer_tagger_v2"
+    assert design_top_name(ExportSettings(), "module") == "module_top"  # a Verilog keyword
+    assert design_top_name(ExportSettings(), "defines") == "defines_top"  # would meet hls4ml's defines.h
+    assert design_top_name(ExportSettings(), "---") == "model"
+    assert design_top_name(ExportSettings(top_name="L1_tagger_v2"), "jet_tagger") == "L1_tagger_v2"
+    for bad in ("1tagger", "my-tagger", "wire", "a__b", "x" * 64, "_hidden"):
+        with pytest.raises(ConfigError, match="top_name") as err:
+            design_top_name(ExportSettings(top_name=bad), "jet_tagger", "--set")
+        assert err.value.exit_code == 2 and err.value.hint

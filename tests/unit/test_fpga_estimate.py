@@ -97,3 +97,23 @@ def test_calibration_is_the_fit_of_the_published_rows_and_its_band_is_reported(v
     est = estimate([DENSE], vu13p)
     assert est.band["lut"] == CALIBRATION["lut"].band and "calibrated to arXiv:2103.05579" in est.method
     assert est.lut == round(est.uncalibrated["lut"] * CALIBRATION["lut"].coefficient)
+
+
+def test_distributed_arithmetic_takes_da4ml_cost_and_depth(vu13p) -> None:  # type: ignore[no-untyped-def]
+    da = replace(vu13p, strategy="distributed_arithmetic")
+    shallow = estimate([replace(DENSE, da_lut=1234.4, da_depth=4)], da)
+    deep = estimate([replace(DENSE, da_lut=1234.4, da_depth=11)], da)
+    assert shallow.lut == 1234 and shallow.dsp == 0 and shallow.layers[0].multipliers == 0
+    assert shallow.latency_cycles == 2 and deep.latency_cycles == 4  # ceil(depth / 5 levels at 5 ns) + 1
+    assert deep.ff == 2 * shallow.ff  # one accumulator-wide row per stage: 4 stages against 2
+    slower = estimate([replace(DENSE, da_depth=11)], replace(da, clock_period_ns=10.0))
+    assert slower.latency_cycles == 3 and slower.latency_ns == 30.0  # 10 levels a cycle at 10 ns: 2 + 1
+    assert "da4ml" in shallow.method and not shallow.band  # not calibrated: no published DA design
+
+
+def test_adder_depth_is_read_from_da4mls_code() -> None:
+    from edgekit.backends.hls4ml import _adder_depth
+
+    code = "ap_fixed<8,4> v0 = model_inp[0]; // 0.0\n  ap_fixed<9,5> v1 = v0 + v2; // 3.0\n  v9 = v1 - v3; // 7.5\n"
+    assert _adder_depth(code) == 8
+    assert _adder_depth("") == 0
