@@ -278,11 +278,18 @@ def _rtl_section(compiled: dict[str, Any], targets: dict[str, Any]) -> list[str]
                 f"| hls4ml estimate of {name} ({h['method']}) | {h['lut']:,} | {h['ff']:,} | {h['dsp']:,} | - | - "
                 f"| {h['bram_18k']} |"
             )
+        tops = info.get("tops") or {"core": info["top"], "valid": f"{info['top']}_stream"}
+        faces = f"the core `{tops['core']}`, with a valid handshake `{tops['valid']}`" + (
+            f", as AXI4-Stream `{tops['axi_stream']}`" if "axi_stream" in tops else ""
+        )
+        implemented = info.get("implemented_top", tops["core"])
+        scripts = ", ".join(f"`rtl/{f}`" for f in info.get("project_files", []))
         lines += [
             "",
-            f"- Verilog: `targets/{target}/rtl/src/` ({len(info['sources'])} files, top module `{info['top']}`, the "
-            f"same with a valid handshake `{info['top']}_stream`); "
-            f"testbench vectors: `vectors/{target}/`",
+            f"- Verilog: `targets/{target}/rtl/src/` ({len(info['sources'])} files: {faces}); the figures above "
+            f"are of `{implemented}`"
+            + (f" (project script and constraints: {scripts})" if scripts else "")
+            + f"; testbenches and vectors: `vectors/{target}/` (`design.f` lists the design files)",
             f"- emulation validated as the target: {info['emulation']}; da4ml's logic equalled edgekit's exact "
             f"replay of the graph on {check['samples']} inputs ({check['inputs']})",
         ]

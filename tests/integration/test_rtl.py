@@ -160,6 +160,7 @@ def test_rtl_outputs_and_figures(jet_rtl: BuildResult) -> None:
     report = (root / "report.md").read_text()
     assert f"## RTL: {TARGET}" in report and "synthesis-mapped (yosys), no timing" in report
     assert "hls4ml estimate of fpga-xcvu13p" in report
+    assert f"the figures above are of `{TOP}` (project script and constraints: `rtl/build_vivado_prj.tcl`" in report
     vectors = root / "vectors" / TARGET
     n = jet_rtl.report.targets[0].n_samples
     assert len((vectors / "stimulus.hex").read_text().split()) == n
