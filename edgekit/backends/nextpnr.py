@@ -179,12 +179,20 @@ def run_nextpnr(
     wall = time.perf_counter() - started
     if run.returncode != 0 or not (work / REPORT).is_file():
         errors = [line for line in run.output.splitlines() if line.startswith("ERROR")]
-        raise ToolchainError(
-            f"nextpnr-ecp5 could not place and route the design on {part}: {(errors or ['no report written'])[0]}",
-            hint="a design with more cells or I/O bits than the device has does not place: quantize to fewer "
-            "bits, prune, or pick a larger device; the full log names the step",
-            log_path=work / "nextpnr.log",
+        first = (errors or ["no report written"])[0]
+        hint = (
+            "a design with more cells or I/O bits than the device has does not place: quantize to fewer "
+            "bits, prune, or pick a larger device; the full log names the step"
         )
+        if "Failed to route" in first and "clk" in first:  # seen once in a calibration of four full-size routes
+            hint = (
+                "nextpnr placed the clock input on a pin it then could not route to the clock network: route "
+                "again with another backend_options.placement_seed (a copy of the profile, -t ./my-ecp5.toml)"
+            )
+        raise ToolchainError(
+            f"nextpnr-ecp5 could not place and route the design on {part}: {first}", hint=hint,
+            log_path=work / "nextpnr.log",
+        )  # fmt: skip
     achieved, constraint, used, available, path = parse_report(json.loads((work / REPORT).read_text()))
     mapped_used = {name: used.get(bel, 0) for bel, name in _RESOURCES.items()}
     mapped_available = {name: available.get(bel, 0) for bel, name in _RESOURCES.items()}
