@@ -31,7 +31,7 @@ from edgekit.config import (
     quant_shorthand,
 )
 from edgekit.data import Dataset, input_range_warning, load_data
-from edgekit.errors import EdgekitError, InputError
+from edgekit.errors import ConfigError, EdgekitError, InputError
 from edgekit.manifest import MANIFEST_SCHEMA_VERSION, environment, read_manifest, write_manifest
 from edgekit.planning import (
     TargetPlan,
@@ -40,9 +40,11 @@ from edgekit.planning import (
     check_logic_size,
     check_memory,
     check_onnx_file,
+    check_overrides_used,
     check_pruning,
     check_recurrent,
     check_synthesis,
+    overrides_for,
     plan_quantization_for,
     plan_target,
 )
@@ -77,7 +79,7 @@ from edgekit.steps import (
     run_synthesis,
     run_train,
 )
-from edgekit.targets import TargetProfile
+from edgekit.targets import TargetProfile, split_profile_overrides
 from edgekit.torch_model import TorchRunner, instantiate, load_float_model
 from edgekit.zoo import GENERIC_RECIPE, ModelSpec, resolve_model
 
@@ -485,7 +487,9 @@ def plan_build(request: CompileRequest) -> BuildPlan:
         model_layers.append(prune_shorthand(request.prune))
     if request.synth:
         model_layers.append(Layer("--synth", {"synth": {"enabled": True}}))
-    model_layers.append(parse_set_flags(request.overrides))
+    set_layer = parse_set_flags(request.overrides)
+    set_settings, every_target, per_target = split_profile_overrides(set_layer.table)
+    model_layers.append(Layer(set_layer.source, set_settings))
     settings = merge_settings(model_layers)
     design_top_name(settings.export, spec.recipe.name)  # a top name no module could take fails before any work
     if request.data is not None:  # the file's samples give the input shape, whatever the borrowed recipe says
@@ -501,7 +505,14 @@ def plan_build(request: CompileRequest) -> BuildPlan:
     target_names = request.targets or spec.recipe.default_targets
     brevitas = source.kind != "onnx" and bool(brevitas_layers(instantiate(source)))
     given = source.kind == "onnx" or brevitas  # a graph (a file, a brevitas model's export) compiled as it is
-    plans = [plan_target(name, model_layers, settings.quant.enabled, given) for name in dict.fromkeys(target_names)]
+    plans = [
+        plan_target(name, model_layers, settings.quant.enabled, given, overrides_for(name, every_target, per_target))
+        for name in dict.fromkeys(target_names)
+    ]
+    check_overrides_used(every_target, per_target, [p.profile for p in plans])
+    for plan in plans:
+        if plan.profile.overrides:
+            say(f"[plan] {plan.profile.name}: {plan.profile.source}")
     if source.kind == "onnx":  # a file taken as it is: its own input shape, float ONNX targets only
         import tempfile
 
@@ -831,6 +842,13 @@ def _revalidate(root: Path, overrides: tuple[str, ...]) -> BuildResult:
     manifest, old, modified = opened.manifest, opened.previous, opened.modified
     where = str(root / "manifest.json")
     cli_layer = parse_set_flags(overrides)
+    _, every_target, per_target = split_profile_overrides(cli_layer.table)
+    if every_target or per_target:
+        raise ConfigError(
+            "edgekit validate checks a build as it was compiled; a profile's part, clock or backend options "
+            "change the design itself",
+            hint="compile again with the same --set (edgekit compile ... --set fpga.clock_period_ns=4)",
+        )
     results = []
     for name, entry in manifest["targets"].items():
         profile = opened.profile(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from edgekit.precision import WEIGHTED, Family, QuantPlan, family_for, legality_
 from edgekit.progress import say
 from edgekit.quant_graph import analyze, layers_up_to
 from edgekit.schema import to_plain
-from edgekit.targets import TargetProfile, load_target
+from edgekit.targets import TargetProfile, load_target, with_overrides
 from edgekit.torch_model import instantiate
 
 __all__ = [
@@ -52,10 +53,41 @@ class TargetPlan:
     family: Family | None  # the quantized model this target runs; None: the float graph
 
 
-def plan_target(name: str, model_layers: list[Layer], quant_enabled: bool, graph_given: bool = False) -> TargetPlan:
+def overrides_for(name: str, every: Mapping[str, Any], per_target: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile tables --set changes for target ``name`` (given by name or path): every target's, then its own."""
+    own = per_target.get(name) or per_target.get(load_target(name).name) or {}
+    return {**every, **own}
+
+
+def check_overrides_used(
+    every: Mapping[str, Any], per_target: Mapping[str, Any], profiles: list[TargetProfile]
+) -> None:
+    """A --set of a profile table that no target of the build has is a mistake, not a no-op."""
+    for table in every:
+        if table != "backend_options" and not any(getattr(p, table) is not None for p in profiles):
+            raise ConfigError(
+                f"--set {table}.*: none of the targets ({', '.join(p.name for p in profiles)}) has a [{table}] table",
+                hint=f"{table}.* changes {table.upper()} profiles; check the key or the --target names",
+            )
+    for name in per_target:
+        if not any(name in (p.name, p.source.split(" with --set")[0]) for p in profiles):
+            raise ConfigError(
+                f"--set targets.{name}.*: {name} is not a target of this build",
+                hint=f"targets here: {', '.join(p.name for p in profiles)}",
+            )
+
+
+def plan_target(
+    name: str,
+    model_layers: list[Layer],
+    quant_enabled: bool,
+    graph_given: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> TargetPlan:
     """One target's profile, merged settings and backend. ``graph_given``: the model is an ONNX file, whose
-    graph the target compiles as it is (:func:`check_onnx_file` decides which targets take it)."""
-    profile = load_target(name)
+    graph the target compiles as it is (:func:`check_onnx_file` decides which targets take it). ``overrides``:
+    profile tables changed from the command line (:func:`edgekit.targets.with_overrides`)."""
+    profile = with_overrides(load_target(name), overrides or {})
     family = family_for(profile)
     number_format: str = profile.precision
     if family == "fixed" and not quant_enabled:

@@ -179,39 +179,30 @@ def point_key(spec: SweepSpec, point: SweepPoint) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _target_variants(spec: SweepSpec, point: SweepPoint, folder: Path) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The targets to compile for this point: FPGA profiles get the point's reuse factor as a variant file."""
+def reuse_overrides(spec: SweepSpec, point: SweepPoint) -> tuple[str, ...]:
+    """The point's reuse factor as a --set of each hls4ml target's profile (other targets have none to change)."""
     from edgekit.targets import load_target
 
-    targets, names = [], {}
+    if point.reuse is None:
+        return ()
+    flags = []
     for requested in spec.targets:
         profile = load_target(requested)
-        if point.reuse is None or profile.family != "fpga" or profile.fpga is None:
-            targets.append(requested)
-            names[profile.name] = requested
-            continue
-        text = Path(profile.source).read_text()
-        variant = f"{profile.name}-r{point.reuse}"
-        text = re.sub(r'(?m)^name = ".*"$', f'name = "{variant}"', text, count=1)
-        text, n = re.subn(r"(?m)^reuse_factor\s*=\s*\d+", f"reuse_factor = {point.reuse}", text, count=1)
-        if n != 1:  # a backend without a reuse factor (the RTL target): the point builds it as it is
-            targets.append(requested)
-            names[profile.name] = requested
-            continue
-        path = folder / "profiles" / f"{variant}.toml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        targets.append(str(path))
-        names[variant] = requested
-    return tuple(targets), names
+        if (
+            profile.backend == "hls4ml"
+            and profile.fpga is not None
+            and profile.fpga.strategy != "distributed_arithmetic"
+        ):
+            flags.append(f'targets."{profile.name}".fpga.reuse_factor={point.reuse}')
+    return tuple(flags)
 
 
-def _request(spec: SweepSpec, point: SweepPoint, targets: tuple[str, ...], out: Path) -> Any:
+def _request(spec: SweepSpec, point: SweepPoint, out: Path) -> Any:
     from edgekit.pipeline import CompileRequest
 
     return CompileRequest(
-        spec.model, targets, out=out, recipe=spec.recipe, tiny=spec.tiny, quant=point.quant, prune=point.prune,
-        overrides=(*spec.overrides, *point.layer_overrides), data=spec.data,
+        spec.model, spec.targets, out=out, recipe=spec.recipe, tiny=spec.tiny, quant=point.quant, prune=point.prune,
+        overrides=(*spec.overrides, *point.layer_overrides, *reuse_overrides(spec, point)), data=spec.data,
     )  # fmt: skip
 
 
@@ -227,12 +218,12 @@ def check_points(spec: SweepSpec, points: Sequence[SweepPoint]) -> None:
         for point in points:
             out = Path(spec.root) / "points" / point.name / "build"
             try:
-                plan_build(_request(spec, point, spec.targets, out))
+                plan_build(_request(spec, point, out))
             except (ConfigError, InputError) as err:
                 raise ConfigError(f"sweep point {point.name}: {err.message}", hint=err.hint) from err
 
 
-def _summary(result: Any, point: SweepPoint, names: Mapping[str, str]) -> dict[str, Any]:
+def _summary(result: Any, point: SweepPoint) -> dict[str, Any]:
     """The point's row: its settings, the compressed model's metric, and each target's numbers."""
     report = result.report
     model = report.extra_references[-1] if report.extra_references else report.reference
@@ -247,7 +238,7 @@ def _summary(result: Any, point: SweepPoint, names: Mapping[str, str]) -> dict[s
     for t in report.targets:
         if "[" in t.target:
             continue  # an emulator validated beside its target
-        base = names.get(t.target, t.target)
+        base = t.target
         row[f"{base}.status"] = t.status if t.status != "ok" else ("pass" if t.passed else "fail")
         row[f"{base}.metric"] = t.metric
         for key, value in t.resources.items():
@@ -280,9 +271,8 @@ def run_point(spec: SweepSpec, point: SweepPoint, cpus: int) -> dict[str, Any]:
     started = time.perf_counter()
     row: dict[str, Any] = {"point": point.name, **asdict(point)}
     try:
-        targets, names = _target_variants(spec, point, folder)
-        result = compile_model(_request(spec, point, targets, folder / "build"))
-        row.update(**_summary(result, point, names))
+        result = compile_model(_request(spec, point, folder / "build"))
+        row.update(**_summary(result, point))
         if result.exit_code in (0, 1):  # built and validated (a failed gate is a measured point, not a failure)
             row["status"] = "ok"
         else:  # a target did not build or could not run: the point has no numbers to compare
@@ -653,14 +643,11 @@ def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
     layers = tuple((str(a), str(b), int(c)) for a, b, c in row.get("layers") or ())
     point = SweepPoint(row.get("weight_bits"), row.get("act_bits"), float(row.get("sparsity") or 0.0), row.get("reuse"),
                        layers)  # fmt: skip
-    folder = Path(spec.root) / "points" / point.name
     words = ["edgekit", "compile", spec.model]
-    from edgekit.targets import load_target
-
     for requested in spec.targets:
-        profile = load_target(requested)
-        variant = folder / "profiles" / f"{profile.name}-r{point.reuse}.toml"
-        words += ["--target", str(variant) if point.reuse is not None and variant.is_file() else requested]
+        words += ["--target", requested]
+    for flag in reuse_overrides(spec, point):
+        words += ["--set", flag]
     if point.quant:
         words += ["--quant", point.quant]
     if point.prune:

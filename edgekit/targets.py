@@ -7,6 +7,7 @@ top-level ``targets/``) and any TOML path can be given instead of a name.
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -16,14 +17,17 @@ from typing import Any, Literal
 
 from edgekit.config import Layer, Settings
 from edgekit.errors import ConfigError, InputError, UnknownNameError
-from edgekit.schema import build, check_table
+from edgekit.schema import build, check_table, deep_merge, to_plain
 
 __all__ = [
+    "PROFILE_TABLES",
     "TARGET_SCHEMA_VERSION",
     "TargetProfile",
     "list_targets",
     "load_target",
+    "split_profile_overrides",
     "targets_dir",
+    "with_overrides",
 ]
 
 TARGET_SCHEMA_VERSION = 1
@@ -93,6 +97,7 @@ class TargetProfile:
     gates: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     content_sha256: str = ""
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # what --set changed in the profile file
 
     def settings_layer(self) -> Layer:
         table = {k: dict(getattr(self, k)) for k in ("latency", "validation", "gates") if getattr(self, k)}
@@ -159,7 +164,7 @@ def load_target(name_or_path: str) -> TargetProfile:
             f"{source}: schema_version is {version!r}; this edgekit reads version {TARGET_SCHEMA_VERSION}",
             hint="set schema_version = 1, or upgrade edgekit for newer profiles",
         )
-    for reserved in ("source", "content_sha256"):
+    for reserved in ("source", "content_sha256", "overrides"):
         if reserved in data:
             raise ConfigError(f"{source}: {reserved!r} is set by edgekit", hint="remove it from the profile")
     profile = build(TargetProfile, data, source)
@@ -179,3 +184,51 @@ def load_target(name_or_path: str) -> TargetProfile:
     check_table(Settings, layer.table, source)
     digest = hashlib.sha256(raw).hexdigest()
     return replace(profile, source=source, content_sha256=digest)
+
+
+# The profile's own tables a --set flag may change (--set fpga.clock_period_ns=4); its latency, validation and
+# gates sections are settings and merge with the recipe's. ``targets.NAME.*`` changes one target only.
+PROFILE_TABLES = ("fpga", "gpu", "cpu", "backend_options")
+
+
+def split_profile_overrides(table: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A --set table as (settings, overrides of every target, overrides per target name).
+
+    >>> split_profile_overrides({"train": {"epochs": 2}, "fpga": {"clock_period_ns": 4},
+    ...                          "targets": {"fpga-xcvu13p": {"fpga": {"reuse_factor": 4}}}})
+    ({'train': {'epochs': 2}}, {'fpga': {'clock_period_ns': 4}}, {'fpga-xcvu13p': {'fpga': {'reuse_factor': 4}}})
+    """
+    settings = {k: v for k, v in table.items() if k not in (*PROFILE_TABLES, "targets")}
+    every = {k: v for k, v in table.items() if k in PROFILE_TABLES}
+    per_target = table.get("targets", {})
+    if not isinstance(per_target, Mapping) or not all(isinstance(v, Mapping) for v in per_target.values()):
+        raise ConfigError(
+            "--set targets.NAME.TABLE.KEY=VALUE changes one target's profile: targets takes target names",
+            hint="e.g. --set targets.fpga-xcvu13p.fpga.reuse_factor=4",
+        )
+    for name, tables in per_target.items():
+        unknown = sorted(set(tables) - set(PROFILE_TABLES))
+        if unknown:
+            raise ConfigError(
+                f"--set targets.{name}.{unknown[0]}: a target's profile has no table {unknown[0]!r} to change",
+                hint=f"profile tables --set can change: {', '.join(PROFILE_TABLES)}",
+            )
+    return settings, every, {str(k): dict(v) for k, v in per_target.items()}
+
+
+def with_overrides(profile: TargetProfile, overrides: Mapping[str, Any]) -> TargetProfile:
+    """``profile`` with tables changed from the command line, checked like the file (unknown keys refused).
+
+    Tables of another family (``gpu`` on an FPGA target) are left out; the content hash covers the
+    changes, so a build with them is cached apart from one without.
+    """
+    applicable = {k: v for k, v in overrides.items() if k == "backend_options" or getattr(profile, k) is not None}
+    if not applicable:
+        return profile
+    plain = {k: v for k, v in to_plain(profile).items() if k not in ("source", "content_sha256", "overrides")}
+    shown = ", ".join(f"{k}.{name}" for k, table in applicable.items() for name in table)
+    source = f"{profile.source} with --set {shown}"
+    changed = build(TargetProfile, deep_merge(plain, applicable), source)
+    merged = deep_merge(dict(profile.overrides), applicable)
+    digest = hashlib.sha256((profile.content_sha256 + json.dumps(merged, sort_keys=True)).encode()).hexdigest()
+    return replace(changed, source=source, content_sha256=digest, overrides=merged)

@@ -87,6 +87,23 @@ def test_validate_existing_build(cli, tiny_jet_build: BuildResult, tmp_path: Pat
     assert target["max_abs_diff_vs_float"] == pytest.approx(1e-3, rel=1e-2)
     looser = cli("validate", str(root), "--set", "gates.max_abs_diff_vs_float=0.01")
     assert looser.returncode == 0, looser.stdout + looser.stderr
+    design = cli("validate", str(root), "--set", "cpu.threads=1")  # the design itself: a compile's business
+    assert design.returncode == 2 and "checks a build as it was compiled" in design.stderr, design.stderr
+
+
+def test_a_profile_set_from_the_command_line_is_built_recorded_and_cached_apart(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = str(tmp_path / "b")
+    first = cli("compile", "jet_tagger", "--tiny", "-t", "cpu-onnxruntime", "--set", "cpu.threads=1", "--out", out)
+    assert first.returncode == 0, first.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    profile = manifest["targets"]["cpu-onnxruntime"]["profile"]
+    assert profile["cpu"]["threads"] == 1 and profile["overrides"] == {"cpu": {"threads": 1}}
+    assert "cpu-onnxruntime.toml with --set cpu.threads" in first.stdout + first.stderr
+    again = cli("compile", "jet_tagger", "--tiny", "-t", "cpu-onnxruntime", "--set", "cpu.threads=2", "--out", out,
+                "--json")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    stages = {s["directory"]: s["cached"] for s in json.loads((tmp_path / "b" / "manifest.json").read_text())["stages"]}
+    assert stages["float"] and not stages["targets/cpu-onnxruntime"]  # another profile, another compile
 
 
 def _readme_module_factory_example() -> tuple[str, list[str]]:

@@ -100,6 +100,10 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
     assert len(rows) == POINTS and {r["status"] for r in rows} == {"ok"}
     assert {r["point"] for r in rows} == {f"w{b}a{b}-s{s}-r{r}" for b in (4, 8) for s in (0, 0.5) for r in (4,)}
     assert all(float(r["lut"]) > 0 and r["fpga-xcvu13p.status"] == "pass" for r in rows)
+    # the reuse factor reached the profile as a --set of that target, recorded in the point's manifest
+    point = json.loads(next((out / "points").glob("*/build/manifest.json")).read_text())
+    profile = point["targets"]["fpga-xcvu13p"]["profile"]
+    assert profile["fpga"]["reuse_factor"] == 4 and profile["overrides"] == {"fpga": {"reuse_factor": 4}}
     assert "## Pareto front: accuracy against lut" in (out / "sweep.md").read_text()
     import pyarrow.parquet as pq
 
@@ -123,6 +127,7 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
     assert (
         result["rebuild"].startswith("edgekit compile jet_tagger --target ")
         and f"--quant w{best['weight_bits']}" in (result["rebuild"])
+        and """--set 'targets."fpga-xcvu13p".fpga.reuse_factor=4'""" in result["rebuild"]
     )
 
 

@@ -114,3 +114,43 @@ def test_missing_profile_file() -> None:
 
 def test_shipped_profiles_found_from_checkout_or_package() -> None:
     assert (targets_dir() / "cpu-onnxruntime.toml").is_file()
+
+
+def test_set_changes_a_profiles_tables_checked_like_the_file() -> None:
+    """--set fpga.clock_period_ns=4 and --set backend_options.* reach the profile, strictly, and its hash."""
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    base = load_target("fpga-xcvu13p")
+    flags = ("fpga.clock_period_ns=4", "train.epochs=1", "targets.fpga-xcvu13p.backend_options.build_timeout_s=60")
+    plan = plan_build(CompileRequest("jet_tagger", ("fpga-xcvu13p", "cpu-onnxruntime"), tiny=True, quant="w6a8",
+                                     overrides=flags))  # fmt: skip
+    fpga, cpu = (p.profile for p in plan.plans)
+    assert fpga.fpga is not None and fpga.fpga.clock_period_ns == 4.0 and fpga.fpga.part == base.fpga.part  # type: ignore[union-attr]
+    assert fpga.overrides == {"fpga": {"clock_period_ns": 4}, "backend_options": {"build_timeout_s": 60}}
+    assert dict(fpga.backend_options)["build_timeout_s"] == 60
+    assert fpga.content_sha256 != base.content_sha256 and "with --set fpga.clock_period_ns" in fpga.source
+    assert cpu.fpga is None and "fpga" not in cpu.overrides  # a table of another family is left out
+    assert plan.settings.train.epochs == 1  # the other --set flags are settings as before
+    one = plan_build(CompileRequest("jet_tagger", ("fpga-xcvu13p", "fpga-xcvu13p-rtl"), tiny=True, quant="w6a8",
+                                    overrides=('targets."fpga-xcvu13p".fpga.reuse_factor=4',)))  # fmt: skip
+    hls, rtl = (p.profile for p in one.plans)
+    assert hls.fpga.reuse_factor == 4 and rtl.fpga.reuse_factor == 1 and not rtl.overrides  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("fpga.clock_period=4",), "unknown key 'clock_period' in \\[fpga\\]"),
+        (("fpga.clock_period_ns=0.1",), "clock_period_ns"),
+        (("gpu.arch=sm_90",), "none of the targets \\(fpga-xcvu13p\\) has a \\[gpu\\] table"),
+        (("targets.fpga-xczu7ev.fpga.reuse_factor=2",), "fpga-xczu7ev is not a target of this build"),
+        (("targets.fpga-xcvu13p.quant.weight_bits=2",), "has no table 'quant'"),
+        (("backend_options.no_such_option=1",), "unknown key 'no_such_option' in \\[backend_options\\]"),
+    ],
+)
+def test_a_profile_set_no_target_can_take_is_refused(flags: tuple[str, ...], message: str) -> None:
+    from edgekit.pipeline import CompileRequest, plan_build
+
+    with pytest.raises(ConfigError, match=message) as err:
+        plan_build(CompileRequest("jet_tagger", ("fpga-xcvu13p",), tiny=True, quant="w6a8", overrides=flags))
+    assert err.value.exit_code == 2 and err.value.hint
