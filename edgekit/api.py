@@ -222,4 +222,4 @@ def load(build_dir: str | Path, target: str | None = None) -> Deployed:
     runner = backend.load(artifact, opened.root / "targets" / target / artifact.path, profile)
     shape = tuple(int(d) for d in opened.manifest["model"]["input_shape"])
     batch = opened.settings(target).validation.batch_size
-    return Deployed(target, shape, str(getattr(runner, "description", profile.backend)), batch, runner)
+    return Deployed(target, shape, str(runner.description or profile.backend), batch, runner)

@@ -39,7 +39,7 @@ def measure_latency(runner: Runner, sample: np.ndarray, batch_size: int, cfg: La
     batch = np.ascontiguousarray(np.concatenate([sample] * reps)[:batch_size])
     # A runner with a device timer (CUDA events) times its own calls; the others are timed by the wall clock
     # around a call and a device synchronization. Either way ``runner.clock`` names the clock.
-    timed_run = getattr(runner, "timed_run", None)
+    timed_run = runner.timed_run if runner.device_timer else None
     for _ in range(cfg.warmup_iters):
         runner.run(batch)
     runner.synchronize()

@@ -248,8 +248,7 @@ def _validate_target(
         ]
     finally:
         runner.close()
-    secondary = getattr(backend, "secondary_runners", None)
-    for label, extra in (secondary(artifact, path, profile) if secondary else {}).items():
+    for label, extra in backend.secondary_runners(artifact, path, profile).items():
         try:
             name = f"{profile.name} [{label}]"
             results.append(evaluate_runner(name, profile.backend, extra, golden, settings, reference_metric, resources))
@@ -281,20 +280,18 @@ def _localize(
     onnxruntime), or rebuilds a tracing copy from the graph (``trace``: hls4ml, the RTL target).
     """
     backend = get_backend(profile.backend)
-    trace_artifact = getattr(backend, "trace_artifact", None)
-    trace = getattr(backend, "trace", None)
     x = inputs[:LOCALIZE_SAMPLES]
     if base_model.source.kind == "onnx":  # the reference is the file: no torch model to trace layer by layer
         return result
-    if trace_artifact is not None and artifact is not None:
+    if backend.traces_artifact and artifact is not None:
         path = root / "targets" / profile.name / artifact.path
 
         def run_trace() -> Any:
-            return trace_artifact(artifact, path, profile, x)
-    elif trace is not None and graph.format == "qonnx-clean" and quantized is not None:
+            return backend.trace_artifact(artifact, path, profile, x)
+    elif backend.traces_graph and graph.format == "qonnx-clean" and quantized is not None:
 
         def run_trace() -> Any:
-            return trace(graph_path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
+            return backend.trace(graph_path, profile, np.moveaxis(x, 1, -1) if x.ndim > 2 else x)
     else:
         return result
     from edgekit.localize import LAYER_TOLERANCE, first_divergence, layer_errors, torch_trace
@@ -416,7 +413,7 @@ def _takes_torch(plan: Any) -> bool:
     """A float target that compiles the torch model itself: hls4ml's float path, AOTInductor."""
     if plan.family is not None or plan.backend is None:
         return False
-    return bool(plan.profile.family == "fpga" or getattr(plan.backend, "float_graph", "onnx") == "torch")
+    return bool(plan.profile.family == "fpga" or plan.backend.float_graph == "torch")
 
 
 def _write_vectors(
@@ -425,8 +422,10 @@ def _write_vectors(
     """Testbench vectors (``vectors/<target>/``) for targets whose backend writes them: the quantized golden set."""
     for plan in plans:
         name = plan.profile.name
-        writer = getattr(plan.backend, "write_vectors", None)
-        if writer is None or name not in compiled or plan.family not in quant_golden:
+        if plan.backend is None or not plan.backend.writes_vectors:
+            continue
+        writer = plan.backend.write_vectors
+        if name not in compiled or plan.family not in quant_golden:
             continue
         golden, artifact = quant_golden[plan.family], compiled[name]
         path = build_dir.root / "targets" / name / artifact.path

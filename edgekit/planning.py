@@ -105,7 +105,7 @@ def plan_target(
         return TargetPlan(profile, settings, None, err.message, family)
     if reason:
         return TargetPlan(profile, settings, None, reason, family)
-    if family is None and profile.family == "fpga" and not getattr(backend, "float_path", True) and not graph_given:
+    if family is None and profile.family == "fpga" and not backend.float_path and not graph_given:
         raise ConfigError(
             f"target {name} builds logic for a quantized model only, and quantization is off",
             hint="add --quant (e.g. --quant w6a8)",
@@ -498,7 +498,7 @@ def check_onnx_file(
                 hint="compile the file for cpu-onnxruntime (a QCDQ file runs there as it is), or the PyTorch model "
                 f"with --quant int8 for {name}",
             )
-        if plan.backend is not None and getattr(plan.backend, "float_graph", "onnx") == "torch":
+        if plan.backend is not None and plan.backend.float_graph == "torch":
             raise ConfigError(
                 f"{name} compiles the PyTorch model itself (torch.export); an ONNX file has none",
                 hint="use cpu-onnxruntime (or a gpu-tensorrt target) for the file, or compile the PyTorch model",
@@ -572,7 +572,7 @@ def check_brevitas_model(
                 "(QONNX), cpu-onnxruntime-int8 (QCDQ) and the float ONNX targets",
                 hint="build it for fpga-xcvu13p, fpga-xcvu13p-rtl or cpu-onnxruntime-int8",
             )
-        torch_only = plan.backend is not None and getattr(plan.backend, "float_graph", "onnx") == "torch"
+        torch_only = plan.backend is not None and plan.backend.float_graph == "torch"
         if torch_only and plan.profile.family != "fpga":
             raise ConfigError(
                 f"{what}: {name} compiles float PyTorch models (torch.export)", hint="use cpu-onnxruntime"

@@ -11,6 +11,7 @@ from torch import nn
 
 from edgekit.artifacts import FloatModel, ModelSource
 from edgekit.errors import ConfigError, InputError
+from edgekit.runner import RunnerBase
 from edgekit.zoo import call_user_code, load_callable
 
 __all__ = ["TorchRunner", "instantiate", "load_float_model", "load_module"]
@@ -80,7 +81,7 @@ def load_module(source: ModelSource, path: Path) -> nn.Module:
     return module.eval()
 
 
-class TorchRunner:
+class TorchRunner(RunnerBase):
     """The float reference in torch eager mode, on the CPU."""
 
     clock = "wall clock (time.perf_counter_ns), host CPU"

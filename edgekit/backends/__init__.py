@@ -12,10 +12,10 @@ import importlib
 from importlib.metadata import entry_points
 from typing import cast
 
-from edgekit.backends.base import Backend, Runner
-from edgekit.errors import BackendUnavailable
+from edgekit.backends.base import Backend, BackendBase, Runner, missing_hooks
+from edgekit.errors import BackendUnavailable, ConfigError
 
-__all__ = ["BUILTIN", "Backend", "Runner", "get_backend"]
+__all__ = ["BUILTIN", "Backend", "BackendBase", "Runner", "get_backend"]
 
 BUILTIN = {
     "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
@@ -38,7 +38,15 @@ def get_backend(name: str) -> Backend:
         return _load(BUILTIN[name])
     for ep in entry_points(group="edgekit.backends"):
         if ep.name == name:
-            return cast(Backend, ep.load()())
+            backend = ep.load()()
+            missing = missing_hooks(backend)
+            if missing:
+                raise ConfigError(
+                    f"backend {name!r} ({ep.value}) lacks part of edgekit's backend contract: {', '.join(missing)}",
+                    hint="subclass edgekit.backends.BackendBase (its docstring lists every hook) and implement "
+                    "unavailable_reason, versions, check_target, compile and load",
+                )
+            return cast(Backend, backend)
     raise BackendUnavailable(
         f"no backend named {name!r}",
         hint=f"built-in backends: {', '.join(BUILTIN)}; others register in the 'edgekit.backends' entry-point group",

@@ -1,19 +1,52 @@
-"""What every backend provides: a build step and a runner (Polygraphy's loader/runner split)."""
+"""What every backend provides: a build step and a runner (Polygraphy's loader/runner split), and the hooks
+a backend may offer beyond them, each declared here once.
+
+The pipeline calls a backend only through :class:`Backend`: five methods every backend implements
+(availability, versions, profile checks, compile, load) and the optional hooks below, which
+:class:`BackendBase` gives a default that says "not offered". A built-in or third-party backend subclasses
+:class:`BackendBase` and overrides what it offers; :func:`edgekit.backends.get_backend` refuses an object
+that lacks part of the contract, naming what is missing.
+
+Optional hooks (capability flag, then the method it enables):
+
+* ``float_path``: an FPGA backend that can build a float model (hls4ml's PyTorch frontend); False makes
+  a build without ``--quant`` stop before any work (the RTL path builds quantized logic only).
+* ``float_graph``: the float graph it compiles, ``"onnx"`` (the ONNX export) or ``"torch"`` (the torch
+  model itself: AOTInductor).
+* :meth:`Backend.secondary_runners`: emulators validated beside the target's own runner.
+* :meth:`Backend.resources`: resource and latency figures of a compiled artifact, for the budget gates.
+* ``traces_artifact`` / :meth:`Backend.trace_artifact`: every layer's output read from the compiled
+  artifact itself (onnxruntime), to name the first layer that departs from the reference.
+* ``traces_graph`` / :meth:`Backend.trace`: the same from a tracing copy built from the exported graph
+  (hls4ml, the RTL path).
+* ``writes_vectors`` / :meth:`Backend.write_vectors`: testbench vectors of a bit-exact target.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
 
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
-from edgekit.runner import Runner
+from edgekit.runner import Runner, RunnerBase
 from edgekit.targets import TargetProfile
 
-__all__ = ["Backend", "Runner"]
+__all__ = ["Backend", "BackendBase", "LayerTrace", "Runner", "RunnerBase", "missing_hooks"]
+
+# (layer name, layer kind, its outputs for the traced samples, flattened per sample)
+LayerTrace = list[tuple[str, str, np.ndarray]]
 
 
+@runtime_checkable
 class Backend(Protocol):
     name: str
+    float_path: bool
+    float_graph: Literal["onnx", "torch"]
+    traces_artifact: bool
+    traces_graph: bool
+    writes_vectors: bool
 
     def unavailable_reason(self) -> str | None:
         """None when the backend can build and run here, else why not and what to install."""
@@ -35,3 +68,68 @@ class Backend(Protocol):
 
     def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> Runner:
         """A runner for a built artifact."""
+
+    def secondary_runners(
+        self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile
+    ) -> dict[str, Runner]:
+        """Emulators validated beside the target's runner, by label (``target [label]`` in the report)."""
+
+    def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str] | None:
+        """Resource and latency figures of ``artifact`` (``lut``, ``ff``, ``dsp``, ``bram_18k``, ``latency_ns``,
+        ``fmax_mhz``) and their source; None when the backend has none."""
+
+    def trace_artifact(
+        self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile, x: np.ndarray
+    ) -> LayerTrace:
+        """Every layer's output for ``x``, read from the compiled artifact (``traces_artifact``)."""
+
+    def trace(self, graph_path: Path, target: TargetProfile, x: np.ndarray) -> LayerTrace:
+        """Every layer's output for ``x`` (channels last), from a tracing build of the graph (``traces_graph``)."""
+
+    def write_vectors(
+        self, artifact: CompiledArtifact, artifact_path: Path, inputs: np.ndarray, expected: np.ndarray, out_dir: Path
+    ) -> None:
+        """Stimulus, response and testbench files for ``artifact`` into ``out_dir`` (``writes_vectors``)."""
+
+
+class BackendBase:
+    """The optional hooks of :class:`Backend`, not offered: subclass it and override what a backend offers."""
+
+    name = "base"
+    float_path = True
+    float_graph: Literal["onnx", "torch"] = "onnx"
+    traces_artifact = False
+    traces_graph = False
+    writes_vectors = False
+
+    def secondary_runners(
+        self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile
+    ) -> dict[str, Runner]:
+        return {}
+
+    def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str] | None:
+        return None
+
+    def trace_artifact(
+        self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile, x: np.ndarray
+    ) -> LayerTrace:
+        raise NotImplementedError(f"backend {self.name} does not trace its artifacts (traces_artifact is False)")
+
+    def trace(self, graph_path: Path, target: TargetProfile, x: np.ndarray) -> LayerTrace:
+        raise NotImplementedError(f"backend {self.name} does not trace graphs (traces_graph is False)")
+
+    def write_vectors(
+        self, artifact: CompiledArtifact, artifact_path: Path, inputs: np.ndarray, expected: np.ndarray, out_dir: Path
+    ) -> None:
+        raise NotImplementedError(f"backend {self.name} writes no test vectors (writes_vectors is False)")
+
+
+_MEMBERS = ("name", "float_path", "float_graph", "traces_artifact", "traces_graph", "writes_vectors",
+            "unavailable_reason", "versions", "check_target", "compile", "load", "secondary_runners", "resources",
+            "trace_artifact", "trace", "write_vectors")  # fmt: skip
+
+
+def missing_hooks(candidate: object) -> list[str]:
+    """The members of the :class:`Backend` contract ``candidate`` lacks (none for a :class:`BackendBase` subclass
+    that implements the five required methods): the one check of a third-party backend, when it is loaded."""
+    return [member for member in _MEMBERS if not hasattr(candidate, member)]

@@ -51,6 +51,7 @@ from edgekit.activation_table import (
     table_specs,
 )
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.base import BackendBase, RunnerBase
 from edgekit.backends.hls_emulator import EmulatorPool
 from edgekit.backends.native_pool import without_main_script
 from edgekit.errors import BackendUnavailable, ConfigError, ToolchainError
@@ -505,7 +506,7 @@ def _name_reshape_outputs(model: Any) -> None:
             model.rename_tensor(node.output[0], node.name)
 
 
-class HlsEmulatorRunner:
+class HlsEmulatorRunner(RunnerBase):
     clock = "wall clock of the C++ emulation on the host CPU (not FPGA latency: see the estimates)"
 
     def __init__(self, pool: EmulatorPool, channels_last: bool, n_out: int, description: str) -> None:
@@ -527,8 +528,9 @@ class HlsEmulatorRunner:
         self._pool.close()
 
 
-class Hls4mlBackend:
+class Hls4mlBackend(BackendBase):
     name = "hls4ml"
+    traces_graph = True  # a tracing copy of the emulation, built in a worker process
 
     def unavailable_reason(self) -> str | None:
         try:

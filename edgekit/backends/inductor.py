@@ -25,6 +25,7 @@ import numpy as np
 
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.base import BackendBase, RunnerBase
 from edgekit.backends.native_pool import run_isolated
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.schema import build
@@ -148,7 +149,9 @@ def _export_object(source: dict[str, Any], weights: Path, sample: np.ndarray, op
     return str(path.resolve())
 
 
-class InductorRunner:
+class InductorRunner(RunnerBase):
+    device_timer = True  # CUDA events on a GPU, the wall clock around one call on the CPU
+
     def __init__(self, model: Any, device: str, precision: str, max_batch: int, cuda_graphs: bool, description: str):
         import torch
 
@@ -218,7 +221,7 @@ class InductorRunner:
         self._model = None
 
 
-class InductorBackend:
+class InductorBackend(BackendBase):
     name = "inductor"
     float_graph = "torch"  # compiles the float torch model, not an ONNX graph
 

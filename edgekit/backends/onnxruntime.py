@@ -16,6 +16,7 @@ import numpy as np
 
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.base import BackendBase, RunnerBase
 from edgekit.errors import BackendUnavailable, ConfigError, InputError, ToolchainError
 from edgekit.progress import say
 from edgekit.schema import build
@@ -63,7 +64,7 @@ def _options(target: TargetProfile) -> OnnxRuntimeOptions:
     return build(OnnxRuntimeOptions, target.backend_options, target.source, "backend_options")
 
 
-class OnnxRuntimeRunner:
+class OnnxRuntimeRunner(RunnerBase):
     def __init__(self, session: Any, input_name: str, output_name: str, description: str) -> None:
         self._session = session
         self._input = input_name
@@ -88,8 +89,9 @@ class OnnxRuntimeRunner:
         self._session = None
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
+    traces_artifact = True  # reads every activation quantizer (or ReLU) of the compiled file
 
     def unavailable_reason(self) -> str | None:
         try:

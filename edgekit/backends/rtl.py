@@ -40,6 +40,7 @@ import numpy as np
 
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.base import BackendBase, Runner, RunnerBase
 from edgekit.backends.fixed_graph import FixedFormat, FixedGraph, NumpyRounder, read_fixed_graph
 from edgekit.backends.rtl_firmware import (
     Interface,
@@ -258,7 +259,7 @@ class IoLayout:
         return lines
 
 
-class RtlRunner:
+class RtlRunner(RunnerBase):
     def __init__(self, graph: FixedGraph, layout: IoLayout, run: Any, close: Any, description: str, clock: str):
         self._graph = graph
         self._layout = layout
@@ -280,9 +281,11 @@ class RtlRunner:
         self._close()
 
 
-class RtlBackend:
+class RtlBackend(BackendBase):
     name = "rtl"
     float_path = False  # the RTL path needs the quantized model (--quant)
+    traces_graph = True
+    writes_vectors = True
 
     def unavailable_reason(self) -> str | None:
         try:
@@ -441,7 +444,7 @@ class RtlBackend:
 
     def secondary_runners(
         self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile
-    ) -> dict[str, RtlRunner]:
+    ) -> dict[str, Runner]:
         """Emulators validated beside the target's own: da4ml's interpreter when the target runs Verilator."""
         if artifact.info.get("emulation") != "verilator":
             return {}

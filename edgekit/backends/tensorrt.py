@@ -27,6 +27,7 @@ import numpy as np
 
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.backends.base import BackendBase, RunnerBase
 from edgekit.backends.native_pool import run_isolated
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.jsonio import write_json
@@ -333,7 +334,8 @@ class _EngineRunner:
         return float(begin.elapsed_time(end)) * 1e3
 
 
-class TensorRTRunner:
+class TensorRTRunner(RunnerBase):
+    device_timer = True
     clock = "CUDA events around execute_async_v3 only (device time of one call; input already on the GPU, no copies)"
 
     def __init__(self, runner: _EngineRunner, description: str) -> None:
@@ -353,7 +355,7 @@ class TensorRTRunner:
         self._runner = None  # type: ignore[assignment]
 
 
-class TensorRTBackend:
+class TensorRTBackend(BackendBase):
     name = "tensorrt"
 
     def unavailable_reason(self) -> str | None:

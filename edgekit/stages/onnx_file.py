@@ -24,6 +24,7 @@ from edgekit.fixed_formats import inexact_quant_nodes
 from edgekit.jsonio import write_json
 from edgekit.metrics import task_metric
 from edgekit.progress import say
+from edgekit.runner import RunnerBase
 from edgekit.zoo import ModelSpec
 
 __all__ = [
@@ -287,7 +288,7 @@ def export_from_file(model: FloatModel, float_root: Path, out_dir: Path) -> Expo
     )
 
 
-class OnnxFileRunner:
+class OnnxFileRunner(RunnerBase):
     """The reference of an ONNX file: onnxruntime's CPU run of the file itself (qonnx's executor for QONNX)."""
 
     clock = "wall clock (time.perf_counter_ns), host CPU"

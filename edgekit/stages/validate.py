@@ -319,8 +319,7 @@ def score_outputs(
 
 def target_resources(backend: Any, artifact: Any, profile: TargetProfile) -> Resources | None:
     """What ``backend`` reports of a compiled ``artifact`` (its ``resources`` hook), with the part's capacity."""
-    report = getattr(backend, "resources", None)
-    figures = report(artifact) if report is not None else None
+    figures = backend.resources(artifact)
     if figures is None:
         return None
     capacity: dict[str, float] = {}

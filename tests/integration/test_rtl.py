@@ -73,7 +73,7 @@ def _runners(build: BuildResult):  # type: ignore[no-untyped-def]
         profile, path = load_target(name), build.build_dir / "targets" / name / artifact.path
         backend = get_backend(profile.backend)
         found[name] = backend.load(artifact, path, profile)
-        for label, runner in getattr(backend, "secondary_runners", lambda *a: {})(artifact, path, profile).items():
+        for label, runner in backend.secondary_runners(artifact, path, profile).items():
             found[label] = runner
     return found
 
