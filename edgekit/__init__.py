@@ -31,8 +31,8 @@ _EXPORTS = {
     "list_models": "edgekit.zoo",
     "resolve_model": "edgekit.zoo",
     "Settings": "edgekit.config",
-    "ValidationReport": "edgekit.stages.validate",
-    "TargetResult": "edgekit.stages.validate",
+    "ValidationReport": "edgekit.results",
+    "TargetResult": "edgekit.results",
     "doctor": "edgekit.toolchains",
 }
 

@@ -53,14 +53,12 @@ from edgekit.progress import say
 from edgekit.reconstruction import compression_summary
 from edgekit.report import write_report
 from edgekit.report_html import write_html_report
+from edgekit.results import LayerError, TargetResult, ValidationReport
 from edgekit.schema import build, to_plain
 from edgekit.stages.train import UNQUANTIZED
 from edgekit.stages.validate import (
     GoldenSet,
     HostTail,
-    LayerError,
-    TargetResult,
-    ValidationReport,
     evaluate_runner,
     reference_from_outputs,
     skipped_result,
@@ -834,6 +832,25 @@ def validate_build(root: Path, overrides: tuple[str, ...] = ()) -> BuildResult:
     read_manifest(root)  # a clear error for a folder that is not a build, before taking its lock
     with BuildDir(root).locked(f"edgekit validate {root}"):
         return _revalidate(root, overrides)
+
+
+def render_reports(root: Path, compare: tuple[Path, ...] = ()) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` of a build again from its manifest (``edgekit report``); the HTML
+    report adds the builds in ``compare`` to its bit-width plot. Nothing is built or run.
+
+    >>> render_reports(Path("build/w4a6"), (Path("build/w6a8"),))  # doctest: +SKIP
+    (PosixPath('build/w4a6/report.md'), PosixPath('build/w4a6/report.html'))
+    """
+    manifest = read_manifest(root)
+    where = str(root / "manifest.json")
+    try:
+        report = build(ValidationReport, manifest["validation"], where)
+    except (EdgekitError, KeyError, TypeError) as err:
+        raise InputError(f"{where} does not describe a validated build: {err}") from err
+    for other in compare:
+        read_manifest(other)  # a clear error for a folder that is not a build
+    with BuildDir(root).locked(f"edgekit report {root}"):
+        return write_report(root, manifest, report), write_html_report(root, manifest, report, compare)
 
 
 def _revalidate(root: Path, overrides: tuple[str, ...]) -> BuildResult:

@@ -8,7 +8,7 @@ from typing import Any
 
 from edgekit.builddir import atomic_write_text
 from edgekit.reconstruction import describe
-from edgekit.stages.validate import TargetResult, ValidationReport
+from edgekit.results import TargetResult, ValidationReport
 
 __all__ = ["latency_table", "problems", "quant_diff", "results_table", "write_report"]
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgekit.builddir import atomic_write_text
 from edgekit.report import quant_diff
-from edgekit.stages.validate import TargetResult, ValidationReport
+from edgekit.results import TargetResult, ValidationReport
 
 __all__ = ["bar_chart", "write_html_report"]
 
@@ -171,19 +172,17 @@ def _resource_rows(manifest: dict[str, Any]) -> list[tuple[str, dict[str, float]
     return rows
 
 
-def _bit_width_points(root: Path, manifest: dict[str, Any]) -> list[tuple[str, float]]:
-    """The quantized metric of every build of the same model next to this one (``root``'s parent), by precision.
-
-    A user who builds one model at several precisions (``--out build/w4a6``, ``--out build/w6a8``...) gets the
-    accuracy-vs-bits curve in each of those builds' reports. Only manifests are read; unreadable ones are skipped.
-    """
+def _bit_width_points(root: Path, manifest: dict[str, Any], compare: Sequence[Path]) -> list[tuple[str, float]]:
+    """The quantized metric of this build and of the builds the user named (``edgekit report BUILD --compare
+    OTHER...``) of the same model, by precision: the accuracy-vs-bits curve. A report reads no build it was not
+    given, so it is the same whatever lies beside it; a named build that is not of this model is left out."""
     import json
 
     model = manifest["model"]
     points: list[tuple[int, int, str, float]] = []
-    for folder in sorted(p for p in root.resolve().parent.iterdir() if (p / "manifest.json").is_file()):
+    for folder in [root, *compare]:
         try:
-            other = json.loads((folder / "manifest.json").read_text())
+            other = manifest if folder == root else json.loads((folder / "manifest.json").read_text())
             same = other["model"]["name"] == model["name"] and other["model"]["metric"] == model["metric"]
             quant = other["settings"]["model"]["quant"]
             references = other["validation"]["extra_references"]
@@ -198,7 +197,7 @@ def _bit_width_points(root: Path, manifest: dict[str, Any]) -> list[tuple[str, f
     return [(label, metric) for _, _, label, metric in sorted(points)]
 
 
-def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path) -> str:
+def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compare: Sequence[Path]) -> str:
     results = [report.reference, *report.extra_references, *report.targets]
     ok = [r for r in results if r.status == "ok"]
     figures = [
@@ -243,14 +242,14 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path) -> st
                 caption="clocks: " + "; ".join(clocks),
             )
         )
-    bits = _bit_width_points(root, manifest)
+    bits = _bit_width_points(root, manifest, compare)
     if len(bits) >= 2:
         figures.append(
             bar_chart(
                 "plot-bits", f"quantized {report.metric_name} by bit width (builds of {manifest['model']['name']} "
                 "side by side)", bits, reference=report.reference.metric,
-                caption="the quantized reference of each build in this build's parent folder; the dashed line is "
-                "this build's float reference",
+                caption="the quantized reference of this build and of the builds named by edgekit report "
+                "--compare; the dashed line is this build's float reference",
             )
         )  # fmt: skip
     for r in report.targets:
@@ -316,7 +315,10 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path) -> st
     return "".join(figures)
 
 
-def write_html_report(root: Path, manifest: dict[str, Any], report: ValidationReport) -> Path:
+def write_html_report(
+    root: Path, manifest: dict[str, Any], report: ValidationReport, compare: Sequence[Path] = ()
+) -> Path:
+    """``report.html`` of the build in ``root`` from its manifest alone, and the builds in ``compare``."""
     model, env = manifest["model"], manifest["environment"]
     stages = "".join(
         f"<tr><td>{_e(s['name'])}</td><td>{_e(s['directory'])}</td><td>{'yes' if s['cached'] else 'no'}</td>"
@@ -333,7 +335,7 @@ machine {_e(env["platform"])}, {_e(env["cpu_count"])} CPUs, Python {_e(env["pyth
 {model["n_parameters"]:,} parameters, input {_e(tuple(model["input_shape"]))};
 validated on {report.reference.n_samples} held-out samples. <b>{verdict}</b> (exit code {manifest["exit_code"]}).</p>
 <h2>Results</h2>{_results_table(report)}
-<h2>Plots</h2>{_plots(manifest, report, root)}
+<h2>Plots</h2>{_plots(manifest, report, root, compare)}
 <h2>Gates</h2>{_gates(report)}
 <h2>Stages</h2>
 <table id="stages"><tr><th>stage</th><th>folder</th><th>cached</th><th>wall time</th></tr>{stages}</table>

@@ -23,7 +23,8 @@ from edgekit.planning import TargetPlan
 from edgekit.precision import QuantPlan
 from edgekit.progress import say
 from edgekit.provenance import StageIdentity
-from edgekit.stages.validate import TargetResult, skipped_result
+from edgekit.results import TargetResult
+from edgekit.stages.validate import skipped_result
 from edgekit.zoo import ModelSpec
 
 __all__ = [

@@ -26,6 +26,7 @@ import numpy as np
 from edgekit import provenance
 from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.base import BackendBase, RunnerBase
+from edgekit.backends.cuda_device import cuda_missing_reason
 from edgekit.backends.native_pool import run_isolated
 from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.schema import build
@@ -54,16 +55,6 @@ def _options(target: TargetProfile) -> InductorOptions:
 
 def _device(target: TargetProfile) -> str:
     return "cuda" if target.family == "gpu" else "cpu"
-
-
-def cuda_missing_reason() -> str | None:
-    """Why CUDA cannot be used from torch here, or None."""
-    import torch
-
-    if torch.cuda.is_available():
-        return None
-    build_kind = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-    return f"no CUDA device: torch {torch.__version__} ({build_kind}) sees no GPU"
 
 
 def _build(source: dict[str, Any], weights: str, sample: np.ndarray, device: str, precision: str,

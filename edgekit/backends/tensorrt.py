@@ -371,7 +371,7 @@ class TensorRTBackend(BackendBase):
 
     def check_target(self, target: TargetProfile) -> None:
         build_settings(target, (1,))
-        from edgekit.backends.inductor import cuda_missing_reason
+        from edgekit.backends.cuda_device import cuda_missing_reason
 
         reason = cuda_missing_reason()
         if reason:
@@ -403,7 +403,7 @@ class TensorRTBackend(BackendBase):
 
     def load(self, artifact: CompiledArtifact, artifact_path: Path, target: TargetProfile) -> TensorRTRunner:
         trt = _trt()
-        from edgekit.backends.inductor import cuda_missing_reason
+        from edgekit.backends.cuda_device import cuda_missing_reason
 
         reason = cuda_missing_reason()
         if reason:

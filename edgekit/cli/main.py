@@ -108,6 +108,17 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     _add_output_flags(v)
 
+    rp = sub.add_parser(
+        "report",
+        help="write a build's report.md and report.html again, optionally beside other builds",
+        description="Render BUILD_DIR's reports from its manifest (nothing is built or run). --compare adds "
+        "other builds of the same model to the HTML report's bit-width plot; a report reads no other build.",
+        epilog=EPILOG,
+    )
+    rp.add_argument("build_dir", type=Path, metavar="BUILD_DIR")
+    rp.add_argument("--compare", type=Path, nargs="+", default=[], metavar="OTHER", help="builds to plot beside it")
+    _add_output_flags(rp)
+
     s = sub.add_parser(
         "sweep",
         help="build and validate every point of a grid (bits, sparsity, reuse) on Ray",
@@ -203,6 +214,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = validate_build(args.build_dir, tuple(args.overrides))
     return _show_result(result, args, time.perf_counter() - started)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from edgekit.pipeline import render_reports
+
+    markdown, html = render_reports(args.build_dir, tuple(args.compare))
+    if args.json:
+        _print_json({"report": str(markdown), "report_html": str(html), "compare": [str(p) for p in args.compare]})
+    else:
+        print(f"{markdown}\n{html}")
+    return 0
 
 
 def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
@@ -472,6 +494,7 @@ COMMANDS = {
     "compile": _cmd_compile,
     "search": _cmd_search,
     "validate": _cmd_validate,
+    "report": _cmd_report,
     "sweep": _cmd_sweep,
     "targets": _cmd_targets,
     "models": _cmd_models,

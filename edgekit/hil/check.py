@@ -32,8 +32,9 @@ from edgekit.latency import LatencyStat
 from edgekit.metrics import task_metric
 from edgekit.pipeline import OpenedBuild
 from edgekit.progress import say
+from edgekit.results import TargetResult
 from edgekit.schema import build, to_plain
-from edgekit.stages.validate import TargetResult, score_outputs, target_resources
+from edgekit.stages.validate import score_outputs, target_resources
 
 __all__ = ["HilResult", "Mismatch", "hil_targets", "run_target"]
 

@@ -26,7 +26,7 @@ def _no_traceback(run) -> None:  # type: ignore[no-untyped-def]
 def test_help_lists_every_subcommand(cli) -> None:  # type: ignore[no-untyped-def]
     run = cli("--help")
     assert run.returncode == 0
-    for command in ("compile", "validate", "targets", "models", "doctor"):
+    for command in ("compile", "validate", "report", "sweep", "search", "targets", "models", "doctor"):
         assert command in run.stdout
     assert "exit codes" in run.stdout
 

@@ -63,12 +63,23 @@ def test_report_html_renders_in_chromium(jet_build: BuildResult) -> None:
     assert all(url.startswith("file://") for url in requests), requests  # self-contained: nothing fetched
 
 
-def test_builds_side_by_side_give_the_bit_width_plot(jet_build: BuildResult, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    shutil.copytree(jet_build.build_dir, sweep / "w6a8")
-    (sweep / "notes").mkdir()
-    (sweep / "notes" / "manifest.json").write_text("{not json")  # an unreadable neighbour is skipped
-    result = compile_model(CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=sweep / "w4a6", tiny=True, quant="w4a6"))
+def test_a_report_reads_only_its_build_and_the_builds_it_is_given(cli, jet_build: BuildResult, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """report.html is the same bytes whatever lies beside the build; edgekit report --compare adds other builds
+    of the model to the bit-width plot, in order of precision."""
+    folder = tmp_path / "builds"
+    result = compile_model(CompileRequest("jet_tagger", ("fpga-xcvu13p",), out=folder / "w4a6", tiny=True,
+                                          quant="w4a6"))  # fmt: skip
+    alone = (result.build_dir / "report.html").read_bytes()
+    shutil.copytree(jet_build.build_dir, folder / "w6a8")  # neighbours: a build of the same model, and junk
+    (folder / "notes").mkdir()
+    (folder / "notes" / "manifest.json").write_text("{not json")
+    again = cli("report", str(result.build_dir))
+    assert again.returncode == 0, again.stderr
+    assert (result.build_dir / "report.html").read_bytes() == alone and b'id="plot-bits"' not in alone
+    compared = cli("report", str(result.build_dir), "--compare", str(folder / "w6a8"))
+    assert compared.returncode == 0, compared.stderr
     page = (result.build_dir / "report.html").read_text()
     assert 'id="plot-bits"' in page
     assert page.index("w4a6 fixed (w4a6)") < page.index("w6a8 fixed (w6a8)")  # ordered by bit width
+    junk = cli("report", str(result.build_dir), "--compare", str(folder / "notes"))
+    assert junk.returncode == 2 and "manifest" in junk.stderr, junk.stderr

@@ -62,3 +62,33 @@ def test_every_runner_class_is_a_runner() -> None:
         assert "RunnerBase" in bases, f"{path.name}: {node.name} does not subclass RunnerBase"
     assert isinstance(RunnerBase(), object) and not RunnerBase.device_timer
     assert {"device_timer", "clock", "description"} <= set(Runner.__annotations__) and "timed_run" in dir(Runner)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every edgekit module ``path`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {name for name in found if name.startswith("edgekit")}
+
+
+def test_stages_backends_and_reports_import_along_the_pipeline() -> None:
+    """Stages never import stages, a backend never imports another backend, results and reports no stage."""
+    problems = []
+    for path in sorted((PACKAGE / "stages").glob("*.py")):
+        own = f"edgekit.stages.{path.stem}"
+        problems += [f"{own} imports {m}" for m in _imports(path) if m.startswith("edgekit.stages.") and m != own]
+    backends = {spec.partition(":")[0] for spec in BUILTIN.values()}
+    for module in backends:
+        path = PACKAGE.parent / (module.replace(".", "/") + ".py")
+        problems += [f"{module} imports {m}" for m in _imports(path) if m in backends - {module}]
+    for name in ("results", "report", "report_html"):
+        problems += [
+            f"edgekit.{name} imports {m}"
+            for m in _imports(PACKAGE / f"{name}.py")
+            if m.startswith(("edgekit.stages", "edgekit.backends", "edgekit.pipeline"))
+        ]
+    assert not problems, problems

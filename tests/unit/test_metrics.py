@@ -10,7 +10,8 @@ import pytest
 
 from edgekit.config import GateSettings
 from edgekit.metrics import lsb_grid, max_lsb_diff, metric_drop, mse, psnr, roc_auc_ovr, task_metric
-from edgekit.stages.validate import TargetResult, _gates
+from edgekit.results import TargetResult
+from edgekit.stages.validate import _gates
 
 
 def test_mse_and_psnr_against_hand_computed_values() -> None:
