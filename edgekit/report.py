@@ -10,7 +10,7 @@ from edgekit.builddir import atomic_write_text
 from edgekit.reconstruction import describe
 from edgekit.results import TargetResult, ValidationReport
 
-__all__ = ["latency_table", "problems", "quant_diff", "results_table", "write_report"]
+__all__ = ["latency_table", "problems", "quant_diff", "results_table", "user_layer_names", "write_report"]
 
 
 def _us(value: float) -> str:
@@ -147,7 +147,7 @@ def problems(report: ValidationReport) -> list[str]:
     return lines
 
 
-def _user_layer_names(manifest: dict[str, Any]) -> list[str]:
+def user_layer_names(manifest: dict[str, Any]) -> list[str]:
     """The quantized model's weighted layers as the user named them (fc1, conv2, ...), in forward order."""
     quantized = (manifest["artifacts"].get("quantized") or {}).get("fixed") or {}
     return [name for name, fmt in (quantized.get("formats") or {}).items() if "weight" in fmt]
@@ -470,7 +470,7 @@ def write_report(root: Path, manifest: dict[str, Any], report: ValidationReport)
             lines += [f"| {e.layer} | {e.kind} | {e.max_abs_diff:.3g} |" for e in t.layer_errors]
         lines.append("")
     lines += _fpga_section(manifest["artifacts"].get("compiled") or {}, manifest["artifacts"].get("synthesis") or {},
-                           _user_layer_names(manifest))  # fmt: skip
+                           user_layer_names(manifest))  # fmt: skip
     lines += _rtl_section(manifest["artifacts"].get("compiled") or {}, manifest["targets"])
     lines += _compiled_section(manifest["artifacts"].get("compiled") or {})
     lines += _pruning_section(manifest.get("pruning"))

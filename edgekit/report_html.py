@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.builddir import atomic_write_text
-from edgekit.report import quant_diff
+from edgekit.plots import bar_chart, number, scatter_chart
+from edgekit.report import quant_diff, user_layer_names
 from edgekit.results import TargetResult, ValidationReport
 
-__all__ = ["bar_chart", "write_html_report"]
+__all__ = ["sweep_html", "write_html_report"]
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #1d2430; }
@@ -30,75 +31,14 @@ th { text-align: left; background: #f3f5f7; } td.num { text-align: right; font-v
 figure { margin: 1em 0; } figcaption { color: #57606a; font-size: 0.9em; }
 code { background: #f3f5f7; padding: 0 3px; }
 """
-COLORS = ("#0969da", "#1a7f37", "#bc4c00", "#8250df", "#cf222e", "#57606a", "#9a6700", "#1b7c83")
 
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _fmt(value: float, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}g}"
-
-
-def bar_chart(
-    plot_id: str,
-    title: str,
-    bars: list[tuple[str, float]],
-    unit: str = "",
-    log: bool = False,
-    reference: float | None = None,
-    caption: str = "",
-) -> str:
-    """A horizontal bar chart as an SVG ``<figure>``; NaN bars are drawn as 'n/a', zero on a log axis as 'exact'."""
-    label_w, plot_w, row_h, pad = 340, 520, 22, 8
-    height = pad * 2 + row_h * max(1, len(bars)) + 24
-    finite = [v for _, v in bars if v is not None and math.isfinite(v) and (v > 0 or not log)]
-    top = max(finite) if finite else 1.0
-    low = min(v for v in finite if v > 0) if log and any(v > 0 for v in finite) else 0.0
-
-    def scale(v: float) -> float:
-        if log:
-            lo, hi = math.log10(low / 2), math.log10(top * 1.2)
-            return plot_w * (math.log10(v) - lo) / max(hi - lo, 1e-9)
-        return plot_w * v / (top * 1.1 if top > 0 else 1.0)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_w + plot_w + 120}" height="{height}" '
-        f'aria-label="{_e(title)}">'
-    ]
-    for i, (label, value) in enumerate(bars):
-        y = pad + i * row_h
-        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="12">{_e(label)}</text>')
-        if value is None or not math.isfinite(value):
-            parts.append(f'<text x="{label_w + 4}" y="{y + 15}" font-size="12" fill="#57606a">n/a</text>')
-            continue
-        if log and value <= 0:
-            parts.append(f'<text x="{label_w + 4}" y="{y + 15}" font-size="12" fill="#1a7f37">0 (exact)</text>')
-            continue
-        width = max(1.0, scale(value))
-        color = COLORS[i % len(COLORS)]
-        parts.append(
-            f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{width:.1f}" height="{row_h - 6}" fill="{color}">'
-            f"<title>{_e(label)}: {_fmt(value)} {_e(unit)}</title></rect>"
-        )
-        parts.append(f'<text x="{label_w + width + 4:.1f}" y="{y + 15}" font-size="12">{_fmt(value)} {_e(unit)}</text>')
-    if reference is not None and math.isfinite(reference) and not log:
-        x = label_w + scale(reference)
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{pad}" x2="{x:.1f}" y2="{height - 20}" stroke="#57606a" stroke-dasharray="4 3"/>'
-        )
-    axis = "log scale" if log else "linear scale from 0"
-    parts.append(f'<text x="{label_w}" y="{height - 4}" font-size="11" fill="#57606a">{_e(unit)} ({axis})</text>')
-    parts.append("</svg>")
-    cap = _e(caption) if caption else ""
-    return (
-        f'<figure id="{_e(plot_id)}"><figcaption><b>{_e(title)}</b>{" - " + cap if cap else ""}</figcaption>'
-        + "".join(parts)
-        + "</figure>"
-    )
+def _fmt(value: float) -> str:
+    return number(value)
 
 
 def _status(result: TargetResult) -> tuple[str, str]:
@@ -197,6 +137,39 @@ def _bit_width_points(root: Path, manifest: dict[str, Any], compare: Sequence[Pa
     return [(label, metric) for _, _, label, metric in sorted(points)]
 
 
+def _latency_plots(ok: list[TargetResult]) -> list[str]:
+    """One plot per batch size (times of different batch sizes do not share an axis); each bar names its
+    clock by a number that the caption spells out, since a wall clock and a device timer are not the same."""
+    clocks = sorted({s.clock for r in ok for s in r.latency})
+    figures = []
+    for batch in sorted({s.batch_size for r in ok for s in r.latency}):
+        bars = [(f"{r.target} [{clocks.index(s.clock) + 1}]", s.p50_us) for r in ok for s in r.latency
+                if s.batch_size == batch]  # fmt: skip
+        used = sorted({clocks.index(s.clock) + 1 for r in ok for s in r.latency if s.batch_size == batch})
+        figures.append(
+            bar_chart(
+                f"plot-latency-batch-{batch}", f"p50 latency at batch {batch}", bars, unit="us", log=True,
+                caption="clocks: " + "; ".join(f"[{i}] {clocks[i - 1]}" for i in used),
+            )
+        )  # fmt: skip
+    return figures
+
+
+def _layer_bars(manifest: dict[str, Any]) -> list[tuple[str, float]]:
+    """Estimated LUTs per weighted layer of each hls4ml target, under the names the user gave the layers."""
+    user_names = user_layer_names(manifest)
+    bars = []
+    for name, artifact in (manifest["artifacts"].get("compiled") or {}).items():
+        info = artifact.get("info", {})
+        weighted = [layer for layer in (info.get("estimate") or {}).get("layers", [])
+                    if layer.get("kind") in ("dense", "conv")]  # fmt: skip
+        named = len(user_names) == len(weighted) and str(info.get("path", "")).startswith("QONNX")
+        for i, layer in enumerate(weighted):
+            label = f"{user_names[i]} ({layer['name']})" if named else layer["name"]
+            bars.append((f"{name}: {label}", float(layer["lut"])))
+    return bars
+
+
 def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compare: Sequence[Path]) -> str:
     results = [report.reference, *report.extra_references, *report.targets]
     ok = [r for r in results if r.status == "ok"]
@@ -205,14 +178,18 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compa
             "plot-metric",
             f"{report.metric_name} per target",
             [(r.target, r.metric) for r in ok],
+            axis_label=report.metric_name,
             reference=report.reference.metric,
-            caption=f"held-out set; the dashed line is the float reference ({_fmt(report.reference.metric)})",
+            caption=f"held-out set; the dashed line is the float reference ({_fmt(report.reference.metric)}); the "
+            "axis starts near the smallest value so that differences from float show",
+            zoom=True,
         ),
         bar_chart(
             "plot-agreement",
             "max |difference| from the float reference",
             [(r.target, r.max_abs_diff_vs_float) for r in ok if r is not report.reference],
             log=True,
+            axis_label="max |difference| per output value",
             caption="per output value, over the held-out set",
         ),
     ]
@@ -226,22 +203,11 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compa
                 + (", in units of the output's last bit (LSB)" if in_lsb else ""),
                 [(r.target, r.max_lsb_diff_vs_quantized if in_lsb else r.max_abs_diff_vs_quantized) for r in quant],
                 log=True,
+                axis_label="LSB" if in_lsb else "max |difference|",
                 caption="0 means every output value equals brevitas' bit for bit",
             )
         )
-    latency = [(f"{r.target} @ batch {s.batch_size}", s.p50_us) for r in ok for s in r.latency]
-    if latency:
-        clocks = sorted({s.clock for r in ok for s in r.latency})
-        figures.append(
-            bar_chart(
-                "plot-latency",
-                "p50 latency per target and batch size",
-                latency,
-                unit="us",
-                log=True,
-                caption="clocks: " + "; ".join(clocks),
-            )
-        )
+    figures += _latency_plots(ok)
     bits = _bit_width_points(root, manifest, compare)
     if len(bits) >= 2:
         figures.append(
@@ -296,12 +262,7 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compa
                       caption="RTL: pipeline stages x clock period (routed: at the achieved Fmax, nextpnr's timing); "
                       "hls4ml: edgekit's estimate")
         )  # fmt: skip
-        layer_bars = [
-            (f"{name}: {layer['name']}", float(layer["lut"]))
-            for name, artifact in (manifest["artifacts"].get("compiled") or {}).items()
-            for layer in (artifact.get("info", {}).get("estimate") or {}).get("layers", [])
-            if layer.get("kind") in ("dense", "conv")
-        ]
+        layer_bars = _layer_bars(manifest)
         if layer_bars:
             figures.append(
                 bar_chart(
@@ -345,53 +306,6 @@ validated on {report.reference.n_samples} held-out samples. <b>{verdict}</b> (ex
     path = root / "report.html"
     atomic_write_text(path, body)
     return path
-
-
-def scatter_chart(
-    plot_id: str, title: str, points: list[tuple[str, float, float, bool]], x_label: str, y_label: str
-) -> str:
-    """An SVG scatter plot as a ``<figure>``: (label, x, y, highlighted) points; highlighted ones are joined."""
-    width, height, left, bottom, pad = 620, 360, 70, 44, 16
-    finite = [(lbl, x, y, h) for lbl, x, y, h in points if math.isfinite(x) and math.isfinite(y)]
-    if not finite:
-        return f"<figure id='{_e(plot_id)}'><figcaption>{_e(title)}: no points</figcaption></figure>"
-    xs, ys = [p[1] for p in finite], [p[2] for p in finite]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-
-    def px(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (width - left - pad)
-
-    def py(y: float) -> float:
-        return height - bottom - (y - y0) / (y1 - y0) * (height - bottom - pad)
-
-    front = sorted((p for p in finite if p[3]), key=lambda p: p[1])
-    parts = [
-        f"<line x1='{left}' y1='{height - bottom}' x2='{width - pad}' y2='{height - bottom}' stroke='#57606a'/>",
-        f"<line x1='{left}' y1='{pad}' x2='{left}' y2='{height - bottom}' stroke='#57606a'/>",
-        f"<text x='{(left + width) / 2}' y='{height - 8}' text-anchor='middle'>{_e(x_label)}</text>",
-        f"<text x='14' y='{(height - bottom) / 2}' transform='rotate(-90 14 {(height - bottom) / 2})' "
-        f"text-anchor='middle'>{_e(y_label)}</text>",
-        f"<text x='{left}' y='{height - bottom + 16}' text-anchor='start'>{x0:.4g}</text>",
-        f"<text x='{width - pad}' y='{height - bottom + 16}' text-anchor='end'>{x1:.4g}</text>",
-        f"<text x='{left - 6}' y='{height - bottom}' text-anchor='end'>{y0:.4g}</text>",
-        f"<text x='{left - 6}' y='{pad + 10}' text-anchor='end'>{y1:.4g}</text>",
-    ]
-    if len(front) > 1:
-        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for _, x, y, _ in front)
-        parts.append(f"<polyline points='{path}' fill='none' stroke='#cf222e' stroke-width='1.5'/>")
-    for label, x, y, on_front in finite:
-        color = "#cf222e" if on_front else "#0969da"
-        parts.append(
-            f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='{5 if on_front else 4}' fill='{color}'>"
-            f"<title>{_e(label)}: {x:.4g}, {y:.4g}</title></circle>"
-        )
-    svg = (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-size='12'>"
-        f"{''.join(parts)}</svg>"
-    )
-    caption = f"{_e(title)} (red: the Pareto front; hover a point for its name)"
-    return f"<figure id='{_e(plot_id)}'>{svg}<figcaption>{caption}</figcaption></figure>"
 
 
 def sweep_html(rows: list[dict[str, Any]], fronts: dict[str, list[str]], metric: str) -> str:

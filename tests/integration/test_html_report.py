@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.pipeline import BuildResult, CompileRequest, compile_model
-from edgekit.report_html import bar_chart
+from edgekit.plots import bar_chart
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -47,11 +47,20 @@ def test_report_html_renders_in_chromium(jet_build: BuildResult) -> None:
             page.on("request", lambda r: requests.append(r.url))
             page.goto(page_file.as_uri())
             assert page.title() == "edgekit build: jet_tagger"
-            for plot in ("plot-metric", "plot-agreement", "plot-exactness", "plot-latency", "plot-fpga-resources",
-                         "plot-fpga-latency", "plot-fpga-layers"):  # fmt: skip
+            plots = ("plot-metric", "plot-agreement", "plot-exactness", "plot-latency-batch-1", "plot-fpga-resources",
+                     "plot-fpga-latency", "plot-fpga-layers")  # fmt: skip
+            for plot in plots:
                 figure = page.locator(f"#{plot}")
                 assert figure.count() == 1, plot
                 assert figure.locator("svg").count() == 1 and figure.locator("svg").bounding_box()["height"] > 40
+                if plot != "plot-exactness":  # every target exact: no log axis to draw (it says so)
+                    ticks = figure.locator("svg .tick-label")
+                    assert ticks.count() >= 2 and figure.locator("svg line.tick").count() == ticks.count(), plot
+                    box = figure.locator("svg line.tick").first.bounding_box()
+                    assert box is not None and box["height"] > 0, plot  # drawn, not just in the markup
+            axis = page.locator("#plot-metric .axis-label").text_content() or ""
+            assert "not 0" in axis or "linear" in axis  # a zoomed metric axis says where it starts
+            assert page.locator("#plot-latency-batch-1 figcaption").inner_text().count("[1]") == 1  # clocks named
             assert page.locator("#plot-metric rect.bar").count() == 4  # float, quantized, two targets
             assert page.locator("#plot-exactness").inner_text().count("0 (exact)") == 1
             rows = page.locator("#results tr").count()
