@@ -90,6 +90,21 @@ def tick_labels(ticks: Sequence[float], log: bool = False) -> list[str]:
     return [f"{t:,.{decimals}f}" for t in ticks]
 
 
+Segment = tuple[float, float, float, float]
+
+
+def _tick(grid: Segment, mark: Segment, at: tuple[float, float], anchor: str, text: str) -> list[str]:
+    """One tick: a light grid line across the plot, the mark on the axis, and its label."""
+    return [
+        f"<line class='grid' x1='{grid[0]:.1f}' y1='{grid[1]:.1f}' x2='{grid[2]:.1f}' y2='{grid[3]:.1f}' "
+        "stroke='#eaeef2'/>",
+        f"<line class='tick' x1='{mark[0]:.1f}' y1='{mark[1]:.1f}' x2='{mark[2]:.1f}' y2='{mark[3]:.1f}' "
+        f"stroke='{MUTED}'/>",
+        f"<text class='tick-label' x='{at[0]:.1f}' y='{at[1]:.1f}' text-anchor='{anchor}' font-size='11' "
+        f"fill='{MUTED}'>{_e(text)}</text>",
+    ]
+
+
 def bar_chart(
     plot_id: str,
     title: str,
@@ -140,12 +155,7 @@ def bar_chart(
     axis_y = pad + rows_h + 2
     for tick, text in zip(ticks, tick_labels(ticks, log), strict=True):
         x = label_w + scale(tick)
-        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{pad}" x2="{x:.1f}" y2="{axis_y}" stroke="#eaeef2"/>')
-        parts.append(f'<line class="tick" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}" stroke="{MUTED}"/>')
-        parts.append(
-            f'<text class="tick-label" x="{x:.1f}" y="{axis_y + 17}" text-anchor="middle" font-size="11" '
-            f'fill="{MUTED}">{_e(text)}</text>'
-        )
+        parts += _tick((x, pad, x, axis_y), (x, axis_y, x, axis_y + 5), (x, axis_y + 17), "middle", text)
     if ticks:
         parts.append(
             f'<line class="axis" x1="{label_w}" y1="{axis_y}" x2="{label_w + plot_w}" y2="{axis_y}" stroke="{MUTED}"/>'
@@ -222,20 +232,10 @@ def scatter_chart(
     ]
     for tick, text in zip(x_ticks, tick_labels(x_ticks), strict=True):
         x = px(tick)
-        parts += [
-            f"<line class='grid' x1='{x:.1f}' y1='{top}' x2='{x:.1f}' y2='{base}' stroke='#eaeef2'/>",
-            f"<line class='tick' x1='{x:.1f}' y1='{base}' x2='{x:.1f}' y2='{base + 5}' stroke='{MUTED}'/>",
-            f"<text class='tick-label' x='{x:.1f}' y='{base + 18}' text-anchor='middle' font-size='11' "
-            f"fill='{MUTED}'>{_e(text)}</text>",
-        ]
+        parts += _tick((x, top, x, base), (x, base, x, base + 5), (x, base + 18), "middle", text)
     for tick, text in zip(y_ticks, tick_labels(y_ticks), strict=True):
         y = py(tick)
-        parts += [
-            f"<line class='grid' x1='{left}' y1='{y:.1f}' x2='{width - pad}' y2='{y:.1f}' stroke='#eaeef2'/>",
-            f"<line class='tick' x1='{left - 5}' y1='{y:.1f}' x2='{left}' y2='{y:.1f}' stroke='{MUTED}'/>",
-            f"<text class='tick-label' x='{left - 8}' y='{y + 4:.1f}' text-anchor='end' font-size='11' "
-            f"fill='{MUTED}'>{_e(text)}</text>",
-        ]
+        parts += _tick((left, y, width - pad, y), (left - 5, y, left, y), (left - 8, y + 4), "end", text)
     front = sorted((p for p in finite if p[3]), key=lambda p: p[1])
     if len(front) > 1:
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for _, x, y, _ in front)

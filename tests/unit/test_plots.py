@@ -15,8 +15,8 @@ def test_the_docstring_examples_hold() -> None:
 
 def test_a_bar_chart_has_a_value_axis_with_ticks_and_labels() -> None:
     svg = bar_chart("plot-x", "LUT per layer", [("fc1", 13700.0), ("fc2", 2540.0)], unit="LUT")
-    ticks = re.findall(r'class="tick-label"[^>]*>([^<]+)<', svg)
-    assert svg.count('class="tick"') == len(ticks) >= 3 and ticks[0] == "0"
+    ticks = re.findall(r"class='tick-label'[^>]*>([^<]+)<", svg)
+    assert svg.count("class='tick'") == len(ticks) >= 3 and ticks[0] == "0"
     assert "13,700 LUT" in svg and "2,540 LUT" in svg and "e+0" not in svg  # one format, no 1.37e+04
     assert "LUT (linear)" in svg
 
@@ -36,7 +36,7 @@ def test_close_metrics_get_an_axis_that_shows_their_difference_and_says_it_is_no
 
 def test_all_exact_draws_no_meaningless_log_axis_and_scatter_has_ticks_on_both_axes() -> None:
     exact = bar_chart("plot-exactness", "LSB", [("t1", 0.0), ("t2", 0.0)], log=True, axis_label="LSB")
-    assert exact.count("0 (exact)") == 2 and 'class="tick"' not in exact and "every value is 0" in exact
+    assert exact.count("0 (exact)") == 2 and "class='tick'" not in exact and "every value is 0" in exact
     svg = scatter_chart("plot-lut", "accuracy against lut", [("a", 1000.0, 0.70, True), ("b", 5000.0, 0.75, True),
                                                             ("c", 4000.0, 0.71, False)], "lut", "accuracy")  # fmt: skip
     x_labels = re.findall(r"text-anchor='middle' font-size='11' fill='#57606a'>([^<]+)<", svg)
