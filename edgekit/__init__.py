@@ -34,6 +34,8 @@ _EXPORTS = {
     "ValidationReport": "edgekit.results",
     "TargetResult": "edgekit.results",
     "doctor": "edgekit.toolchains",
+    "sweep_grid": "edgekit.explore",
+    "search_precision": "edgekit.explore",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -49,6 +49,7 @@ class SearchResult:
     recipe_folder: Path | None = None
     history: list[str] = field(default_factory=list)
     ray_starts: int = 0  # 1: every round ran in one Ray session; 0: every trial was already finished
+    spec: SweepSpec | None = None  # what every trial shared (the rebuild command of a trial needs it)
 
 
 def _ok(row: Mapping[str, Any] | None, goal: float) -> bool:

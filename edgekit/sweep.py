@@ -324,6 +324,7 @@ class SweepResult:
     wall_s: float
     workers: int
     files: dict[str, str] = field(default_factory=dict)
+    spec: SweepSpec | None = None  # what the points shared (the rebuild command of a row needs it)
 
 
 def _ray_init(address: str | None, workers: int, temp_dir: Path) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.errors import ConfigError, EdgekitError
+from edgekit.errors import EdgekitError
 from edgekit.tools import CPUS_ENV
 
 __all__ = ["main"]
@@ -387,41 +387,15 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from edgekit.config import absolute_set_flags
-    from edgekit.sweep import (
-        SweepSpec,
-        best_point,
-        grid_from_recipe,
-        grid_points,
-        parse_grid,
-        print_progress_line,
-        rebuild_command,
-        run_sweep,
-    )
-    from edgekit.zoo import resolve_model
+    from edgekit.explore import sweep_grid
+    from edgekit.sweep import best_point, print_progress_line, rebuild_command
 
-    spec = resolve_model(args.model, args.recipe, args.data)
-    recipe_grid, recipe_targets = grid_from_recipe(spec.recipe.sweep)
-    grid = parse_grid(args.grid) if args.grid else recipe_grid
-    if not grid:
-        raise EdgekitError(
-            "nothing to sweep: no --grid and no [sweep] grid in the recipe",
-            hint="e.g. --grid weight_bits=4,6,8 sparsity=0,0.5",
-        )
-    targets = tuple(args.target) or recipe_targets or tuple(spec.recipe.default_targets)
-    # paths resolved here: Ray workers may run in another directory (or on another node of a cluster)
-    targets = tuple(str(Path(t).resolve()) if Path(t).suffix == ".toml" else t for t in targets)
-    model = str(Path(args.model).resolve()) if Path(args.model).is_dir() or Path(args.model).is_file() else args.model
-    data = str(Path(args.data).resolve()) if args.data else None
-    recipe = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
-    root = args.out or Path("build") / f"sweep-{spec.name}"
-    overrides = absolute_set_flags(args.overrides)  # a relative data path is this folder's, not a worker's
-    sweep = SweepSpec(model, targets, str(root.resolve()), args.tiny, overrides, recipe, spec.code_sha256, data)
-    points = grid_points(grid)
     quiet = args.quiet or args.json
     progress = None if quiet else print_progress_line
-    result = run_sweep(sweep, points, address=args.address, workers=args.workers, retry_failed=args.retry_failed,
-                       on_progress=progress)  # fmt: skip
+    result = sweep_grid(args.model, args.grid or None, args.target, out=args.out, tiny=args.tiny, recipe=args.recipe,
+                        data=args.data, overrides=args.overrides, workers=args.workers, address=args.address,
+                        retry_failed=args.retry_failed, on_progress=progress)  # fmt: skip
+    sweep = result.spec
     chosen = best_point(result.rows, args.best) if args.best else None
     if args.json:
         _print_json({"root": str(result.root), "ran": result.ran, "reused": result.reused, "failed": result.failed,
@@ -430,7 +404,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     else:
         print()
         print((result.root / "sweep.md").read_text())
-        print(f"{len(points)} points: {result.ran} run now, {result.reused} reused, {result.failed} failed, "
+        print(f"{len(result.rows)} points: {result.ran} run now, {result.reused} reused, {result.failed} failed, "
               f"in {result.wall_s:.1f} s on {result.workers} workers; results: {result.files.get('csv')}")  # fmt: skip
         if chosen:
             print(f"best for {args.best!r}: {chosen['point']} (accuracy {chosen.get('accuracy')}, "
@@ -440,31 +414,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from edgekit.config import absolute_set_flags
-    from edgekit.search import precision_search, write_recipe_folder
-    from edgekit.sweep import SweepSpec, rebuild_command
-    from edgekit.targets import load_target
-    from edgekit.zoo import resolve_model
+    from edgekit.explore import search_precision
+    from edgekit.sweep import rebuild_command
 
-    spec = resolve_model(args.model)
-    if not spec.recipe.folder:
-        raise ConfigError(
-            "the search writes a model folder: give a zoo model name or a model folder",
-            hint="a module:factory model: put it in a model folder (recipe.toml, model.py, data.py)",
-        )
-    if load_target(args.target).family != "fpga":
-        raise ConfigError(
-            f"the search weighs LUTs: --target must be an FPGA target, not {args.target}",
-            hint="e.g. --target fpga-xcvu13p (edgekit targets lists them)",
-        )
-    root = (args.out or Path("build") / f"search-{spec.name}").resolve()
-    overrides = absolute_set_flags(args.overrides)
-    model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model  # workers run elsewhere
-    sweep = SweepSpec(model, (args.target,), str(root), args.tiny, overrides, None, spec.code_sha256)
-    result = precision_search(sweep, budget=args.budget, start=args.start, lowest=args.lowest, workers=args.workers,
+    result = search_precision(args.model, args.target, budget=args.budget, start=args.start, lowest=args.lowest,
+                              out=args.out, tiny=args.tiny, overrides=args.overrides, workers=args.workers,
                               address=args.address)  # fmt: skip
-    if result.chosen is not None:
-        result.recipe_folder = write_recipe_folder(result, Path(spec.recipe.folder), args.start, root / "recipe")
+    sweep = result.spec
     if args.json:
         _print_json(result)
         return 0 if result.chosen else 1

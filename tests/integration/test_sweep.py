@@ -248,3 +248,17 @@ def test_a_factory_and_a_data_file_sweep(tmp_path: Path) -> None:
     golden = np.load(tmp_path / "sw" / "points" / result["rows"][0]["point"] / "build" / "float" / "golden_inputs.npy")
     assert golden.shape == (80, 6)  # a fifth of the file's 400 samples, held out
     assert f"--data {tmp_path / 'ev.npz'}" in result["rebuild"]
+
+
+def test_sweep_and_search_from_python(tmp_path: Path) -> None:
+    """The functions the two commands call: a grid as a dict, settings as tables, the rows back as data."""
+    import edgekit
+    from edgekit.errors import ConfigError
+
+    grid = {"weight_bits": [8], "sparsity": [0]}
+    result = edgekit.sweep_grid("jet_tagger", grid, ["cpu-onnxruntime-int8"], out=tmp_path / "py", tiny=True,
+                                settings={"train": {"epochs": 1}}, workers=1)  # fmt: skip
+    assert [r["point"] for r in result.rows] == ["w8a8-s0"] and result.rows[0]["status"] == "ok"
+    assert "train.epochs=1" in result.spec.overrides and (tmp_path / "py" / "results.csv").is_file()
+    with pytest.raises(ConfigError, match="must be an FPGA target"):  # refused before any trial
+        edgekit.search_precision("jet_tagger", "cpu-onnxruntime", out=tmp_path / "search", tiny=True)
