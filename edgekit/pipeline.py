@@ -607,71 +607,122 @@ def _raw_feature_precision(planned: BuildPlan, data: Dataset) -> BuildPlan:
     return plan_build(replace(request, overrides=(*request.overrides, *overrides)))
 
 
+@dataclass
+class _Made:
+    """What a build's stages made, filled in pipeline order by :func:`_build`'s steps."""
+
+    float_model: FloatModel
+    base_model: FloatModel  # the model every later stage starts from: the float model, or its pruned version
+    base_dir: Path
+    base_sha: str
+    records: list[StageRecord]  # every stage's record, in the order the stages ran
+    pruned: bool = False
+    graph: ExportedGraph | None = None  # the float (or the file's) export
+    quantized: dict[str, QuantizedModel] = field(default_factory=dict)
+    quant_exports: dict[str, Any] = field(default_factory=dict)
+    graphs: dict[str, Graph] = field(default_factory=dict)  # what each target compiles
+    compiled: dict[str, CompiledArtifact] = field(default_factory=dict)
+    results: dict[str, TargetResult] = field(default_factory=dict)
+    synthesis: dict[str, Any] = field(default_factory=dict)
+
+
 def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: float) -> BuildResult:
     """The stages, validation and reports of one build, into a build folder this run holds."""
-    request, spec, settings, source, plans, quant_plans = (
-        planned.request, planned.spec, planned.settings, planned.source, planned.plans, planned.quant_plans
-    )  # fmt: skip
-    root = build_dir.root
-    from_file = source.kind == "onnx"
-    if from_file:
-        float_model, train_record = run_reference_file(spec, source, build_dir, data, request.force)
-    else:
-        float_model, train_record = run_train(spec, source, settings, build_dir, data, request.force)
-    weights_sha = train_record.files[float_model.weights]
+    made = _train_and_prune(planned, data, build_dir)
+    _export_and_quantize(planned, data, build_dir, made)
+    _compile(planned, build_dir, made)
+    report, float_module = _validate(planned, build_dir, made)
+    manifest = _manifest(planned, made, report, float_module, started)
+    write_manifest(build_dir.root, manifest)
+    write_report(build_dir.root, manifest, report)
+    write_html_report(build_dir.root, manifest, report)
+    return BuildResult(build_dir.root, manifest, report, manifest["exit_code"])
 
-    # The model every later stage starts from: the trained float model, or its pruned version.
-    base_model, base_dir, base_sha, prune_records = float_model, root / "float", weights_sha, []
+
+def _train_and_prune(planned: BuildPlan, data: Dataset, build_dir: BuildDir) -> _Made:
+    """The float reference (trained, or read from the ONNX file), then the pruned model if pruning is on."""
+    request, spec, settings, root = planned.request, planned.spec, planned.settings, build_dir.root
+    if planned.source.kind == "onnx":
+        float_model, record = run_reference_file(spec, planned.source, build_dir, data, request.force)
+    else:
+        float_model, record = run_train(spec, planned.source, settings, build_dir, data, request.force)
+    sha = record.files[float_model.weights]
+    made = _Made(float_model, float_model, root / "float", sha, [record])
     if settings.prune.method != "none":
-        base_model, prune_record = run_prune(spec, settings, build_dir, float_model, weights_sha, data, request.force)
-        base_dir, base_sha, prune_records = root / "pruned", prune_record.files[base_model.weights], [prune_record]
+        pruned, prune_record = run_prune(spec, settings, build_dir, float_model, sha, data, request.force)
+        made.base_model, made.base_dir, made.base_sha = pruned, root / "pruned", prune_record.files[pruned.weights]
+        made.records.append(prune_record)
+        made.pruned = True
+    return made
 
+
+def _export_and_quantize(planned: BuildPlan, data: Dataset, build_dir: BuildDir, made: _Made) -> None:
+    """Every graph a target compiles: the float export, each quantizer family's exports, a brevitas model's own
+    exports, the profiled torch model; then which one each target takes, named with the design's top."""
+    request, spec, settings, root = planned.request, planned.spec, planned.settings, build_dir.root
+    from_file, force = planned.source.kind == "onnx", request.force
     if from_file:
-        graph, export_record = run_export_file(spec, build_dir, base_model, base_sha, request.force)
+        graph, export_record = run_export_file(spec, build_dir, made.base_model, made.base_sha, force)
     else:
-        graph, export_record = run_export(spec, settings, build_dir, base_model, base_dir, base_sha, request.force)
-    quantized, quant_exports, quant_files, quant_records = run_quantization(
-        spec, settings, build_dir, base_model, base_dir, base_sha, quant_plans, data, request.force
+        graph, export_record = run_export(spec, settings, build_dir, made.base_model, made.base_dir, made.base_sha,
+                                          force)  # fmt: skip
+    made.graph = graph
+    made.records.append(export_record)
+    made.quantized, made.quant_exports, quant_files, quant_records = run_quantization(
+        spec, settings, build_dir, made.base_model, made.base_dir, made.base_sha, planned.quant_plans, data, force
     )
-    brevitas_graphs: dict[str, Graph] = {}  # a brevitas model's own exports: "qonnx-clean" (FPGA), "qcdq" (INT8)
-    wanted = {"qonnx-clean" if p.profile.family == "fpga" else "qcdq" for p in plans if _exact_graph(p, planned)}
+    made.records += quant_records
+    own: dict[str, Graph] = {}  # a brevitas model's own exports: "qonnx-clean" (FPGA), "qcdq" (INT8)
+    wanted = {
+        "qonnx-clean" if p.profile.family == "fpga" else "qcdq" for p in planned.plans if _exact_graph(p, planned)
+    }
     for fmt in sorted(wanted):
-        exported, record = run_export_brevitas(spec, build_dir, base_model, base_sha, fmt, request.force)
-        folder = root / record.directory
-        brevitas_graphs[fmt] = Graph(exported, folder / exported.path, record.files[exported.path])
-        quant_records.append(record)
+        exported, record = run_export_brevitas(spec, build_dir, made.base_model, made.base_sha, fmt, force)
+        own[fmt] = Graph(exported, root / record.directory / exported.path, record.files[exported.path])
+        made.records.append(record)
     profiled: Graph | None = None
-    if not from_file and not planned.brevitas and any(_takes_torch(p) for p in plans):
+    if not from_file and not planned.brevitas and any(_takes_torch(p) for p in planned.plans):
         profiled, profile_record = run_profile(
-            spec, settings, build_dir, base_model, base_dir, base_sha, data, request.force
+            spec, settings, build_dir, made.base_model, made.base_dir, made.base_sha, data, force
         )
-        quant_records.append(profile_record)
-    graphs: dict[str, Graph] = {}
-    for plan in plans:
-        if from_file:  # the file (a QONNX file: its clean copy) is what every target of it compiles
-            graphs[plan.profile.name] = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
-        elif _exact_graph(plan, planned):
-            graphs[plan.profile.name] = brevitas_graphs["qonnx-clean" if plan.profile.family == "fpga" else "qcdq"]
-        elif _takes_torch(plan) and profiled is not None:
-            graphs[plan.profile.name] = profiled
-        elif plan.family is None:
-            graphs[plan.profile.name] = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
-        else:
-            fmt = "qcdq" if plan.family == "int8" else "qonnx-clean"
-            chosen = quant_exports[plan.family].graph(fmt)
-            path = root / f"export-{plan.family}" / chosen.path
-            graphs[plan.profile.name] = Graph(chosen, path, quant_files[plan.family][chosen.path])
+        made.records.append(profile_record)
+    float_graph = Graph(graph, root / "export" / graph.path, export_record.files[graph.path])
     top = design_top_name(settings.export, spec.recipe.name)  # the FPGA design's top module and HLS project
-    graphs = {name: replace(g, graph=replace(g.graph, top_name=top)) for name, g in graphs.items()}
-    compiled, results, compile_records = compile_targets(plans, build_dir, graphs, request.force)
-    synthesis = run_synthesis(plans, compiled, results, compile_records, build_dir, settings, request.force)
+    for plan in planned.plans:
+        if from_file:  # the file (a QONNX file: its clean copy) is what every target of it compiles
+            chosen = float_graph
+        elif _exact_graph(plan, planned):
+            chosen = own["qonnx-clean" if plan.profile.family == "fpga" else "qcdq"]
+        elif _takes_torch(plan) and profiled is not None:
+            chosen = profiled
+        elif plan.family is None:
+            chosen = float_graph
+        else:
+            exported = made.quant_exports[plan.family].graph("qcdq" if plan.family == "int8" else "qonnx-clean")
+            path = root / f"export-{plan.family}" / exported.path
+            chosen = Graph(exported, path, quant_files[plan.family][exported.path])
+        made.graphs[plan.profile.name] = replace(chosen, graph=replace(chosen.graph, top_name=top))
 
-    say("[validate] against the float reference" + (" and the quantized reference" if quantized else ""))
-    validate_started = time.perf_counter()
-    golden_float = _golden(float_model, root / "float", spec.recipe.metric)
-    float_module = None if from_file else load_float_model(float_model, root / "float")
-    reference = _float_reference(float_model, float_module, root / "float", golden_float, settings)
-    golden, quant_golden, extra_refs = _references(golden_float, base_model, base_dir, quantized, root, settings)
+
+def _compile(planned: BuildPlan, build_dir: BuildDir, made: _Made) -> None:
+    """Every available target's artifact, then vendor synthesis when --synth asked for it."""
+    force, plans = planned.request.force, planned.plans
+    made.compiled, made.results, records = compile_targets(plans, build_dir, made.graphs, force)
+    made.synthesis = run_synthesis(plans, made.compiled, made.results, records, build_dir, planned.settings, force)
+    made.records += records
+
+
+def _validate(planned: BuildPlan, build_dir: BuildDir, made: _Made) -> tuple[ValidationReport, Any]:
+    """Each compiled target against its references (float; quantized where one exists), and the test vectors."""
+    spec, settings, root = planned.spec, planned.settings, build_dir.root
+    say("[validate] against the float reference" + (" and the quantized reference" if made.quantized else ""))
+    started = time.perf_counter()
+    golden_float = _golden(made.float_model, root / "float", spec.recipe.metric)
+    float_module = None if planned.source.kind == "onnx" else load_float_model(made.float_model, root / "float")
+    reference = _float_reference(made.float_model, float_module, root / "float", golden_float, settings)
+    golden, quant_golden, extra_refs = _references(
+        golden_float, made.base_model, made.base_dir, made.quantized, root, settings
+    )
     if planned.brevitas and (root / "float" / UNQUANTIZED).is_file():
         twin = reference_from_outputs(
             "float twin (brevitas, quantization disabled)", "brevitas", "brevitas forward, every quantizer disabled",
@@ -679,75 +730,63 @@ def _build(planned: BuildPlan, data: Dataset, build_dir: BuildDir, started: floa
         )  # fmt: skip
         extra_refs = (*extra_refs, twin)
     beside: dict[str, list[TargetResult]] = {}  # emulators a backend validates beside the target's own
-    for plan in plans:
+    for plan in planned.plans:
         name = plan.profile.name
-        if name in compiled:
-            results[name], *beside[name] = _check_target(
-                plan.profile, plan.settings, compiled[name], root,
-                quant_golden[plan.family] if plan.family else golden, reference.metric,
-                graphs[name].graph, quantized[plan.family] if plan.family else None, base_model, base_dir,
+        if name in made.compiled:
+            made.results[name], *beside[name] = _check_target(
+                plan.profile, plan.settings, made.compiled[name], root,
+                quant_golden[plan.family] if plan.family else golden, reference.metric, made.graphs[name].graph,
+                made.quantized[plan.family] if plan.family else None, made.base_model, made.base_dir,
             )  # fmt: skip
-    _write_vectors(plans, compiled, build_dir, quant_golden)
-    rows = tuple(r for p in plans for r in (results[p.profile.name], *beside.get(p.profile.name, [])))
-    report = ValidationReport(spec.name, spec.recipe.metric, reference, rows, extra_refs)
-    validate_record = StageRecord("validate", ".", "", False, time.perf_counter() - validate_started, {})
+    _write_vectors(planned.plans, made.compiled, build_dir, quant_golden)
+    rows = tuple(r for p in planned.plans for r in (made.results[p.profile.name], *beside.get(p.profile.name, [])))
+    made.records.append(StageRecord("validate", ".", "", False, time.perf_counter() - started, {}))
+    return ValidationReport(spec.name, spec.recipe.metric, reference, rows, extra_refs), float_module
 
-    manifest = {
+
+def _manifest(
+    planned: BuildPlan, made: _Made, report: ValidationReport, float_module: Any, started: float
+) -> dict[str, Any]:
+    """``manifest.json``: the request, the model, the environment, the settings, every stage and artifact."""
+    spec, plans, root = planned.spec, planned.plans, planned.root
+    model = {
+        "name": spec.name, "source": to_plain(planned.source), "code_sha256": spec.code_sha256,
+        "recipe": spec.recipe.source, "recipe_sha256": spec.recipe.content_sha256,
+        "input_shape": list(spec.recipe.input_shape), "classes": list(made.float_model.classes),
+        "metric": spec.recipe.metric, "task": spec.recipe.task, "n_parameters": made.float_model.n_parameters,
+        "compression": compression_summary(spec.recipe, float_module, made.quantized) if float_module else {},
+    }  # fmt: skip
+    targets = {
+        p.profile.name: {"profile": to_plain(p.profile), "unavailable": p.unavailable or None,
+                         "quant_family": p.family, "graph": to_plain(made.graphs[p.profile.name].graph)}
+        for p in plans
+    }  # fmt: skip
+    artifacts = {
+        "float_model": to_plain(made.float_model), "pruned": to_plain(made.base_model) if made.pruned else None,
+        "exported": to_plain(made.graph), "quantized": {f: to_plain(q) for f, q in made.quantized.items()},
+        "quant_exports": {f: to_plain(e) for f, e in made.quant_exports.items()},
+        "compiled": {name: to_plain(a) for name, a in made.compiled.items()},
+        "synthesis": {name: to_plain(r) for name, r in made.synthesis.items()},
+    }  # fmt: skip
+    return {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "edgekit_version": __version__,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "request": to_plain(request),
-        "model": {
-            "name": spec.name,
-            "source": to_plain(source),
-            "code_sha256": spec.code_sha256,
-            "recipe": spec.recipe.source,
-            "recipe_sha256": spec.recipe.content_sha256,
-            "input_shape": list(spec.recipe.input_shape),
-            "classes": list(float_model.classes),
-            "metric": spec.recipe.metric,
-            "task": spec.recipe.task,
-            "n_parameters": float_model.n_parameters,
-            "compression": compression_summary(spec.recipe, float_module, quantized) if float_module else {},
-        },
-        "environment": environment(
-            r.versions for r in (train_record, *prune_records, export_record, *quant_records, *compile_records)
-        ),
+        "request": to_plain(planned.request),
+        "model": model,
+        "environment": environment(r.versions for r in made.records if r.name != "validate"),
         "settings": {
-            "model": to_plain(settings),
+            "model": to_plain(planned.settings),
             "targets": {p.profile.name: to_plain(p.settings) for p in plans},
         },
-        "targets": {
-            p.profile.name: {
-                "profile": to_plain(p.profile),
-                "unavailable": p.unavailable or None,
-                "quant_family": p.family,
-                "graph": to_plain(graphs[p.profile.name].graph),
-            }
-            for p in plans
-        },
-        "stages": [
-            to_plain(r)
-            for r in (train_record, *prune_records, export_record, *quant_records, *compile_records, validate_record)
-        ],
-        "artifacts": {
-            "float_model": to_plain(float_model),
-            "pruned": to_plain(base_model) if prune_records else None,
-            "exported": to_plain(graph),
-            "quantized": {f: to_plain(q) for f, q in quantized.items()},
-            "quant_exports": {f: to_plain(e) for f, e in quant_exports.items()},
-            "compiled": {name: to_plain(a) for name, a in compiled.items()},
-            "synthesis": {name: to_plain(r) for name, r in synthesis.items()},
-        },
-        "pruning": json.loads((root / "pruned" / "prune.json").read_text()) if prune_records else None,
+        "targets": targets,
+        "stages": [to_plain(r) for r in made.records],
+        "artifacts": artifacts,
+        "pruning": json.loads((root / "pruned" / "prune.json").read_text()) if made.pruned else None,
         "validation": to_plain(report),
         "exit_code": exit_code_for(report),
         "total_wall_s": time.perf_counter() - started,
     }
-    write_manifest(root, manifest)
-    write_report(root, manifest, report)
-    write_html_report(root, manifest, report)
-    return BuildResult(root, manifest, report, manifest["exit_code"])
 
 
 @dataclass(frozen=True)
