@@ -185,30 +185,42 @@ def _header(what: str, tb: str) -> str:
 """
 
 
+def _tb_open(what: str, top: str, vectors: dict[str, Any]) -> str:
+    """A testbench's header and opening: its module, the sample count and latency, and the golden vectors."""
+    bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
+    return (
+        _header(what, f"tb_{top}")
+        + f"""`timescale 1ns / 1ps
+module tb_{top};
+  localparam int N = {vectors["samples"]};
+  localparam int LATENCY = {vectors["latency_cycles"]};
+  logic [{bits_in - 1}:0] stimulus [0:N-1];
+  logic [{bits_out - 1}:0] response [0:N-1];
+"""
+    )
+
+
+READ_VECTORS = """    $readmemh("stimulus.hex", stimulus);
+    $readmemh("response.hex", response);
+"""
+
+
 def core_testbench(vectors: dict[str, Any]) -> str:
     """A self-checking testbench of the core that replays stimulus.hex, one sample per clock."""
-    top, n = vectors["tops"]["core"], vectors["samples"]
+    top = vectors["tops"]["core"]
     bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
     latency = vectors["latency_cycles"]
     what = (f"replays stimulus.hex through {top}, one sample per clock, and compares each\n"
             f"// output, {latency} cycles later, with response.hex (brevitas' outputs).")  # fmt: skip
     return (
-        _header(what, f"tb_{top}")
-        + f"""`timescale 1ns / 1ps
-module tb_{top};
-  localparam int N = {n};
-  localparam int LATENCY = {latency};
-  logic clk = 0;
-  logic [{bits_in - 1}:0] stimulus [0:N-1];
-  logic [{bits_out - 1}:0] response [0:N-1];
+        _tb_open(what, top, vectors)
+        + f"""  logic clk = 0;
   logic [{bits_in - 1}:0] model_inp = '0;
   wire [{bits_out - 1}:0] model_out;
   int errors = 0;
   {top} dut (.clk(clk), .model_inp(model_inp), .model_out(model_out));
   initial begin
-    $readmemh("stimulus.hex", stimulus);
-    $readmemh("response.hex", response);
-    for (int t = 0; t < N + LATENCY; t++) begin
+{READ_VECTORS}    for (int t = 0; t < N + LATENCY; t++) begin
       if (t < N) model_inp = stimulus[t];
       #1 clk = 1;
       #1 clk = 0;
@@ -232,20 +244,14 @@ endmodule
 
 def stream_testbench(vectors: dict[str, Any]) -> str:
     """A self-checking testbench of ``<top>_stream`` that leaves gaps between valid samples."""
-    top, n, latency = vectors["tops"]["valid"], vectors["samples"], vectors["latency_cycles"]
+    top = vectors["tops"]["valid"]
     bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
     what = (f"drives {top} with stimulus.hex through in_valid with gaps (idle cycles\n"
             "// of 1, 2 and 20 in a fixed pattern, junk on in_data while idle) and checks every out_valid result,\n"
             "// in order, against response.hex.")  # fmt: skip
     return (
-        _header(what, f"tb_{top}")
-        + f"""`timescale 1ns / 1ps
-module tb_{top};
-  localparam int N = {n};
-  localparam int LATENCY = {latency};
-  logic clk = 0, rst = 1, in_valid = 0;
-  logic [{bits_in - 1}:0] stimulus [0:N-1];
-  logic [{bits_out - 1}:0] response [0:N-1];
+        _tb_open(what, top, vectors)
+        + f"""  logic clk = 0, rst = 1, in_valid = 0;
   logic [{bits_in - 1}:0] in_data = '0;
   wire out_valid;
   wire [{bits_out - 1}:0] out_data;
@@ -256,9 +262,7 @@ module tb_{top};
     return (cycle % 7 == 3) || (cycle % 11 == 5) || (cycle % 11 == 6) || (cycle >= 40 && cycle < 60);
   endfunction
   initial begin
-    $readmemh("stimulus.hex", stimulus);
-    $readmemh("response.hex", response);
-    for (int r = 0; r < 3; r++) begin  // reset: no result may come out
+{READ_VECTORS}    for (int r = 0; r < 3; r++) begin  // reset: no result may come out
       in_valid = 1;
       #1 clk = 1;
       #1 clk = 0;
@@ -292,7 +296,7 @@ endmodule
 
 def axis_testbench(vectors: dict[str, Any]) -> str:
     """A self-checking testbench of ``<top>_axis``: full rate first, then gaps and backpressure, AXI rules checked."""
-    top, n, latency = vectors["tops"]["axi_stream"], vectors["samples"], vectors["latency_cycles"]
+    top = vectors["tops"]["axi_stream"]
     bits_in, bits_out = vectors["input_bus"]["bits"], vectors["output_bus"]["bits"]
     in_bus, out_bus = _bytes(bits_in), _bytes(bits_out)
     what = (f"drives {top} twice with stimulus.hex. Pass 1: the source always valid, the\n"
@@ -300,14 +304,8 @@ def axis_testbench(vectors: dict[str, Any]) -> str:
             "// (gaps) and sink (backpressure): every result in order, and the AXI4-Stream rule that a result\n"
             "// offered and not taken stays, unchanged, until it is taken.")  # fmt: skip
     return (
-        _header(what, f"tb_{top}")
-        + f"""`timescale 1ns / 1ps
-module tb_{top};
-  localparam int N = {n};
-  localparam int LATENCY = {latency};
-  logic aclk = 0, aresetn = 0, s_tvalid = 0, m_tready = 0;
-  logic [{bits_in - 1}:0] stimulus [0:N-1];
-  logic [{bits_out - 1}:0] response [0:N-1];
+        _tb_open(what, top, vectors)
+        + f"""  logic aclk = 0, aresetn = 0, s_tvalid = 0, m_tready = 0;
   logic [{in_bus - 1}:0] s_tdata = '0;
   wire s_tready, m_tvalid;
   wire [{out_bus - 1}:0] m_tdata;
@@ -354,9 +352,7 @@ module tb_{top};
     end
   endtask
   initial begin
-    $readmemh("stimulus.hex", stimulus);
-    $readmemh("response.hex", response);
-    for (int r = 0; r < 3; r++) begin  // in reset: nothing taken, nothing offered
+{READ_VECTORS}    for (int r = 0; r < 3; r++) begin  // in reset: nothing taken, nothing offered
       s_tvalid = 1;
       #0;
       if (s_tready || m_tvalid) rule++;
