@@ -30,7 +30,9 @@ from typing import Any
 from edgekit.config import flatten_layer_tables
 from edgekit.errors import ConfigError, InputError
 from edgekit.progress import say
-from edgekit.sweep import RaySession, SweepPoint, SweepSpec, run_sweep, write_results
+from edgekit.ray_session import RaySession
+from edgekit.sweep import SweepPoint, SweepSpec, run_sweep
+from edgekit.sweep_results import write_results
 
 __all__ = ["SearchResult", "precision_search", "toml_text"]
 

@@ -388,7 +388,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from edgekit.explore import sweep_grid
-    from edgekit.sweep import best_point, print_progress_line, rebuild_command
+    from edgekit.sweep import print_progress_line, rebuild_command
+    from edgekit.sweep_results import best_point
 
     quiet = args.quiet or args.json
     progress = None if quiet else print_progress_line

@@ -133,7 +133,8 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
 
 def test_grid_and_best_errors_are_clear(tmp_path: Path) -> None:
     from edgekit.errors import ConfigError, InputError
-    from edgekit.sweep import best_point, grid_points, parse_grid
+    from edgekit.sweep import grid_points, parse_grid
+    from edgekit.sweep_results import best_point
 
     assert len(grid_points(parse_grid(GRID))) == POINTS
     with pytest.raises(ConfigError, match="keys: weight_bits, act_bits, sparsity, reuse"):
@@ -182,7 +183,7 @@ def test_a_failing_point_is_recorded_and_the_recipe_grid_is_read(
 
 def test_a_ray_session_runs_and_stops_from_a_worker_thread() -> None:
     """A notebook or GUI may sweep from a thread: there no SIGTERM handler can be set, and none is needed."""
-    from edgekit.sweep import RaySession
+    from edgekit.ray_session import RaySession
 
     before = signal.getsignal(signal.SIGTERM)
     seen: dict[str, object] = {}

@@ -64,7 +64,7 @@ def test_sweep_points_are_submitted_longest_first_in_grid_order_among_equals() -
 
 
 def test_a_ray_session_defaults_to_edgekit_cpus_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgekit.sweep import RaySession
+    from edgekit.ray_session import RaySession
 
     monkeypatch.setenv("EDGEKIT_CPUS", "3")
     assert RaySession().workers == 3 and RaySession(workers=1).workers == 1
