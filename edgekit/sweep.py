@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import shlex
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 from edgekit import provenance
 from edgekit.errors import ConfigError, EdgekitError, InputError
 from edgekit.jsonio import dumps
-from edgekit.progress import say, silenced
+from edgekit.progress import Tally, say, silenced
 from edgekit.ray_session import RaySession
 from edgekit.sweep_results import write_results
 from edgekit.tools import CPUS_ENV
@@ -414,11 +413,11 @@ def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
     return shlex.join(words)
 
 
-def print_progress_line(done: int, running: int, failed: int, total: int) -> None:
-    """A one-line progress bar on a terminal (points done, running or queued, failed)."""
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = round(width * done / max(total, 1))
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done, {running} running/queued, "
-          f"{failed} failed", end="", file=sys.stderr, flush=True)  # fmt: skip
+def progress_tally() -> tuple[Callable[[int, int, int, int], None], Tally]:
+    """A sweep's ``on_progress`` as edgekit's one progress bar (tqdm): points done of all, running, failed."""
+    tally = Tally("[sweep] points", unit="point")
+
+    def report(done: int, running: int, failed: int, total: int) -> None:
+        tally.update(done, total, f"{running} running or queued, {failed} failed")
+
+    return report, tally

@@ -388,14 +388,16 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from edgekit.explore import sweep_grid
-    from edgekit.sweep import print_progress_line, rebuild_command
+    from edgekit.sweep import progress_tally, rebuild_command
     from edgekit.sweep_results import best_point
 
-    quiet = args.quiet or args.json
-    progress = None if quiet else print_progress_line
-    result = sweep_grid(args.model, args.grid or None, args.target, out=args.out, tiny=args.tiny, recipe=args.recipe,
-                        data=args.data, overrides=args.overrides, workers=args.workers, address=args.address,
-                        retry_failed=args.retry_failed, on_progress=progress)  # fmt: skip
+    progress, tally = progress_tally()  # drawn on a terminal only, and not with --json or --quiet
+    try:
+        result = sweep_grid(args.model, args.grid or None, args.target, out=args.out, tiny=args.tiny,
+                            recipe=args.recipe, data=args.data, overrides=args.overrides, workers=args.workers,
+                            address=args.address, retry_failed=args.retry_failed, on_progress=progress)  # fmt: skip
+    finally:
+        tally.close()
     sweep = result.spec
     chosen = best_point(result.rows, args.best) if args.best else None
     if args.json:
