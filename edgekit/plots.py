@@ -105,6 +105,21 @@ def _tick(grid: Segment, mark: Segment, at: tuple[float, float], anchor: str, te
     ]
 
 
+def _value_ticks(values: Sequence[float], log: bool, zoom: bool) -> list[float]:
+    """The value axis' ticks: decades on a log axis (none when every value is zero: every target exact), from
+    zero on a linear one, or from just below the smallest value when ``zoom`` and the values are close."""
+    positive = [v for v in values if v > 0]
+    if log:
+        return log_ticks(min(positive) / 2, max(positive) * 1.2) if positive else []
+    top, bottom = max(values, default=1.0), min(values, default=0.0)
+    if zoom and bottom > 0 and top > bottom:
+        margin = 0.15 * (top - bottom)
+        ticks = nice_ticks(bottom - margin, top + margin)
+        if ticks[0] > 0:
+            return ticks  # the values spread down to near zero: an axis from zero shows them
+    return nice_ticks(min(0.0, bottom), top * 1.05 or 1.0)
+
+
 def bar_chart(
     plot_id: str,
     title: str,
@@ -128,19 +143,7 @@ def bar_chart(
     finite = [v for _, v in bars if v is not None and math.isfinite(v) and (v > 0 or not log)]
     if reference is not None and math.isfinite(reference) and not log:
         finite.append(reference)
-    positive = [v for v in finite if v > 0]
-    if log and not positive:  # every value zero (every target exact): nothing to put on an axis
-        ticks = []
-    elif log:
-        ticks = log_ticks(min(positive) / 2, max(positive) * 1.2)
-    else:
-        top = max(finite, default=1.0)
-        bottom = min(finite, default=0.0)
-        zoomed = zoom and bottom > 0 and top > bottom
-        margin = 0.15 * (top - bottom)
-        ticks = nice_ticks(bottom - margin, top + margin) if zoomed else nice_ticks(min(0.0, bottom), top * 1.05 or 1.0)
-        if zoomed and ticks[0] <= 0:  # the values spread down to near zero: an axis from zero shows them
-            ticks = nice_ticks(0.0, top * 1.05)
+    ticks = _value_ticks(finite, log, zoom)
     lo, hi = (ticks[0], ticks[-1]) if ticks else (1.0, 10.0)
 
     def scale(v: float) -> float:
@@ -180,14 +183,8 @@ def bar_chart(
         parts.append(
             f'<line x1="{x:.1f}" y1="{pad}" x2="{x:.1f}" y2="{axis_y}" stroke="{MUTED}" stroke-dasharray="4 3"/>'
         )
-    if log and not ticks:
-        axis = "every value is 0"
-    elif log:
-        axis = "log scale"
-    elif lo > 0:
-        axis = f"axis from {number(lo)}, not 0"
-    else:
-        axis = "linear"
+    linear = "linear" if lo <= 0 else f"axis from {number(lo)}, not 0"
+    axis = ("log scale" if ticks else "every value is 0") if log else linear
     parts.append(
         f'<text class="axis-label" x="{label_w + plot_w / 2}" y="{height - 4}" text-anchor="middle" font-size="11" '
         f'fill="{MUTED}">{_e(axis_label or unit or "value")} ({_e(axis)})</text>'
