@@ -14,7 +14,7 @@ the paper made them), the QAT row from brevitas at w6a6. It prints its analytica
 each published figure, the ratio published / estimate, the multiplicative
 coefficient per resource that fits the rows best (geometric mean of the
 ratios) and the band the rows leave around it. The coefficients and band that
-``edgekit/fpga_estimate.py`` applies are checked against this output.
+``edgekit/backends/hls4ml/estimate.py`` applies are checked against this output.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import platform
 import tempfile
 from pathlib import Path
 
-from edgekit.fpga_estimate import CALIBRATION, PUBLISHED
-from edgekit.pipeline import CompileRequest, compile_model
-from edgekit.progress import configure
-from edgekit.targets import targets_dir
+from edgekit.backends.hls4ml.estimate import CALIBRATION, PUBLISHED
+from edgekit.core.progress import configure
+from edgekit.core.targets import targets_dir
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 TARGET = "fpga-xcvu13p"
 RESOURCES = ("lut", "ff", "dsp", "latency_ns")

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgekit.pipeline import CompileRequest, compile_model
-from edgekit.progress import configure
+from edgekit.core.progress import configure
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 # (model, label, quant, prune, targets, goal on retained accuracy, goal on MACs removed)
 CASES: list[tuple[str, str, str | None, str | None, tuple[str, ...], float, float | None]] = [

@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgekit.artifacts import ExportedGraph
 from edgekit.backends.inductor import InductorBackend
-from edgekit.config import LatencySettings, merge_settings
-from edgekit.latency import call_time_us, measure_latency
-from edgekit.schema import to_plain
-from edgekit.targets import load_target
-from edgekit.torch_model import instantiate
-from edgekit.zoo import resolve_model
+from edgekit.core.artifacts import ExportedGraph
+from edgekit.core.config import LatencySettings, merge_settings
+from edgekit.core.latency import call_time_us, measure_latency
+from edgekit.core.schema import to_plain
+from edgekit.core.targets import load_target
+from edgekit.model.torch_model import instantiate
+from edgekit.model.zoo import resolve_model
 
 MODELS = ("jet_tagger", "lenet_digits")
 BATCHES = (1, 1024)

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.backends.hls4ml import PROJECT, Hls4mlBackend
-from edgekit.backends.hls_emulator import EmulatorPool
-from edgekit.pipeline import CompileRequest, compile_model
-from edgekit.progress import configure
-from edgekit.targets import load_target
+from edgekit.backends.hls4ml.backend import PROJECT, Hls4mlBackend
+from edgekit.backends.hls4ml.emulator import EmulatorPool
+from edgekit.core.progress import configure
+from edgekit.core.targets import load_target
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 TARGET = "fpga-xcvu13p"
 

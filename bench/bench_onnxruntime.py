@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.artifacts import CompiledArtifact, FloatModel
 from edgekit.backends import get_backend
-from edgekit.config import LatencySettings
-from edgekit.latency import measure_latency
-from edgekit.pipeline import CompileRequest, compile_model
-from edgekit.progress import configure
-from edgekit.schema import build
-from edgekit.targets import load_target
-from edgekit.torch_model import TorchRunner, load_float_model
+from edgekit.core.artifacts import CompiledArtifact, FloatModel
+from edgekit.core.config import LatencySettings
+from edgekit.core.latency import measure_latency
+from edgekit.core.progress import configure
+from edgekit.core.schema import build
+from edgekit.core.targets import load_target
+from edgekit.model.torch_model import TorchRunner, load_float_model
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 
 def bench_model(name: str, out: Path, rounds: int, cfg: LatencySettings) -> list[dict[str, object]]:

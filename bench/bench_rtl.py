@@ -37,9 +37,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgekit.pipeline import CompileRequest, compile_model
-from edgekit.progress import configure
-from edgekit.targets import targets_dir
+from edgekit.core.progress import configure
+from edgekit.core.targets import targets_dir
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 # (weight/activation bits, pruning); the first point is the issue's w6a8
 POINTS: list[tuple[str, str | None]] = [
@@ -125,7 +125,7 @@ def run_point(out: Path, profiles: list[Path], quant: str, prune: str | None, ti
 
 def calibrate(out: Path, levels: list[int], tiny: bool) -> None:
     """The ECP5 target at each number of adder levels per stage (one build each), and the Fmax it reaches."""
-    from edgekit.targets import load_target
+    from edgekit.core.targets import load_target
 
     fpga = load_target(ECP5).fpga
     assert fpga is not None

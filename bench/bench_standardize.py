@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 import edgekit
-from edgekit.progress import configure
+from edgekit.core.progress import configure
 
 
 def events(n: int = 6000) -> tuple[np.ndarray, ...]:

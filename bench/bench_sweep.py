@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgekit.progress import configure
-from edgekit.sweep import SweepSpec, grid_points, parse_grid, run_point, run_sweep
-from edgekit.zoo import resolve_model
+from edgekit.core.progress import configure
+from edgekit.explore.sweep import SweepSpec, grid_points, parse_grid, run_point, run_sweep
+from edgekit.model.zoo import resolve_model
 
 GOAL = 1.7
 GRID = ["weight_bits=4,6,8,10", "sparsity=0,0.5"]

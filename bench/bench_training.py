@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from edgekit.pipeline import CompileRequest, compile_model
-from edgekit.progress import configure
+from edgekit.core.progress import configure
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 MODELS = ("jet_tagger", "lenet_digits", "tpc_autoencoder")
 GOAL_S = 60.0

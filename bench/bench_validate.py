@@ -19,8 +19,8 @@ import resource
 import time
 from pathlib import Path
 
-from edgekit.pipeline import CompileRequest, compile_model, validate_build
-from edgekit.progress import configure
+from edgekit.core.progress import configure
+from edgekit.pipeline.compile import CompileRequest, compile_model, validate_build
 
 TARGETS = ("cpu-onnxruntime", "cpu-onnxruntime-int8", "cpu-inductor", "fpga-xcvu13p", "fpga-xcvu13p-rtl")
 GOAL_S = 60.0

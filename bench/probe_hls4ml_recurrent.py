@@ -6,7 +6,7 @@ Builds a batch-first LSTM and GRU (4 features, 8 hidden units, seeded weights) t
 frontend with wide fixed-point types (fixed<32,12>, so rounding is not the question), compiles the C++
 emulation, and prints the largest |difference| from torch over 64 random sequences of 1 and 6 steps. Rerun
 it after an hls4ml upgrade: when every row is within --tolerance, the refusal in
-``edgekit.planning.check_recurrent`` can be lifted.
+``edgekit.pipeline.planning.check_recurrent`` can be lifted.
 """
 
 from __future__ import annotations

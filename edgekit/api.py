@@ -8,7 +8,7 @@
     print(build)                                  # one line per target: passed, metric, max |diff|
     scores = edgekit.load(build.build_dir, "fpga-xcvu13p").predict(x_new)
 
-Both are thin layers over :func:`edgekit.pipeline.compile_model` and the backends' runners, the same code the
+Both are thin layers over :func:`edgekit.pipeline.compile.compile_model` and the backends' runners, the same code the
 ``edgekit`` command runs: a build made here is a build folder like any other (``edgekit validate`` reads it,
 except that a model handed over as an object can only be rebuilt in the Python session that holds it).
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import ConfigError, InputError
+from edgekit.core.errors import ConfigError, InputError
 
 __all__ = ["Deployed", "compile", "load"]
 
@@ -88,7 +88,7 @@ def compile(  # the verb users look for; it shadows the builtin only inside this
     force: bool = False,
     quiet: bool = False,
 ) -> Any:
-    """Build and validate ``model`` for each of ``targets``; returns a :class:`~edgekit.pipeline.BuildResult`.
+    """Build and validate ``model`` for each of ``targets``; returns a :class:`~edgekit.pipeline.compile.BuildResult`.
 
     ``model``: an ``nn.Module`` (trained further from its current weights by the recipe's trainer; set
     ``settings={"train": {"epochs": 0}}`` to take it as trained), a function that returns one (called with
@@ -100,7 +100,7 @@ def compile(  # the verb users look for; it shadows the builtin only inside this
     ``"2:4"``); ``settings`` any setting as a nested dict (``{"gates": {"min_metric": 0.9}}``). ``out=None``
     builds in a new temporary folder (``result.build_dir``).
 
-    Raises :class:`~edgekit.errors.EdgekitError` for bad input, as the command does (``err.hint`` says what to
+    Raises :class:`~edgekit.core.errors.EdgekitError` for bad input, as the command does (``err.hint`` says what to
     do); a failed validation gate is not an exception: ``result.exit_code`` is 1 and ``result.report`` says which.
 
     >>> from torch import nn                                               # doctest: +SKIP
@@ -109,9 +109,9 @@ def compile(  # the verb users look for; it shadows the builtin only inside this
     >>> result.report.passed                                              # doctest: +SKIP
     True
     """
-    from edgekit.objects import spec_for
-    from edgekit.pipeline import CompileRequest, compile_model
-    from edgekit.progress import silenced
+    from edgekit.core.progress import silenced
+    from edgekit.model.objects import spec_for
+    from edgekit.pipeline.compile import CompileRequest, compile_model
 
     spec = spec_for(model)
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="edgekit-build-"))
@@ -197,8 +197,8 @@ def load(build_dir: str | Path, target: str | None = None) -> Deployed:
     ...     target.predict(x).argmax(axis=1)  # doctest: +SKIP
     """
     from edgekit.backends import get_backend
-    from edgekit.errors import BackendUnavailable
-    from edgekit.pipeline import open_build
+    from edgekit.core.errors import BackendUnavailable
+    from edgekit.pipeline.compile import open_build
 
     opened = open_build(Path(build_dir))
     compiled = list(opened.compiled)

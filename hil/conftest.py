@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 from edgekit.hil import HilResult, hil_targets, open_build, parse_device, run_target
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
-from edgekit.progress import configure
+from edgekit.core.progress import configure
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,7 @@ def profile_variant() -> Callable[..., Path]:
     """Write a copy of a shipped target profile under a new name, with some of its lines replaced."""
 
     def write(base: str, name: str, folder: Path, replacements: dict[str, str]) -> Path:
-        from edgekit.targets import targets_dir
+        from edgekit.core.targets import targets_dir
 
         text = (targets_dir() / f"{base}.toml").read_text().replace(f'name = "{base}"', f'name = "{name}"')
         for old, new in replacements.items():

@@ -13,16 +13,16 @@ from importlib.metadata import entry_points
 from typing import cast
 
 from edgekit.backends.base import Backend, BackendBase, Runner, missing_hooks
-from edgekit.errors import BackendUnavailable, ConfigError
+from edgekit.core.errors import BackendUnavailable, ConfigError
 
 __all__ = ["BUILTIN", "Backend", "BackendBase", "Runner", "get_backend"]
 
 BUILTIN = {
     "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
-    "hls4ml": "edgekit.backends.hls4ml:Hls4mlBackend",
-    "rtl": "edgekit.backends.rtl:RtlBackend",
+    "hls4ml": "edgekit.backends.hls4ml.backend:Hls4mlBackend",
+    "rtl": "edgekit.backends.rtl.backend:RtlBackend",
     "inductor": "edgekit.backends.inductor:InductorBackend",
-    "tensorrt": "edgekit.backends.tensorrt:TensorRTBackend",
+    "tensorrt": "edgekit.backends.tensorrt.backend:TensorRTBackend",
 }
 
 

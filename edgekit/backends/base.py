@@ -29,9 +29,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgekit.artifacts import CompiledArtifact, ExportedGraph
-from edgekit.runner import Runner, RunnerBase
-from edgekit.targets import TargetProfile
+from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.core.runner import Runner, RunnerBase
+from edgekit.core.targets import TargetProfile
 
 __all__ = ["Backend", "BackendBase", "LayerTrace", "Runner", "RunnerBase", "missing_hooks"]
 

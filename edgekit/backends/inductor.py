@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from edgekit import provenance
-from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.base import BackendBase, RunnerBase
 from edgekit.backends.cuda_device import cuda_missing_reason
 from edgekit.backends.native_pool import run_isolated
-from edgekit.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
-from edgekit.schema import build
-from edgekit.targets import TargetProfile
+from edgekit.core import provenance
+from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.core.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
+from edgekit.core.schema import build
+from edgekit.core.targets import TargetProfile
 
 __all__ = ["InductorBackend", "InductorOptions"]
 
@@ -62,9 +62,9 @@ def _build(source: dict[str, Any], weights: str, sample: np.ndarray, device: str
     """In the worker: export, compile, package, load once, and compare with eager on ``sample``."""
     import torch
 
-    from edgekit.artifacts import ModelSource
-    from edgekit.schema import build as build_artifact
-    from edgekit.torch_model import load_module
+    from edgekit.core.artifacts import ModelSource
+    from edgekit.core.schema import build as build_artifact
+    from edgekit.model.torch_model import load_module
 
     log = Path(out_dir) / LOG
     with log.open("a", buffering=1) as fh:
@@ -121,9 +121,9 @@ def _export_object(source: dict[str, Any], weights: Path, sample: np.ndarray, op
     """A model object (``edgekit.compile(net)``) as a saved ``torch.export`` program, on the CPU in fp32."""
     import torch
 
-    from edgekit.artifacts import ModelSource
-    from edgekit.schema import build as build_artifact
-    from edgekit.torch_model import load_module
+    from edgekit.core.artifacts import ModelSource
+    from edgekit.core.schema import build as build_artifact
+    from edgekit.model.torch_model import load_module
 
     model = load_module(build_artifact(ModelSource, source), weights)
     batch = torch.export.Dim("batch", min=1, max=int(options.max_batch))
@@ -197,7 +197,7 @@ class InductorRunner(RunnerBase):
 
     def timed_run(self, x: np.ndarray) -> float:
         """Device time of one call in microseconds (CUDA events); wall clock on the CPU."""
-        from edgekit.latency import call_time_us
+        from edgekit.core.latency import call_time_us
 
         with self._torch.no_grad():
             xt = self._input(x)

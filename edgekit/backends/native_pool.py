@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import ToolchainError
-from edgekit.lifetime import worker_pool
-from edgekit.tools import available_cpus
+from edgekit.core.errors import ToolchainError
+from edgekit.core.lifetime import worker_pool
+from edgekit.core.tools import available_cpus
 
 __all__ = ["NativePool", "run_isolated", "without_main_script"]
 

@@ -14,13 +14,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgekit import provenance
-from edgekit.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.backends.base import BackendBase, RunnerBase
-from edgekit.errors import BackendUnavailable, ConfigError, InputError, ToolchainError
-from edgekit.progress import say
-from edgekit.schema import build
-from edgekit.targets import TargetProfile
+from edgekit.core import provenance
+from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.core.errors import BackendUnavailable, ConfigError, InputError, ToolchainError
+from edgekit.core.progress import say
+from edgekit.core.schema import build
+from edgekit.core.targets import TargetProfile
 
 __all__ = ["OnnxRuntimeBackend", "OnnxRuntimeOptions", "resolve_providers", "trace_quantized"]
 
@@ -268,7 +268,7 @@ def _traced_run(model: Any, input_name: str, x: np.ndarray, names: list[str]) ->
 
 
 def _per_sample(array: np.ndarray) -> np.ndarray:
-    """Flattened per sample, channels last for images (as :func:`edgekit.localize.torch_trace` records layers)."""
+    """Flattened per sample, channels last for images (as :func:`edgekit.model.localize.torch_trace` records layers)."""
     if array.ndim > 2:
         array = np.moveaxis(array, 1, -1)
     return array.astype(np.float32).reshape(len(array), -1)
@@ -307,7 +307,7 @@ def trace_quantized(artifact_path: Path, input_name: str, x: np.ndarray) -> list
     """The value every activation quantizer of a QCDQ artifact passes on, for ``x``.
 
     The first is the input quantizer ("input"), the others follow ReLUs ("relu"); values are dequantized,
-    flattened per sample, channels last for images, as :func:`edgekit.localize.torch_trace` records them.
+    flattened per sample, channels last for images, as :func:`edgekit.model.localize.torch_trace` records them.
     """
     model = _load_onnx(artifact_path)
     quantizers = _activation_quantizers(model)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError
-from edgekit.tools import CPUS_ENV
+from edgekit.core.errors import EdgekitError
+from edgekit.core.tools import CPUS_ENV
 
 __all__ = ["main"]
 
@@ -182,13 +182,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_json(data: Any) -> None:
-    from edgekit.jsonio import dumps
+    from edgekit.core.jsonio import dumps
 
     print(dumps(data))
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from edgekit.pipeline import CompileRequest, compile_model
+    from edgekit.pipeline.compile import CompileRequest, compile_model
 
     request = CompileRequest(
         model=args.model,
@@ -209,7 +209,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from edgekit.pipeline import validate_build
+    from edgekit.pipeline.compile import validate_build
 
     started = time.perf_counter()
     result = validate_build(args.build_dir, tuple(args.overrides))
@@ -217,7 +217,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from edgekit.pipeline import render_reports
+    from edgekit.pipeline.compile import render_reports
 
     markdown, html = render_reports(args.build_dir, tuple(args.compare))
     if args.json:
@@ -228,7 +228,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
-    from edgekit.report import latency_table, problems, results_table
+    from edgekit.report.markdown import latency_table, problems, results_table
 
     if args.json:
         _print_json(
@@ -243,7 +243,7 @@ def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
             }
         )
         return int(result.exit_code)
-    from edgekit.reconstruction import describe
+    from edgekit.model.reconstruction import describe
 
     print()
     print(results_table(result.report))
@@ -263,7 +263,7 @@ def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
 
 def _cmd_targets(args: argparse.Namespace) -> int:
     from edgekit.backends import get_backend
-    from edgekit.targets import list_targets, load_target
+    from edgekit.core.targets import list_targets, load_target
 
     if args.name:
         profile = load_target(args.name)
@@ -306,7 +306,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from edgekit.zoo import list_models
+    from edgekit.model.zoo import list_models
 
     recipes = list_models()
     if args.json:
@@ -331,8 +331,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:
-    from edgekit.coverage import COLUMNS, HEADERS, OPS, details, rows
-    from edgekit.report import _table
+    from edgekit.pipeline.coverage import COLUMNS, HEADERS, OPS, details, rows
+    from edgekit.report.markdown import _table
 
     if args.json:
         _print_json(
@@ -357,7 +357,7 @@ def _cmd_ops(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipe(args: argparse.Namespace) -> int:
-    from edgekit.recipe_doc import schema_rows, schema_table
+    from edgekit.model.recipe_doc import schema_rows, schema_table
 
     if args.json:
         _print_json([{"key": k, "type": t, "default": d, "meaning": m} for k, t, d, m in schema_rows()])
@@ -371,7 +371,7 @@ def _cmd_recipe(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from edgekit.toolchains import doctor
+    from edgekit.core.toolchains import doctor
 
     found = doctor()
     if args.json:
@@ -387,9 +387,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from edgekit.explore import sweep_grid
-    from edgekit.sweep import progress_tally, rebuild_command
-    from edgekit.sweep_results import best_point
+    from edgekit.explore.api import sweep_grid
+    from edgekit.explore.sweep import progress_tally, rebuild_command
+    from edgekit.explore.sweep_results import best_point
 
     progress, tally = progress_tally()  # drawn on a terminal only, and not with --json or --quiet
     try:
@@ -417,8 +417,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from edgekit.explore import search_precision
-    from edgekit.sweep import rebuild_command
+    from edgekit.explore.api import search_precision
+    from edgekit.explore.sweep import rebuild_command
 
     result = search_precision(args.model, args.target, budget=args.budget, start=args.start, lowest=args.lowest,
                               out=args.out, tiny=args.tiny, overrides=args.overrides, workers=args.workers,
@@ -469,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from edgekit import progress
+    from edgekit.core import progress
 
     quiet = getattr(args, "quiet", False) or args.json
     progress.configure(bars=not quiet, messages=not quiet)

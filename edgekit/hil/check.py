@@ -16,8 +16,14 @@ from typing import Any
 import numpy as np
 
 from edgekit.backends import get_backend
-from edgekit.config import FORMAT_GATES
-from edgekit.errors import ConfigError, InputError
+from edgekit.core.config import FORMAT_GATES
+from edgekit.core.errors import ConfigError, InputError
+from edgekit.core.jsonio import write_json
+from edgekit.core.latency import LatencyStat
+from edgekit.core.metrics import task_metric
+from edgekit.core.progress import say
+from edgekit.core.results import TargetResult
+from edgekit.core.schema import build, to_plain
 from edgekit.hil.device_run import (
     ARTIFACT_DIR,
     DEVICE_FILE,
@@ -27,13 +33,7 @@ from edgekit.hil.device_run import (
     OUTPUTS_FILE,
 )
 from edgekit.hil.devices import Device, job_tempdir
-from edgekit.jsonio import write_json
-from edgekit.latency import LatencyStat
-from edgekit.metrics import task_metric
-from edgekit.pipeline import OpenedBuild
-from edgekit.progress import say
-from edgekit.results import TargetResult
-from edgekit.schema import build, to_plain
+from edgekit.pipeline.compile import OpenedBuild
 from edgekit.stages.validate import score_outputs, target_resources
 
 __all__ = ["HilResult", "Mismatch", "hil_targets", "run_target"]

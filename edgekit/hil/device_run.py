@@ -37,14 +37,14 @@ __all__ = ["ARTIFACT_DIR", "DEVICE_FILE", "INPUTS_FILE", "JOB_FILE", "OUTPUTS_FI
 def run_job(job_dir: Path) -> dict[str, Any]:
     """Run the job in ``job_dir``; write ``result/``; return what ``device.json`` holds."""
     from edgekit import __version__
-    from edgekit.artifacts import CompiledArtifact
     from edgekit.backends import get_backend
-    from edgekit.config import LatencySettings
-    from edgekit.errors import InputError
-    from edgekit.jsonio import write_json
-    from edgekit.latency import measure_latency
-    from edgekit.schema import build, to_plain
-    from edgekit.targets import TargetProfile
+    from edgekit.core.artifacts import CompiledArtifact
+    from edgekit.core.config import LatencySettings
+    from edgekit.core.errors import InputError
+    from edgekit.core.jsonio import write_json
+    from edgekit.core.latency import measure_latency
+    from edgekit.core.schema import build, to_plain
+    from edgekit.core.targets import TargetProfile
 
     try:
         job = json.loads((job_dir / JOB_FILE).read_text())
@@ -86,7 +86,7 @@ def run_job(job_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgekit.errors import EdgekitError
+    from edgekit.core.errors import EdgekitError
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

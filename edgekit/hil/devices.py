@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from edgekit.errors import ConfigError, DeviceError, InputError
+from edgekit.core.errors import ConfigError, DeviceError, InputError
 from edgekit.hil.device_run import RESULT_DIR
 
 __all__ = ["Device", "LocalDevice", "SshDevice", "parse_device", "safe_extract"]

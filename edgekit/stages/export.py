@@ -13,10 +13,10 @@ from pathlib import Path
 import onnx
 import torch
 
-from edgekit.artifacts import ExportedGraph, FloatModel
-from edgekit.config import ExportSettings
-from edgekit.errors import ToolchainError
-from edgekit.torch_model import load_float_model
+from edgekit.core.artifacts import ExportedGraph, FloatModel
+from edgekit.core.config import ExportSettings
+from edgekit.core.errors import ToolchainError
+from edgekit.model.torch_model import load_float_model
 
 __all__ = ["EXPORTER", "export_float_onnx"]
 

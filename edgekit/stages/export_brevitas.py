@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgekit.artifacts import ExportedGraph, FloatModel, ModelSource
-from edgekit.errors import ToolchainError
-from edgekit.torch_model import instantiate, load_float_model
+from edgekit.core.artifacts import ExportedGraph, FloatModel, ModelSource
+from edgekit.core.errors import ToolchainError
+from edgekit.model.torch_model import instantiate, load_float_model
 
 __all__ = ["EXPORTER", "export_brevitas_qcdq", "export_brevitas_qonnx", "untrained_quant_problems"]
 
@@ -65,14 +65,14 @@ def untrained_quant_problems(source: ModelSource, input_shape: tuple[int, ...], 
     import onnx
     from onnx import numpy_helper
 
-    from edgekit.fixed_formats import inexact_quant_nodes
+    from edgekit.core.fixed_formats import inexact_quant_nodes
 
     model = instantiate(source)
     try:
         with torch.no_grad():  # brevitas sizes runtime-statistics scales on a first forward
             model.train()(torch.randn((8, *input_shape)))
     except Exception as err:  # the user's forward, on inputs of the recipe's shape
-        from edgekit.zoo import user_error
+        from edgekit.model.zoo import user_error
 
         raise user_error(err, f"the model's forward on inputs of shape {input_shape} (recipe input_shape)") from err
     with tempfile.TemporaryDirectory(prefix="edgekit-brevitas-") as folder:
@@ -94,7 +94,7 @@ def untrained_quant_problems(source: ModelSource, input_shape: tuple[int, ...], 
 
 def export_brevitas_qcdq(model: FloatModel, float_root: Path, out_dir: Path) -> ExportedGraph:
     """The trained brevitas model as QCDQ ONNX (dynamic batch), checked against the model's own forward."""
-    from edgekit.qonnx_graph import ModelWrapper, execute_graph
+    from edgekit.model.qonnx_graph import ModelWrapper, execute_graph
 
     module = load_float_model(model, float_root)
     _export(module, tuple(model.input_shape), out_dir / QCDQ, qcdq=True)
@@ -117,7 +117,7 @@ def _same(got: np.ndarray, expected: np.ndarray, what: str, n: int) -> None:
 
 def export_brevitas_qonnx(model: FloatModel, float_root: Path, out_dir: Path) -> ExportedGraph:
     """The trained brevitas model as QONNX and its clean copy, both checked against the model's own forward."""
-    from edgekit.qonnx_graph import ModelWrapper, clean_for_fpga, cleanup_model, execute_graph
+    from edgekit.model.qonnx_graph import ModelWrapper, clean_for_fpga, cleanup_model, execute_graph
 
     module = load_float_model(model, float_root)
     spatial = len(model.input_shape) > 1

@@ -23,14 +23,14 @@ import onnx
 import torch
 from torch import nn
 
-from edgekit.activation_table import TableSpec, mismatch, table_specs
-from edgekit.artifacts import ExportedGraph, FloatModel, QuantExport, QuantizedModel
-from edgekit.brevitas_model import load_quant_model
-from edgekit.config import ExportSettings
-from edgekit.errors import ToolchainError
-from edgekit.metrics import max_abs_diff
-from edgekit.progress import say
-from edgekit.qonnx_graph import clean_for_fpga, execute_graph
+from edgekit.core.artifacts import ExportedGraph, FloatModel, QuantExport, QuantizedModel
+from edgekit.core.config import ExportSettings
+from edgekit.core.errors import ToolchainError
+from edgekit.core.metrics import max_abs_diff
+from edgekit.core.progress import say
+from edgekit.model.activation_table import TableSpec, mismatch, table_specs
+from edgekit.model.brevitas_model import load_quant_model
+from edgekit.model.qonnx_graph import clean_for_fpga, execute_graph
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

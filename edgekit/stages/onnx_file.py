@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifacts import ExportedGraph, FloatModel, ModelSource
-from edgekit.data import Dataset
-from edgekit.errors import InputError, ToolchainError
-from edgekit.fixed_formats import inexact_quant_nodes
-from edgekit.jsonio import write_json
-from edgekit.metrics import task_metric
-from edgekit.progress import say
-from edgekit.runner import RunnerBase
-from edgekit.zoo import ModelSpec
+from edgekit.core.artifacts import ExportedGraph, FloatModel, ModelSource
+from edgekit.core.errors import InputError, ToolchainError
+from edgekit.core.fixed_formats import inexact_quant_nodes
+from edgekit.core.jsonio import write_json
+from edgekit.core.metrics import task_metric
+from edgekit.core.progress import say
+from edgekit.core.runner import RunnerBase
+from edgekit.model.data import Dataset
+from edgekit.model.zoo import ModelSpec
 
 __all__ = [
     "OnnxFile",
@@ -235,7 +235,7 @@ QONNX_BATCH = 512  # qonnx's executor runs a graph resized to each batch
 
 def _qonnx_run(path: Path | Any, x: np.ndarray) -> np.ndarray:
     """qonnx's executor on ``x``, in batches (``path``: the file, or its graph already loaded)."""
-    from edgekit.qonnx_graph import ModelWrapper, cleanup_model, execute_graph
+    from edgekit.model.qonnx_graph import ModelWrapper, cleanup_model, execute_graph
 
     model = cleanup_model(ModelWrapper(str(path))) if isinstance(path, Path) else path
     parts = [execute_graph(model, x[i : i + QONNX_BATCH], "QONNX file") for i in range(0, len(x), QONNX_BATCH)]
@@ -244,7 +244,7 @@ def _qonnx_run(path: Path | Any, x: np.ndarray) -> np.ndarray:
 
 def _clean_qonnx(model: FloatModel, float_root: Path, out_dir: Path) -> ExportedGraph:
     """A QONNX file cleaned for hls4ml and the RTL path, checked to compute what the file computes."""
-    from edgekit.qonnx_graph import clean_for_fpga, execute_graph
+    from edgekit.model.qonnx_graph import clean_for_fpga, execute_graph
 
     spatial = len(model.input_shape) > 1
     clean = clean_for_fpga(float_root / model.weights, out_dir / CLEAN_FILE, spatial)
@@ -300,7 +300,7 @@ class OnnxFileRunner(RunnerBase):
         if self._qonnx:
             import qonnx
 
-            from edgekit.qonnx_graph import ModelWrapper, cleanup_model
+            from edgekit.model.qonnx_graph import ModelWrapper, cleanup_model
 
             self._graph = cleanup_model(ModelWrapper(str(path)))
             self._session = None

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from edgekit.artifacts import ExportedGraph, FloatModel
-from edgekit.config import Settings
-from edgekit.data import Dataset
-from edgekit.jsonio import write_json
-from edgekit.progress import say
-from edgekit.torch_model import load_float_model
-from edgekit.zoo import ModelSpec
+from edgekit.core.artifacts import ExportedGraph, FloatModel
+from edgekit.core.config import Settings
+from edgekit.core.jsonio import write_json
+from edgekit.core.progress import say
+from edgekit.model.data import Dataset
+from edgekit.model.torch_model import load_float_model
+from edgekit.model.zoo import ModelSpec
 
 __all__ = ["PROFILER", "profile_float_model"]
 

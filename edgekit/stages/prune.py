@@ -21,16 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.artifacts import FloatModel
-from edgekit.config import PruneSettings, Settings
-from edgekit.data import Dataset
-from edgekit.jsonio import write_json
-from edgekit.metrics import task_metric
-from edgekit.progress import say
-from edgekit.sparsity import WEIGHTED, apply_masks, layer_report, remove_masks
-from edgekit.torch_model import load_float_model
-from edgekit.training import batched_outputs, fit
-from edgekit.zoo import ModelSpec
+from edgekit.core.artifacts import FloatModel
+from edgekit.core.config import PruneSettings, Settings
+from edgekit.core.jsonio import write_json
+from edgekit.core.metrics import task_metric
+from edgekit.core.progress import say
+from edgekit.model.data import Dataset
+from edgekit.model.sparsity import WEIGHTED, apply_masks, layer_report, remove_masks
+from edgekit.model.torch_model import load_float_model
+from edgekit.model.training import batched_outputs, fit
+from edgekit.model.zoo import ModelSpec
 
 __all__ = ["prune_model"]
 

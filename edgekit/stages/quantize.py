@@ -15,19 +15,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.artifacts import FloatModel, QuantizedModel
-from edgekit.brevitas_model import build_quant_model, rounded_slopes, split_quant_model
-from edgekit.config import Settings
-from edgekit.data import Dataset
-from edgekit.fixed_formats import fixed_point_formats
-from edgekit.jsonio import write_json
-from edgekit.metrics import task_metric
-from edgekit.precision import QuantPlan
-from edgekit.progress import bar, say
-from edgekit.sparsity import apply_masks, remove_masks, zero_masks
-from edgekit.torch_model import load_float_model
-from edgekit.training import batched_outputs, fit, seed_everything, training_threads
-from edgekit.zoo import ModelSpec
+from edgekit.core.artifacts import FloatModel, QuantizedModel
+from edgekit.core.config import Settings
+from edgekit.core.fixed_formats import fixed_point_formats
+from edgekit.core.jsonio import write_json
+from edgekit.core.metrics import task_metric
+from edgekit.core.precision import QuantPlan
+from edgekit.core.progress import bar, say
+from edgekit.model.brevitas_model import build_quant_model, rounded_slopes, split_quant_model
+from edgekit.model.data import Dataset
+from edgekit.model.sparsity import apply_masks, remove_masks, zero_masks
+from edgekit.model.torch_model import load_float_model
+from edgekit.model.training import batched_outputs, fit, seed_everything, training_threads
+from edgekit.model.zoo import ModelSpec
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -9,16 +9,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.artifacts import FloatModel, ModelSource
-from edgekit.config import Settings
-from edgekit.data import Dataset
-from edgekit.errors import InputError
-from edgekit.jsonio import write_json
-from edgekit.metrics import task_metric
-from edgekit.progress import say
-from edgekit.torch_model import instantiate
-from edgekit.training import batched_outputs, fit, seed_everything
-from edgekit.zoo import ModelSpec, user_error, where_in_user_code
+from edgekit.core.artifacts import FloatModel, ModelSource
+from edgekit.core.config import Settings
+from edgekit.core.errors import InputError
+from edgekit.core.jsonio import write_json
+from edgekit.core.metrics import task_metric
+from edgekit.core.progress import say
+from edgekit.model.data import Dataset
+from edgekit.model.torch_model import instantiate
+from edgekit.model.training import batched_outputs, fit, seed_everything
+from edgekit.model.zoo import ModelSpec, user_error, where_in_user_code
 
 __all__ = ["UNQUANTIZED", "train_float_model"]
 
@@ -58,7 +58,7 @@ def train_float_model(
         _check_model(model, spec, x_train, tuple(y_train.shape[1:]), "its data's targets have that shape")
     standardized: dict[str, object] = {}
     if settings.train.standardize:  # trained on standardized features, then folded: the model takes raw ones
-        from edgekit.standardize import Standardized, feature_stats, first_layer, fold_into
+        from edgekit.model.standardize import Standardized, feature_stats, first_layer, fold_into
 
         mean, std = feature_stats(x_train)
         name, layer = first_layer(model)

@@ -1,6 +1,6 @@
 """Stage 4: each compiled artifact against the float reference (and the quantized one), and the gates.
 
-It fills the result types of :mod:`edgekit.results`, plain data a report or a sweep reads without this stage.
+It fills the result types of :mod:`edgekit.core.results`, plain data a report or a sweep reads without this stage.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgekit.config import GateSettings, Settings
-from edgekit.errors import InputError
-from edgekit.latency import LatencyStat, measure_latency
-from edgekit.metrics import (
+from edgekit.core.config import GateSettings, Settings
+from edgekit.core.errors import InputError
+from edgekit.core.latency import LatencyStat, measure_latency
+from edgekit.core.metrics import (
     CLASSIFICATION_METRICS,
     accuracy,
     lsb_grid,
@@ -27,10 +27,10 @@ from edgekit.metrics import (
     task_metric,
     top1_agreement,
 )
-from edgekit.progress import bar
-from edgekit.results import GateResult, Resources, Status, TargetResult
-from edgekit.runner import Runner
-from edgekit.targets import TargetProfile
+from edgekit.core.progress import bar
+from edgekit.core.results import GateResult, Resources, Status, TargetResult
+from edgekit.core.runner import Runner
+from edgekit.core.targets import TargetProfile
 
 __all__ = [
     "GoldenSet",

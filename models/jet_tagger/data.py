@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import InputError
+from edgekit.core.errors import InputError
 
 CLASSES = ("g", "q", "W", "Z", "t")
 FEATURES = (

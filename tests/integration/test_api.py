@@ -11,7 +11,7 @@ from torch import nn
 
 import edgekit
 from edgekit import CompileRequest, compile_model
-from edgekit.errors import ConfigError, InputError
+from edgekit.core.errors import ConfigError, InputError
 
 TARGETS = ("cpu-onnxruntime-int8", "fpga-xcvu13p", "fpga-xcvu13p-rtl")
 

@@ -19,10 +19,10 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 
-from edgekit.artifacts import CompiledArtifact
+from edgekit.core.artifacts import CompiledArtifact
 from edgekit.backends import BackendBase
-from edgekit.errors import ConfigError
-from edgekit.runner import RunnerBase
+from edgekit.core.errors import ConfigError
+from edgekit.core.runner import RunnerBase
 
 
 class CopyRunner(RunnerBase):

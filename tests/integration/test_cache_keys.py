@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit import provenance
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.core import provenance
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 TARGETS = ("cpu-onnxruntime", "cpu-onnxruntime-int8")
 
@@ -98,7 +98,7 @@ def test_backend_versions_come_from_the_one_reader(monkeypatch: pytest.MonkeyPat
     assert OnnxRuntimeBackend().versions() == {**before, "onnx": "99.0"}
     monkeypatch.setattr(provenance, "_tool_version", lambda path, flag, label: "77.1")
     pytest.importorskip("hls4ml", reason="the hls4ml backend needs the fpga extra")
-    from edgekit.backends.hls4ml import Hls4mlBackend
+    from edgekit.backends.hls4ml.backend import Hls4mlBackend
 
     assert Hls4mlBackend().versions()["g++"] == "77.1"
 

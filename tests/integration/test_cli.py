@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.pipeline import BuildResult
+from edgekit.pipeline.compile import BuildResult
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -186,7 +186,7 @@ def test_a_data_file_that_does_not_fit(cli, tmp_path: Path) -> None:  # type: ig
 
 
 def test_model_folder_path(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.zoo import models_dir
+    from edgekit.model.zoo import models_dir
 
     folder = tmp_path / "my_lenet"
     shutil.copytree(models_dir() / "lenet_digits", folder)
@@ -258,7 +258,7 @@ def test_bad_input_exit_codes(cli, tmp_path: Path, args: list[str], code: int, m
 
 
 def test_shape_mismatch_between_recipe_and_data(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.zoo import models_dir
+    from edgekit.model.zoo import models_dir
 
     folder = tmp_path / "jet"
     shutil.copytree(models_dir() / "jet_tagger", folder)

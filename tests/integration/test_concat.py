@@ -16,8 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.backends.onnxruntime import QCDQ_DISABLED_OPTIMIZERS
-from edgekit.errors import ConfigError
-from edgekit.pipeline import CompileRequest, compile_model
+from edgekit.core.errors import ConfigError
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.pipeline import CompileRequest, compile_model
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 pytest.importorskip("hls4ml", reason="the FPGA targets need the fpga extra: pip install 'edgekit[fpga]'")
@@ -197,8 +197,8 @@ HARDSWISH_CNN = Path(__file__).resolve().parents[1] / "fixtures" / "user_models"
 
 
 def test_hard_swish_on_feature_maps_is_exact_on_int8_and_refused_for_hls4ml_before_any_work(tmp_path: Path) -> None:
-    from edgekit.errors import ConfigError
-    from edgekit.pipeline import plan_build
+    from edgekit.core.errors import ConfigError
+    from edgekit.pipeline.compile import plan_build
 
     result = compile_model(CompileRequest(str(HARDSWISH_CNN), ("cpu-onnxruntime-int8",), out=tmp_path / "b",
                                           tiny=True, quant="w8a8"))  # fmt: skip
@@ -276,6 +276,6 @@ def test_a_softmax_head_is_left_to_the_host_and_the_logits_are_exact(tmp_path: P
     assert "Softmax" not in {n.op_type for n in qcdq.graph.node}
     logits = np.load(result.build_dir / "quant-int8" / "golden_quant_outputs.npy")
     assert logits.min() < 0.0 or logits.max() > 1.0  # logits, not probabilities
-    from edgekit.report import results_table
+    from edgekit.report.markdown import results_table
 
     assert "the model's last step (softmax) is applied on the host" in results_table(result.report)

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -55,7 +55,7 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 def test_qcdq_graphs_pass_tensorrts_explicit_quantization_rules(
     build_name: str, request: pytest.FixtureRequest
 ) -> None:
-    from edgekit.backends.trt_graph import explicit_quantization_problems, prepare_qdq
+    from edgekit.backends.tensorrt.graph import explicit_quantization_problems, prepare_qdq
 
     build: BuildResult = request.getfixturevalue(build_name)
     qcdq = onnx.load(str(build.build_dir / "export-int8" / "model.qcdq.onnx"))
@@ -75,7 +75,7 @@ def test_qcdq_graphs_pass_tensorrts_explicit_quantization_rules(
 def test_planted_quantization_problems_are_named(jet_int8: BuildResult) -> None:
     from onnx import numpy_helper
 
-    from edgekit.backends.trt_graph import explicit_quantization_problems, prepare_qdq
+    from edgekit.backends.tensorrt.graph import explicit_quantization_problems, prepare_qdq
 
     prepared = prepare_qdq(onnx.load(str(jet_int8.build_dir / "export-int8" / "model.qcdq.onnx")))
     activation_q = next(n for n in prepared.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
@@ -86,9 +86,9 @@ def test_planted_quantization_problems_are_named(jet_int8: BuildResult) -> None:
 
 
 def test_half_precision_graphs_for_tensorrt(tmp_path: Path, jet_int8: BuildResult, lenet_int8: BuildResult) -> None:
-    from edgekit.backends.tensorrt import _graph_for, build_settings
-    from edgekit.errors import ConfigError
-    from edgekit.targets import load_target
+    from edgekit.backends.tensorrt.backend import _graph_for, build_settings
+    from edgekit.core.errors import ConfigError
+    from edgekit.core.targets import load_target
 
     for build, shape in ((jet_int8, (16,)), (lenet_int8, (1, 8, 8))):
         source = build.build_dir / "export" / "model.onnx"
@@ -107,7 +107,7 @@ def test_half_precision_graphs_for_tensorrt(tmp_path: Path, jet_int8: BuildResul
 
 
 def test_bfloat16_rounds_to_nearest_even() -> None:
-    from edgekit.backends.trt_graph import _half_tensor
+    from edgekit.backends.tensorrt.graph import _half_tensor
 
     values = np.array([1.0, 1.00390625, 1.01171875, -2.5, 3.0e38], dtype=np.float32)
     bits = np.frombuffer(_half_tensor(values, "w", onnx.TensorProto.BFLOAT16).raw_data, dtype=np.uint16)
@@ -131,11 +131,11 @@ def test_gpu_targets_without_a_gpu_are_unavailable_with_the_reason(cli, tmp_path
 
 
 def test_inductor_refuses_a_batch_outside_its_range_and_a_corrupt_package(tmp_path: Path, profile_variant) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.artifacts import CompiledArtifact
     from edgekit.backends.inductor import InductorBackend
-    from edgekit.errors import InputError
-    from edgekit.schema import build
-    from edgekit.targets import load_target
+    from edgekit.core.artifacts import CompiledArtifact
+    from edgekit.core.errors import InputError
+    from edgekit.core.schema import build
+    from edgekit.core.targets import load_target
 
     small = profile_variant("cpu-inductor", "cpu-inductor-small", tmp_path, {"max_batch = 4096": "max_batch = 8"})
     overrides = ("latency.batch_sizes=[1,8]", "validation.batch_size=8")
@@ -187,7 +187,7 @@ def test_gpu_inductor_on_a_real_gpu(model: str, tmp_path: Path) -> None:
 
 
 def _tensorrt_skip_reason() -> str:
-    from edgekit.backends.tensorrt import TensorRTBackend
+    from edgekit.backends.tensorrt.backend import TensorRTBackend
 
     reason = TensorRTBackend().unavailable_reason()  # the same words the CLI and edgekit targets print
     return reason or "TensorRT needs an NVIDIA GPU with CUDA torch (none on this machine)"

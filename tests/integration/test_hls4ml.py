@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 pytest.importorskip("hls4ml", reason="FPGA tests need the fpga extra: pip install 'edgekit[fpga]'")
 if shutil.which("g++") is None:
@@ -50,7 +50,7 @@ def test_the_input_port_is_the_quantized_width_and_rounds_ties_like_brevitas(jet
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    from edgekit.backends.hls_emulator import EmulatorPool
+    from edgekit.backends.hls4ml.emulator import EmulatorPool
 
     info = jet_fpga.manifest["artifacts"]["compiled"]["fpga-xcvu13p"]["info"]
     assert info["input_precision"] == "fixed<8,4,RND_CONV,SAT>"  # w6a8: 8-bit input in steps of 2^-4
@@ -107,12 +107,12 @@ def test_estimates_count_the_pruned_weights(jet_fpga: BuildResult) -> None:
 
 def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_path: Path, plant_fc2_fault) -> None:  # type: ignore[no-untyped-def]
     """Perturb one layer's weights in the graph the FPGA target compiles; the trace names that layer."""
-    from edgekit.artifacts import ExportedGraph, FloatModel, QuantizedModel
-    from edgekit.backends.hls4ml import Hls4mlBackend
-    from edgekit.brevitas_model import load_quant_model
-    from edgekit.localize import first_divergence, torch_trace
-    from edgekit.schema import build
-    from edgekit.targets import load_target
+    from edgekit.backends.hls4ml.backend import Hls4mlBackend
+    from edgekit.core.artifacts import ExportedGraph, FloatModel, QuantizedModel
+    from edgekit.core.schema import build
+    from edgekit.core.targets import load_target
+    from edgekit.model.brevitas_model import load_quant_model
+    from edgekit.model.localize import first_divergence, torch_trace
 
     root = jet_fpga.build_dir
     planted = plant_fc2_fault(root / "export-fixed" / "model.qonnx.clean.onnx", tmp_path / "planted.onnx")
@@ -125,7 +125,7 @@ def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_pa
     found = first_divergence(reference, target)
     assert found is not None and found.reference_layer == "fc2" and found.kind == "weighted"
     # The pipeline's step that runs when an FPGA target is not exact says the same in the report.
-    from edgekit.pipeline import _localize
+    from edgekit.pipeline.compile import _localize
 
     (result,) = jet_fpga.report.targets
     planted_graph = ExportedGraph("planted.onnx", "qonnx-clean", "input", "logits", 17, "test")
@@ -139,7 +139,7 @@ def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_pa
 
 
 def test_emulator_runs_in_workers_after_the_build_moves(jet_fpga: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline import validate_build
+    from edgekit.pipeline.compile import validate_build
 
     moved = tmp_path / "moved"
     shutil.copytree(jet_fpga.build_dir, moved)
@@ -308,7 +308,7 @@ def test_a_gpp_build_past_its_limit_is_stopped_with_the_option_to_raise(cli, tmp
 
 
 def test_synth_without_vendor_tools_says_what_is_missing(tmp_path: Path) -> None:
-    from edgekit.errors import BackendUnavailable
+    from edgekit.core.errors import BackendUnavailable
 
     if shutil.which("vitis-run"):
         pytest.skip("vitis-run is installed here; the missing-tool message cannot be shown")
@@ -393,8 +393,8 @@ def test_a_collapsed_activation_scale_is_refused_by_name(jet_fpga: BuildResult, 
     from onnx import numpy_helper
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from edgekit.backends.hls4ml import _check_activation_scales
-    from edgekit.errors import ConfigError
+    from edgekit.backends.hls4ml.backend import _check_activation_scales
+    from edgekit.core.errors import ConfigError
 
     model = onnx.load(str(jet_fpga.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
     _check_activation_scales(ModelWrapper(model))  # the real build passes

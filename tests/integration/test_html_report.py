@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
-from edgekit.plots import bar_chart
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.report.plots import bar_chart
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 pytest.importorskip("brevitas", reason="quantized targets need the quant extra: pip install 'edgekit[quant]'")
 TARGET = "cpu-onnxruntime-int8"
@@ -30,8 +30,8 @@ def jet_int8(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
 
 
 def _inputs(build: BuildResult):  # type: ignore[no-untyped-def]
-    from edgekit.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantizedModel
-    from edgekit.schema import build as build_artifact
+    from edgekit.core.artifacts import CompiledArtifact, ExportedGraph, FloatModel, QuantizedModel
+    from edgekit.core.schema import build as build_artifact
 
     m = build.manifest
     return (
@@ -62,8 +62,8 @@ def _flip_second_layer_weight(path: Path) -> None:
 
 def test_the_unchanged_artifact_traces_exactly_like_brevitas(jet_int8: BuildResult) -> None:
     from edgekit.backends.onnxruntime import trace_quantized
-    from edgekit.brevitas_model import load_quant_model
-    from edgekit.localize import first_divergence, torch_trace
+    from edgekit.model.brevitas_model import load_quant_model
+    from edgekit.model.localize import first_divergence, torch_trace
 
     artifact, float_model, quantized, _ = _inputs(jet_int8)
     root = jet_int8.build_dir
@@ -75,8 +75,8 @@ def test_the_unchanged_artifact_traces_exactly_like_brevitas(jet_int8: BuildResu
 
 
 def test_a_fault_planted_in_the_artifact_is_named_and_fails_the_gate(jet_int8: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline import _check_target, _golden, _quant_golden, exit_code_for
-    from edgekit.planning import plan_target
+    from edgekit.pipeline.compile import _check_target, _golden, _quant_golden, exit_code_for
+    from edgekit.pipeline.planning import plan_target
 
     root = tmp_path / "copy"
     shutil.copytree(jet_int8.build_dir, root)
@@ -96,12 +96,12 @@ def test_a_fault_planted_in_the_artifact_is_named_and_fails_the_gate(jet_int8: B
     assert errors["input_quant"] == 0 and errors["relu1"] == 0 and errors["relu2"] > 0
     report = replace(jet_int8.report, targets=(result,))
     assert exit_code_for(report) == 1
-    from edgekit.report_html import write_html_report
+    from edgekit.report.html import write_html_report
 
     manifest = {**jet_int8.manifest, "validation": None}
     page = write_html_report(tmp_path, manifest, report).read_text()
     assert 'id="plot-layer-errors-cpu-onnxruntime-int8"' in page and "relu2 (relu)" in page
-    from edgekit.report import problems
+    from edgekit.report.markdown import problems
 
     assert any("relu2 (after fc2;" in line for line in problems(report))
 
@@ -110,8 +110,8 @@ def test_the_lsb_of_the_outputs_is_brevitas_output_scale(jet_int8: BuildResult) 
     """The last bit read off the quantized golden outputs is the scale of brevitas' output QuantTensor."""
     import torch
 
-    from edgekit.brevitas_model import load_quant_model
-    from edgekit.metrics import lsb_grid
+    from edgekit.core.metrics import lsb_grid
+    from edgekit.model.brevitas_model import load_quant_model
 
     _, float_model, quantized, _ = _inputs(jet_int8)
     root = jet_int8.build_dir

@@ -42,7 +42,7 @@ def test_installed_wheel_finds_its_data_outside_the_checkout(wheel: Path, tmp_pa
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONWARNINGS": "ignore::DeprecationWarning"}
     code = (
-        "import edgekit, edgekit.targets as t, edgekit.zoo as z\n"
+        "import edgekit, edgekit.core.targets as t, edgekit.model.zoo as z\n"
         "print(edgekit.__file__); print(t.targets_dir()); print(z.models_dir())\n"
     )
     where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -11,9 +11,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgekit.errors import InputError
-from edgekit.manifest import MANIFEST_SCHEMA_VERSION
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model, validate_build
+from edgekit.core.errors import InputError
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model, validate_build
+from edgekit.pipeline.manifest import MANIFEST_SCHEMA_VERSION
 
 
 def test_build_directory_layout_and_manifest(tiny_jet_build: BuildResult) -> None:
@@ -64,9 +64,9 @@ def test_exported_onnx_has_a_dynamic_batch(tiny_jet_build: BuildResult) -> None:
     root = tiny_jet_build.build_dir
     session = ort.InferenceSession(str(root / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[0] == "batch"
-    from edgekit.artifacts import FloatModel
-    from edgekit.schema import build
-    from edgekit.torch_model import load_float_model
+    from edgekit.core.artifacts import FloatModel
+    from edgekit.core.schema import build
+    from edgekit.model.torch_model import load_float_model
 
     float_model = build(FloatModel, tiny_jet_build.manifest["artifacts"]["float_model"])
     module = load_float_model(float_model, root / "float")

@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgekit.errors import ConfigError
-from edgekit.pipeline import CompileRequest, compile_model
+from edgekit.core.errors import ConfigError
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 pytest.importorskip("torch_pruning", reason="pruning tests need the quant extra: pip install 'edgekit[quant]'")
 

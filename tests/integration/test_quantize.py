@@ -12,8 +12,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edgekit.errors import ConfigError
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.core.errors import ConfigError
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 from qonnx.core.modelwrapper import ModelWrapper

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 pytestmark = pytest.mark.rtl
 
@@ -51,9 +51,9 @@ def jet_rtl(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
 
 
 def _quant_model(build: BuildResult):  # type: ignore[no-untyped-def]
-    from edgekit.artifacts import FloatModel, QuantizedModel
-    from edgekit.brevitas_model import load_quant_model
-    from edgekit.schema import build as build_artifact
+    from edgekit.core.artifacts import FloatModel, QuantizedModel
+    from edgekit.core.schema import build as build_artifact
+    from edgekit.model.brevitas_model import load_quant_model
 
     root, artifacts = build.build_dir, build.manifest["artifacts"]
     base = build_artifact(FloatModel, artifacts["pruned"])
@@ -62,10 +62,10 @@ def _quant_model(build: BuildResult):  # type: ignore[no-untyped-def]
 
 
 def _runners(build: BuildResult):  # type: ignore[no-untyped-def]
-    from edgekit.artifacts import CompiledArtifact
     from edgekit.backends import get_backend
-    from edgekit.schema import build as build_artifact
-    from edgekit.targets import load_target
+    from edgekit.core.artifacts import CompiledArtifact
+    from edgekit.core.schema import build as build_artifact
+    from edgekit.core.targets import load_target
 
     found = {}
     for name in (TARGET, "fpga-xcvu13p"):
@@ -99,7 +99,7 @@ def test_stress_inputs_saturate_and_stay_bit_exact_with_brevitas_and_hls4ml(jet_
     """Inputs beyond the input range, at rounding ties, and large enough to saturate the hidden activations."""
     import torch
 
-    from edgekit.backends.fixed_graph import FixedFormat, NumpyRounder, read_fixed_graph
+    from edgekit.backends.rtl.fixed_graph import FixedFormat, NumpyRounder, read_fixed_graph
 
     graph = read_fixed_graph(jet_rtl.build_dir / "export-fixed" / "model.qonnx.clean.onnx")
     fmt, step = graph.input_format, 2.0**-graph.input_format.fraction_bits
@@ -170,7 +170,7 @@ def test_rtl_outputs_and_figures(jet_rtl: BuildResult) -> None:
 
 def _testbench(vectors: Path, top: str, work: Path) -> str:
     """Build tb_<top>.sv with the design files its folder's design.f lists (the documented command) and run it."""
-    from edgekit.backends.verilator_build import build_testbench
+    from edgekit.backends.rtl.verilator import build_testbench
 
     program = build_testbench(vectors, top, work, timeout_s=600)
     run = subprocess.run([str(program)], cwd=vectors, capture_output=True, text=True, timeout=120, check=False)
@@ -221,9 +221,9 @@ def test_the_written_testbenches_replay_the_golden_vectors_from_their_folder(
 
 
 def test_a_planted_fault_is_localized_in_the_rtl_trace(jet_rtl: BuildResult, tmp_path: Path, plant_fc2_fault) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.backends.rtl import RtlBackend
-    from edgekit.localize import first_divergence, torch_trace
-    from edgekit.targets import load_target
+    from edgekit.backends.rtl.backend import RtlBackend
+    from edgekit.core.targets import load_target
+    from edgekit.model.localize import first_divergence, torch_trace
 
     root = jet_rtl.build_dir
     planted = plant_fc2_fault(root / "export-fixed" / "model.qonnx.clean.onnx", tmp_path / "planted.onnx")
@@ -237,7 +237,7 @@ def test_a_planted_fault_is_localized_in_the_rtl_trace(jet_rtl: BuildResult, tmp
 
 
 def test_revalidation_after_a_move_and_a_cached_rebuild(jet_rtl: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline import validate_build
+    from edgekit.pipeline.compile import validate_build
 
     moved = tmp_path / "moved"
     shutil.copytree(jet_rtl.build_dir, moved)
@@ -436,9 +436,9 @@ def test_the_project_script_and_constraints_read_the_design_they_name(
     design file of the chosen top and its constraints, which name only that top's ports; Verilator elaborates
     the same files with that top."""
     tkinter = pytest.importorskip("tkinter", reason="the Tcl checks need Python's Tcl (apt-get install python3-tk)")
-    from edgekit.backends.rtl_firmware import TopNames, design_sources, write_project_files
-    from edgekit.backends.verilator_build import find_verilator, verilator_env
-    from edgekit.tools import run_tool
+    from edgekit.backends.rtl.firmware import TopNames, design_sources, write_project_files
+    from edgekit.backends.rtl.verilator import find_verilator, verilator_env
+    from edgekit.core.tools import run_tool
 
     info = jet_rtl.manifest["artifacts"]["compiled"][TARGET]["info"]
     project = tmp_path / "rtl"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 pytestmark = pytest.mark.rtl
 
@@ -31,7 +31,7 @@ REQUEST = {
 @pytest.fixture(scope="module")
 def jet_ecp5(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
     """The routed profile with its AXI4-Stream top implemented: the wrapper and its FIFO placed and timed too."""
-    from edgekit.targets import load_target
+    from edgekit.core.targets import load_target
 
     out = tmp_path_factory.mktemp("jet_ecp5")
     text = Path(load_target(TARGET).source).read_text()
@@ -78,7 +78,7 @@ def test_the_ecp5_script_runs_the_flow_edgekit_ran(jet_ecp5: BuildResult, tmp_pa
     of the implemented top from its own folder and routes with the options edgekit used."""
     import subprocess
 
-    from edgekit.backends.rtl_firmware import TopNames, design_sources
+    from edgekit.backends.rtl.firmware import TopNames, design_sources
 
     info = jet_ecp5.manifest["artifacts"]["compiled"][TARGET]["info"]
     project = jet_ecp5.build_dir / "targets" / TARGET / "rtl"
@@ -109,7 +109,7 @@ def test_the_ecp5_script_runs_the_flow_edgekit_ran(jet_ecp5: BuildResult, tmp_pa
 
 
 def test_a_clock_the_design_does_not_reach_fails_its_gate(jet_ecp5: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline import validate_build
+    from edgekit.pipeline.compile import validate_build
 
     moved = tmp_path / "moved"
     shutil.copytree(jet_ecp5.build_dir, moved)
@@ -120,8 +120,8 @@ def test_a_clock_the_design_does_not_reach_fails_its_gate(jet_ecp5: BuildResult,
 
 
 def test_routing_past_its_timeout_is_a_toolchain_error(jet_ecp5: BuildResult, tmp_path: Path) -> None:
-    from edgekit.backends.nextpnr import run_nextpnr
-    from edgekit.errors import ToolchainError
+    from edgekit.backends.rtl.nextpnr import run_nextpnr
+    from edgekit.core.errors import ToolchainError
 
     work = tmp_path / "route"
     work.mkdir()

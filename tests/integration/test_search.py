@@ -70,7 +70,7 @@ def test_search_finds_per_layer_widths_within_budget_and_writes_a_buildable_reci
 
 
 def test_recipe_toml_round_trips() -> None:
-    from edgekit.search import toml_text
+    from edgekit.explore.search import toml_text
 
     recipe = tomllib.loads((REPO / "models" / "jet_tagger" / "recipe.toml").read_text())
     layers = {"fc1": {"weight_bits": 4}, "encoder.0.fc": {"weight_bits": 3}, "blocks.1.act": {"activation_bits": 5}}

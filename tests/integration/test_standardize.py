@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import edgekit
-from edgekit.errors import ConfigError
-from edgekit.standardize import Standardized, feature_stats, first_layer, fold_into
+from edgekit.core.errors import ConfigError
+from edgekit.model.standardize import Standardized, feature_stats, first_layer, fold_into
 
 pytest.importorskip("hls4ml", reason="needs the fpga extra: pip install 'edgekit[fpga]'")
 
@@ -54,7 +54,7 @@ def test_standardization_on_the_fpga_keeps_the_accuracy(tmp_path: Path, capsys: 
 
 
 def test_the_warning_names_the_wide_feature(tmp_path: Path) -> None:
-    from edgekit.data import input_range_warning
+    from edgekit.model.data import input_range_warning
 
     text = input_range_warning(_events()[0], 8)
     assert text is not None and "feature 2: |x| up to" in text and "Standardize the inputs" in text

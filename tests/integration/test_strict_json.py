@@ -48,9 +48,9 @@ def test_a_build_with_an_unavailable_target_writes_strict_json(tmp_path: Path) -
 
 
 def test_nulls_read_back_as_nan() -> None:
-    from edgekit.jsonio import dumps
-    from edgekit.results import TargetResult
-    from edgekit.schema import build
+    from edgekit.core.jsonio import dumps
+    from edgekit.core.results import TargetResult
+    from edgekit.core.schema import build
 
     result = TargetResult("t", "onnxruntime", "unavailable", reconstruction={"mse": math.inf})
     text = dumps(result)

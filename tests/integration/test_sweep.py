@@ -132,9 +132,9 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_points(tmp_path: Pat
 
 
 def test_grid_and_best_errors_are_clear(tmp_path: Path) -> None:
-    from edgekit.errors import ConfigError, InputError
-    from edgekit.sweep import grid_points, parse_grid
-    from edgekit.sweep_results import best_point
+    from edgekit.core.errors import ConfigError, InputError
+    from edgekit.explore.sweep import grid_points, parse_grid
+    from edgekit.explore.sweep_results import best_point
 
     assert len(grid_points(parse_grid(GRID))) == POINTS
     with pytest.raises(ConfigError, match="keys: weight_bits, act_bits, sparsity, reuse"):
@@ -157,10 +157,10 @@ def test_a_failing_point_is_recorded_and_the_recipe_grid_is_read(
 ) -> None:
     import torch
 
-    from edgekit.errors import ConfigError
-    from edgekit.progress import _state
-    from edgekit.sweep import SweepPoint, SweepSpec, finished_row, grid_from_recipe, run_point
-    from edgekit.tools import CPUS_ENV
+    from edgekit.core.errors import ConfigError
+    from edgekit.core.progress import _state
+    from edgekit.core.tools import CPUS_ENV
+    from edgekit.explore.sweep import SweepPoint, SweepSpec, finished_row, grid_from_recipe, run_point
 
     # run_point configures the process it runs in (a Ray worker): this one is put back afterwards
     monkeypatch.setenv(CPUS_ENV, os.environ.get(CPUS_ENV, ""))
@@ -183,7 +183,7 @@ def test_a_failing_point_is_recorded_and_the_recipe_grid_is_read(
 
 def test_a_ray_session_runs_and_stops_from_a_worker_thread() -> None:
     """A notebook or GUI may sweep from a thread: there no SIGTERM handler can be set, and none is needed."""
-    from edgekit.ray_session import RaySession
+    from edgekit.explore.ray_session import RaySession
 
     before = signal.getsignal(signal.SIGTERM)
     seen: dict[str, object] = {}
@@ -254,7 +254,7 @@ def test_a_factory_and_a_data_file_sweep(tmp_path: Path) -> None:
 def test_sweep_and_search_from_python(tmp_path: Path) -> None:
     """The functions the two commands call: a grid as a dict, settings as tables, the rows back as data."""
     import edgekit
-    from edgekit.errors import ConfigError
+    from edgekit.core.errors import ConfigError
 
     grid = {"weight_bits": [8], "sparsity": [0]}
     result = edgekit.sweep_grid("jet_tagger", grid, ["cpu-onnxruntime-int8"], out=tmp_path / "py", tiny=True,

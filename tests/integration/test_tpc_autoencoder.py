@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.pipeline import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
 
 pytest.importorskip("hls4ml", reason="the default FPGA target needs the fpga extra: pip install 'edgekit[fpga]'")
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "tpc_autoencoder"
@@ -77,8 +77,8 @@ def test_compile_reports_reconstruction_and_compression_with_the_fpga_bit_exact(
 
 
 def test_a_reconstruction_recipe_takes_only_reconstruction_metrics(tmp_path: Path) -> None:
-    from edgekit.errors import ConfigError
-    from edgekit.zoo import load_recipe
+    from edgekit.core.errors import ConfigError
+    from edgekit.model.zoo import load_recipe
 
     folder = tmp_path / "ae"
     folder.mkdir()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.activation_table import (
+from edgekit.model.activation_table import (
     TableSpec,
     exact_slope,
     hls4ml_codes,
@@ -54,8 +54,8 @@ def test_the_brevitas_twin_computes_the_table(tmp_path) -> None:  # type: ignore
     pytest.importorskip("brevitas", reason="the quantized twin needs the quant extra: pip install 'edgekit[quant]'")
     from torch import nn
 
-    from edgekit.brevitas_model import TableActivation, _act_kwargs
-    from edgekit.precision import LayerPrecision, QuantPlan
+    from edgekit.core.precision import LayerPrecision, QuantPlan
+    from edgekit.model.brevitas_model import TableActivation, _act_kwargs
 
     layer = LayerPrecision("act", "sigmoid", None, 4, None, None, None, activation_signed=False)
     plan = QuantPlan("fixed", "power_of_two", "saturate", (layer,))
@@ -111,7 +111,7 @@ def test_a_leaky_relu_node_reads_its_slope_and_refuses_one_outside_zero_to_one()
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from edgekit.activation_table import table_specs
+    from edgekit.model.activation_table import table_specs
 
     def graph(alpha: float) -> ModelWrapper:
         nodes, inits = [], []
@@ -157,7 +157,7 @@ def test_a_clamp_is_clipped_then_rounded_once_and_hls4mls_fixed_point_form_agree
 
 
 def test_hls4ml_takes_the_clamps_it_has_a_kernel_for_and_refuses_other_bounds() -> None:
-    from edgekit.activation_table import HLS4ML_CLAMPS
+    from edgekit.model.activation_table import HLS4ML_CLAMPS
 
     for low, high in HLS4ML_CLAMPS:
         spec = TableSpec("Clip", 8, -4, 8, -5, low < 0, low=low, high=high)
@@ -170,7 +170,7 @@ def test_a_clip_node_reads_its_bounds_from_constant_inputs_or_attributes() -> No
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from edgekit.activation_table import clip_bounds, table_specs
+    from edgekit.model.activation_table import clip_bounds, table_specs
 
     def graph(as_inputs: bool, low: float, high: float) -> ModelWrapper:
         nodes, inits = [], []
@@ -246,7 +246,7 @@ def test_onnxruntimes_fused_quantize_clip_dequantize_equals_the_unfused_graph() 
 def test_hard_sigmoid_is_torchs_and_hls4mls_fixed_point_slope_agrees_off_rounding_ties(
     in_bits: int, in_exponent: int, out_bits: int, signed: bool
 ) -> None:
-    from edgekit.activation_table import HARD_SIGMOID_SLOPE, TORCH_HARD_SIGMOID
+    from edgekit.model.activation_table import HARD_SIGMOID_SLOPE, TORCH_HARD_SIGMOID
 
     out_exponent = -out_bits + (1 if signed else 0)  # the output spans [0, 1)
     spec = TableSpec("HardSigmoid", in_bits, in_exponent, out_bits, out_exponent, signed, alpha=TORCH_HARD_SIGMOID[0])
@@ -262,7 +262,7 @@ def test_hard_sigmoid_is_torchs_and_hls4mls_fixed_point_slope_agrees_off_roundin
 def test_hard_sigmoid_on_a_rounding_tie_is_refused_for_hls4ml() -> None:
     # Input step 2**-8 = the output step: x = 3 * 2**-8 gives x / 6 + 1/2 = 128.5 output steps, a tie that
     # brevitas rounds to 128 (even) and the slope just above 1/6 rounds to 129.
-    from edgekit.activation_table import TORCH_HARD_SIGMOID
+    from edgekit.model.activation_table import TORCH_HARD_SIGMOID
 
     spec = TableSpec("HardSigmoid", 8, -8, 8, -8, False, alpha=TORCH_HARD_SIGMOID[0])
     assert spec.reference()[spec.input_codes().tolist().index(3)] == 128
@@ -275,7 +275,7 @@ def test_a_hard_sigmoid_node_other_than_torchs_is_refused() -> None:
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from edgekit.activation_table import table_specs
+    from edgekit.model.activation_table import table_specs
 
     def graph(**attributes: float) -> ModelWrapper:
         nodes, inits = [], []
@@ -299,7 +299,7 @@ def test_a_hard_sigmoid_node_other_than_torchs_is_refused() -> None:
 def test_every_hls4ml_hard_sigmoid_mismatch_is_a_rounding_tie() -> None:
     """600 (input bits, input step, output bits, signedness): hls4ml's fixed-point form differs from the table
     only where the input step is no coarser than the output step, where x / 6 + 1/2 can land on a tie."""
-    from edgekit.activation_table import TORCH_HARD_SIGMOID
+    from edgekit.model.activation_table import TORCH_HARD_SIGMOID
 
     exact = ties = 0
     for in_bits in (4, 6, 8, 10, 12):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.builddir import BuildDir, cache_key
-from edgekit.errors import InputError
+from edgekit.core.builddir import BuildDir, cache_key
+from edgekit.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.config import Layer, Settings, merge_settings, parse_set_flags
-from edgekit.errors import ConfigError
-from edgekit.targets import load_target
-from edgekit.zoo import resolve_model
+from edgekit.core.config import Layer, Settings, merge_settings, parse_set_flags
+from edgekit.core.errors import ConfigError
+from edgekit.core.targets import load_target
+from edgekit.model.zoo import resolve_model
 
 
 def test_defaults_when_no_layer_sets_anything() -> None:
@@ -109,9 +109,9 @@ def test_recipe_with_bad_tiny_table_is_rejected(tmp_path: Path) -> None:
 
 
 def test_default_gates_come_from_the_number_format_and_yield_to_profile_recipe_and_cli(tmp_path: Path) -> None:
-    from edgekit.config import FORMAT_GATES, parse_set_flags
-    from edgekit.planning import plan_target
-    from edgekit.targets import load_target
+    from edgekit.core.config import FORMAT_GATES, parse_set_flags
+    from edgekit.core.targets import load_target
+    from edgekit.pipeline.planning import plan_target
 
     source = Path(load_target("gpu-tensorrt-fp16").source).read_text()
     bare = source[: source.index("[gates]")]  # the profile without its own gates
@@ -130,7 +130,7 @@ def test_default_gates_come_from_the_number_format_and_yield_to_profile_recipe_a
 
 
 def test_nested_layer_names_on_the_command_line_and_in_recipes(tmp_path: Path) -> None:
-    from edgekit.config import Layer, merge_settings, parse_set_flags
+    from edgekit.core.config import Layer, merge_settings, parse_set_flags
 
     flags = parse_set_flags(
         ["quant.layers.encoder.0.fc.weight_bits=4", 'quant.layers."decoder.fc".activation_bits=5',
@@ -153,8 +153,8 @@ def test_nested_layer_names_on_the_command_line_and_in_recipes(tmp_path: Path) -
 
 
 def test_relative_data_paths_are_the_recipes_folder_or_the_current_one(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.config import absolute_set_flags, parse_set_flags
-    from edgekit.zoo import load_recipe
+    from edgekit.core.config import absolute_set_flags, parse_set_flags
+    from edgekit.model.zoo import load_recipe
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -182,7 +182,7 @@ def test_an_empty_table_from_the_command_line_clears_the_recipes() -> None:
 
 
 def test_the_design_top_is_the_models_name_made_an_identifier_or_a_checked_choice() -> None:
-    from edgekit.config import ExportSettings, design_top_name
+    from edgekit.core.config import ExportSettings, design_top_name
 
     assert design_top_name(ExportSettings(), "jet_tagger") == "jet_tagger"
     assert design_top_name(ExportSettings(), "3-layer tagger.v2") == "m_3_layer_tagger_v2"

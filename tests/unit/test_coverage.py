@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 import pytest
 import torch
 
-from edgekit.coverage import COLUMNS, OPS, Op, pre_check
+from edgekit.pipeline.coverage import COLUMNS, OPS, Op, pre_check
 
 pytest.importorskip("brevitas", reason="the quantized columns need the quant extra: pip install 'edgekit[quant]'")
 

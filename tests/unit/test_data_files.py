@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.data_files import load, summarize
-from edgekit.errors import InputError
-from edgekit.recipe_doc import MEANINGS, schema_rows, schema_table
-from edgekit.zoo import Recipe
+from edgekit.core.errors import InputError
+from edgekit.model.data_files import load, summarize
+from edgekit.model.recipe_doc import MEANINGS, schema_rows, schema_table
+from edgekit.model.zoo import Recipe
 
 REPO = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(3)

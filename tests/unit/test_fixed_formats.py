@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.data import input_range_warning
-from edgekit.fixed_formats import describe_format
+from edgekit.core.fixed_formats import describe_format
+from edgekit.model.data import input_range_warning
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import InputError
-from edgekit.hls_report import parse_csynth_xml
+from edgekit.backends.hls4ml.reports import parse_csynth_xml
+from edgekit.core.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

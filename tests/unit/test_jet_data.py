@@ -9,8 +9,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from edgekit.errors import InputError
-from edgekit.zoo import models_dir
+from edgekit.core.errors import InputError
+from edgekit.model.zoo import models_dir
 
 
 def _data_module() -> ModuleType:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from process_tree import new_tag, tagged, wait_for, wait_until_gone
 
-from edgekit.errors import ToolchainError
-from edgekit.tools import run_tool
+from edgekit.core.errors import ToolchainError
+from edgekit.core.tools import run_tool
 
 
 def test_a_timeout_keeps_what_the_tool_printed_and_kills_what_it_started(tmp_path: Path) -> None:
@@ -55,8 +55,8 @@ PARENT = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from edgekit.lifetime import worker_pool
-    from edgekit.tools import run_tool
+    from edgekit.core.lifetime import worker_pool
+    from edgekit.core.tools import run_tool
 
     def start_grandchild(_):
         import subprocess

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.localize import first_divergence
+from edgekit.model.localize import first_divergence
 
 A = np.arange(8, dtype=np.float32).reshape(2, 4)
 
@@ -35,7 +35,7 @@ def test_layers_missing_on_one_side_are_skipped() -> None:
 
 def test_a_float_target_departs_only_beyond_its_format_tolerance() -> None:
     """fp32 rounding noise is not a departure; a difference larger than the format explains is, named by layer."""
-    from edgekit.localize import LAYER_TOLERANCE
+    from edgekit.model.localize import LAYER_TOLERANCE
 
     big = A * 100  # layer values up to 700: the tolerance scales with them
     noisy = big + 1e-3  # 1.4e-6 relative: fp32 arithmetic in another order

@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edgekit.config import GateSettings
-from edgekit.metrics import lsb_grid, max_lsb_diff, metric_drop, mse, psnr, roc_auc_ovr, task_metric
-from edgekit.results import TargetResult
+from edgekit.core.config import GateSettings
+from edgekit.core.metrics import lsb_grid, max_lsb_diff, metric_drop, mse, psnr, roc_auc_ovr, task_metric
+from edgekit.core.results import TargetResult
 from edgekit.stages.validate import _gates
 
 

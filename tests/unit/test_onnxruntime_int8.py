@@ -13,9 +13,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.artifacts import ExportedGraph
 from edgekit.backends.onnxruntime import OnnxRuntimeBackend, has_vnni, saturating_layers
-from edgekit.targets import load_target
+from edgekit.core.artifacts import ExportedGraph
+from edgekit.core.targets import load_target
 
 ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (a core dependency)")
 

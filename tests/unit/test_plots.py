@@ -5,12 +5,12 @@ from __future__ import annotations
 import doctest
 import re
 
-import edgekit.plots
-from edgekit.plots import bar_chart, number, scatter_chart
+import edgekit.report.plots
+from edgekit.report.plots import bar_chart, number, scatter_chart
 
 
 def test_the_docstring_examples_hold() -> None:
-    assert doctest.testmod(edgekit.plots).failed == 0
+    assert doctest.testmod(edgekit.report.plots).failed == 0
 
 
 def test_a_bar_chart_has_a_value_axis_with_ticks_and_labels() -> None:

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekit.errors import ConfigError
-from edgekit.quant_graph import analyze, avg_pool_of, fold_batchnorm, shapes
+from edgekit.core.errors import ConfigError
+from edgekit.model.quant_graph import analyze, avg_pool_of, fold_batchnorm, shapes
 
 
 class Pool(nn.Module):
@@ -114,9 +114,9 @@ def test_the_batch_sized_reshape_idioms_are_quantizable(how: str) -> None:
 def test_the_quantized_twin_reshapes_with_the_batch_left_free(how: str) -> None:
     pytest.importorskip("brevitas", reason="the quantized twin needs the quant extra: pip install 'edgekit[quant]'")
 
-    from edgekit.brevitas_model import build_quant_model
-    from edgekit.config import QuantSettings
-    from edgekit.precision import plan_quantization
+    from edgekit.core.config import QuantSettings
+    from edgekit.core.precision import plan_quantization
+    from edgekit.model.brevitas_model import build_quant_model
 
     model = Reshaped(how)
     info = analyze(model, (1, 4, 4))
@@ -138,8 +138,8 @@ class Activations(nn.Module):
 
 
 def test_every_form_of_sigmoid_and_tanh_is_a_table_activation_with_the_right_sign() -> None:
-    from edgekit.config import QuantSettings
-    from edgekit.precision import plan_quantization
+    from edgekit.core.config import QuantSettings
+    from edgekit.core.precision import plan_quantization
 
     info = analyze(Activations(), (4,))
     assert [kind for _, kind in info.layers] == ["input", "linear", "sigmoid", "tanh", "sigmoid", "tanh"]
@@ -218,7 +218,7 @@ def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tm
         "                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))\n"
     )
     folder = _model_folder(tmp_path / "dscnn", dscnn, "[1, 8, 8]")
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     def plan(*targets: str):  # type: ignore[no-untyped-def]
         return plan_build(CompileRequest(str(folder), targets, out=tmp_path / "b", quant="w8a8"))
@@ -240,7 +240,7 @@ def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> No
         "from torch import nn\ndef build():\n    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))\n"
     )
     folder = _model_folder(tmp_path / "tagger", tagger, "[4]")
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     table = r"fpga-xcvu13p-rtl: 1: a sigmoid, tanh, LeakyReLU, hard sigmoid or clamp \(a table activation\)"
     with pytest.raises(ConfigError, match=table):
@@ -266,9 +266,9 @@ def test_decoder_layers_transposed_convolutions_and_nearest_upsampling_are_quant
 
 
 def test_fpga_targets_refuse_a_transposed_convolution_with_what_to_use_instead() -> None:
-    from edgekit.config import QuantSettings
-    from edgekit.precision import legality_problems, plan_quantization
-    from edgekit.targets import load_target
+    from edgekit.core.config import QuantSettings
+    from edgekit.core.precision import legality_problems, plan_quantization
+    from edgekit.core.targets import load_target
 
     info = analyze(nn.Sequential(nn.ConvTranspose2d(2, 2, 2, stride=2)), (2, 4, 4))
     plan = plan_quantization(QuantSettings(), "fixed", info.layers)
@@ -311,7 +311,7 @@ def test_the_fpga_float_path_refuses_recurrent_layers_before_any_work(tmp_path) 
         "    return Net()\n"
     )
     folder = _model_folder(tmp_path / "rnn", rnn, "[6, 4]")
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p: gru \(GRU\): hls4ml 1.3.0's recurrent kernels"):
         plan_build(CompileRequest(str(folder), ("cpu-onnxruntime", "fpga-xcvu13p"), out=tmp_path / "b"))
@@ -321,8 +321,8 @@ def test_the_fpga_float_path_refuses_recurrent_layers_before_any_work(tmp_path) 
 def test_the_rtl_path_refuses_a_model_too_large_to_unroll_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from edgekit.pipeline import CompileRequest, plan_build
-    from edgekit.targets import targets_dir
+    from edgekit.core.targets import targets_dir
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     tagger = (
         "from torch import nn\ndef build():\n    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 5))"
@@ -349,9 +349,9 @@ def test_the_rtl_path_refuses_a_model_too_large_to_unroll_before_any_work(tmp_pa
 def test_hls4ml_io_parallel_refuses_convolutions_too_large_to_compile_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from edgekit.pipeline import CompileRequest, plan_build
-    from edgekit.planning import window_copies
-    from edgekit.targets import targets_dir
+    from edgekit.core.targets import targets_dir
+    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.planning import window_copies
 
     # A CIFAR-sized stem at full resolution: 32x32 positions x 3x3 kernel x (3 + 16 + 16) input channels.
     cnn = (
@@ -363,7 +363,7 @@ def test_hls4ml_io_parallel_refuses_convolutions_too_large_to_compile_before_any
     )
     folder = _model_folder(tmp_path / "cnn", cnn, "[3, 32, 32]")
     request = CompileRequest(str(folder), ("cpu-onnxruntime", "fpga-xcvu13p"), out=tmp_path / "b")
-    from edgekit.zoo import resolve_model
+    from edgekit.model.zoo import resolve_model
 
     copies = window_copies(resolve_model(str(folder)).source, (3, 32, 32))
     assert copies == [("0", 1024 * 9 * 3), ("2", 1024 * 9 * 16), ("4", 1024 * 9 * 16), ("6", 1024 * 9 * 16)]
@@ -384,7 +384,7 @@ def test_hls4ml_io_parallel_refuses_convolutions_too_large_to_compile_before_any
 def test_element_wise_products_are_planned_per_target_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     # A squeeze-and-excitation block: the feature map times a per-channel gate of shape (N, C, 1, 1).
     se = (
@@ -421,7 +421,7 @@ def test_element_wise_products_are_planned_per_target_before_any_work(tmp_path) 
 def test_an_image_input_that_feeds_two_branches_is_refused_for_hls4ml_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     two = (
         "import torch\nfrom torch import nn\n"
@@ -469,7 +469,7 @@ def build(skip=False):
 
 
 def test_deploy_until_cuts_the_quantized_model_at_a_relu_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     folder = _model_folder(tmp_path / "ae", AUTOENCODER, "[8]")
 
@@ -495,7 +495,7 @@ def test_deploy_until_cuts_the_quantized_model_at_a_relu_before_any_work(tmp_pat
 
 
 def test_a_latent_layer_the_model_lacks_is_refused_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     folder = tmp_path / "ae"
     folder.mkdir()
@@ -515,8 +515,8 @@ def test_a_latent_layer_the_model_lacks_is_refused_before_any_work(tmp_path) -> 
 def test_a_model_that_does_not_run_on_the_recipes_input_shape_is_a_config_error_naming_the_layer(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from edgekit.errors import ConfigError
-    from edgekit.quant_graph import analyze
+    from edgekit.core.errors import ConfigError
+    from edgekit.model.quant_graph import analyze
 
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(200, 10))  # sized for 9x9 maps
     with pytest.raises(ConfigError, match=r"does not run on an input of shape \(1, 1, 8, 8\) at 2: RuntimeError: mat1"):
@@ -539,8 +539,8 @@ class Clamps(nn.Module):
 
 
 def test_every_form_of_a_clamp_with_constant_bounds_is_a_table_activation_signed_where_it_can_be_negative() -> None:
-    from edgekit.config import QuantSettings
-    from edgekit.precision import plan_quantization
+    from edgekit.core.config import QuantSettings
+    from edgekit.core.precision import plan_quantization
 
     info = analyze(Clamps(), (4,))
     bounds = {name: (low, high) for name, low, high in info.clamps}
@@ -573,7 +573,7 @@ def test_a_clamp_without_two_increasing_constant_bounds_is_refused_with_the_reas
 
 
 def test_hls4ml_refuses_a_clamp_it_has_no_kernel_for_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.pipeline import CompileRequest, plan_build
+    from edgekit.pipeline.compile import CompileRequest, plan_build
 
     def plan(model: str, *targets: str):  # type: ignore[no-untyped-def]
         tagger = f"import torch\nfrom torch import nn\ndef build():\n    return {model}\n"

@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.backends.fixed_graph import FixedFormat, NumpyRounder, read_fixed_graph
-from edgekit.backends.yosys_synth import family_for_part, parse_stat
-from edgekit.errors import ConfigError, InputError
+from edgekit.backends.rtl.fixed_graph import FixedFormat, NumpyRounder, read_fixed_graph
+from edgekit.backends.rtl.yosys import family_for_part, parse_stat
+from edgekit.core.errors import ConfigError, InputError
 
 FORMATS = [
     FixedFormat(signed=True, bits=4, fraction_bits=1),
@@ -38,7 +38,7 @@ def test_da4ml_logic_rounds_half_to_even_and_saturates_like_brevitas(fmt: FixedF
     pytest.importorskip("da4ml", reason="the RTL backend needs the rtl extra: pip install 'edgekit[rtl]'")
     from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
 
-    from edgekit.backends.rtl import _Da4mlRounder
+    from edgekit.backends.rtl.backend import _Da4mlRounder
 
     values = np.arange(-512, 512) / 32.0  # every signed 10-bit value with 5 fraction bits: ties included
     inp = FixedVariableArrayInput((len(values),), hwconf=HWConfig(1, -1, -1))
@@ -66,7 +66,7 @@ def test_saturation_after_a_deep_residual_sum_is_exact() -> None:
     from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
     from da4ml.trace.fixed_variable_array import to_raw_arr
 
-    from edgekit.backends.rtl import _const_fraction, _Da4mlRounder, _exact_constant_fractions
+    from edgekit.backends.rtl.backend import _const_fraction, _Da4mlRounder, _exact_constant_fractions
 
     rng = np.random.default_rng(0)
     hidden, wide, out = FixedFormat(False, 8, 4), FixedFormat(True, 8, 4), FixedFormat(False, 8, 5)
@@ -160,7 +160,7 @@ def test_a_corrupt_graph_file_is_an_input_error(tmp_path: Path) -> None:
 
 def test_a_design_wider_than_the_emulator_word_is_refused() -> None:
     pytest.importorskip("da4ml", reason="the RTL backend needs the rtl extra: pip install 'edgekit[rtl]'")
-    from edgekit.backends.rtl import IoLayout, RtlOptions, _check_word_size
+    from edgekit.backends.rtl.backend import IoLayout, RtlOptions, _check_word_size
 
     layout = IoLayout(inputs=((1, 3, 4),) * 2, outputs=((1, 20, 8), (1, 2, 16)))  # padded: 1 + 20 + 16 = 37 bits
     with pytest.raises(ConfigError, match=r"widest output needs 37 bits .* 32-bit word the verilator emulation"):
@@ -170,7 +170,7 @@ def test_a_design_wider_than_the_emulator_word_is_refused() -> None:
 
 def test_bus_packing_puts_element_zero_in_the_low_bits() -> None:
     pytest.importorskip("da4ml", reason="the RTL backend needs the rtl extra: pip install 'edgekit[rtl]'")
-    from edgekit.backends.rtl import IoLayout
+    from edgekit.backends.rtl.backend import IoLayout
 
     layout = IoLayout(inputs=((1, 2, 1), (0, 3, 0)), outputs=((1, 1, 2),))
     # -1.5 as signed 4-bit with 1 fraction bit = 0b1101; 5 as unsigned 3-bit = 0b101 -> 0b101_1101
@@ -222,7 +222,7 @@ def test_yosys_stat_parsing_and_part_families() -> None:
 
 
 def test_ecp5_part_numbers_and_the_nextpnr_report() -> None:
-    from edgekit.backends.nextpnr import ecp5_device, parse_report
+    from edgekit.backends.rtl.nextpnr import ecp5_device, parse_report
 
     assert ecp5_device("LFE5U-85F-6BG756C") == ecp5_device("lfe5u-85f-6bg756c")
     device = ecp5_device("LFE5UM5G-45F-8BG381I")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from edgekit.backends.onnxruntime import resolve_providers
-from edgekit.backends.tensorrt import INSTALL_HINT, TrtBuildSettings, build_settings
-from edgekit.config import LatencySettings
-from edgekit.errors import BackendUnavailable, ConfigError
-from edgekit.latency import measure_latency
-from edgekit.targets import load_target
+from edgekit.backends.tensorrt.backend import INSTALL_HINT, TrtBuildSettings, build_settings
+from edgekit.core.config import LatencySettings
+from edgekit.core.errors import BackendUnavailable, ConfigError
+from edgekit.core.latency import measure_latency
+from edgekit.core.targets import load_target
 
 
 def test_settings_for_the_fp16_profile() -> None:
@@ -66,7 +66,7 @@ def test_without_tensorrt_the_backend_says_what_to_install() -> None:
     reason = get_backend("tensorrt").unavailable_reason()
     assert reason == f"tensorrt is not installed; {INSTALL_HINT}"
     assert "pip install 'edgekit[tensorrt]'" in INSTALL_HINT
-    from edgekit.backends.tensorrt import _trt
+    from edgekit.backends.tensorrt.backend import _trt
 
     with pytest.raises(BackendUnavailable) as err:
         _trt()

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.config import TrainSettings
-from edgekit.training import batched_outputs, fit, seed_everything
+from edgekit.core.config import TrainSettings
+from edgekit.model.training import batched_outputs, fit, seed_everything
 
 
 def _train(process_threads: int) -> tuple[dict[str, torch.Tensor], np.ndarray]:
@@ -37,7 +37,7 @@ def test_weights_do_not_depend_on_the_process_thread_count() -> None:
 
 
 def test_a_softmax_head_is_trained_on_its_logits_with_the_models_own_parameters() -> None:
-    from edgekit.training import logits_view
+    from edgekit.model.training import logits_view
 
     body = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     model = nn.Sequential(body, nn.Softmax(dim=1))

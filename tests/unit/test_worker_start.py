@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import ConfigError
-from edgekit.sweep import SweepPoint, grid_points, longest_first, parse_grid
+from edgekit.core.errors import ConfigError
+from edgekit.explore.sweep import SweepPoint, grid_points, longest_first, parse_grid
 
 # A main script that notes every run of its top level: once in the parent, and once more in each spawned
 # child that re-runs it (those run it as "__mp_main__").
@@ -64,7 +64,7 @@ def test_sweep_points_are_submitted_longest_first_in_grid_order_among_equals() -
 
 
 def test_a_ray_session_defaults_to_edgekit_cpus_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgekit.ray_session import RaySession
+    from edgekit.explore.ray_session import RaySession
 
     monkeypatch.setenv("EDGEKIT_CPUS", "3")
     assert RaySession().workers == 3 and RaySession(workers=1).workers == 1

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.pipeline import CompileRequest, compile_model
-from edgekit.zoo import list_models, load_recipe, models_dir
+from edgekit.model.zoo import list_models, load_recipe, models_dir
+from edgekit.pipeline.compile import CompileRequest, compile_model
 
 ZOO = [r.name for r in list_models()]
 

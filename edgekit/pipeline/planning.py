@@ -1,0 +1,588 @@
+"""Everything decided before any work starts: targets, their backends and settings, quantization plans.
+
+A typo in a profile, an unknown layer in ``[quant.layers]`` or a precision a
+target cannot take exactly all fail here, before a minute of training is spent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from edgekit.backends import Backend, get_backend
+from edgekit.core.artifacts import ModelSource
+from edgekit.core.config import FLOAT_ON_FIXED, Layer, Settings, format_gates_layer, merge_settings
+from edgekit.core.errors import BackendUnavailable, ConfigError
+from edgekit.core.precision import WEIGHTED, Family, QuantPlan, family_for, legality_problems, plan_quantization
+from edgekit.core.progress import say
+from edgekit.core.schema import to_plain
+from edgekit.core.targets import TargetProfile, load_target, with_overrides
+from edgekit.model.activation_table import HLS4ML_CLAMP_NOTE, HLS4ML_CLAMPS, HLS4ML_STREAM_CLAMPS
+from edgekit.model.quant_graph import analyze, layers_up_to
+from edgekit.model.torch_model import instantiate
+
+__all__ = [
+    "TargetPlan",
+    "check_logic_size",
+    "check_memory",
+    "check_pruning",
+    "check_synthesis",
+    "plan_quantization_for",
+    "plan_target",
+]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    profile: TargetProfile
+    settings: Settings
+    backend: Backend | None
+    unavailable: str  # why the backend cannot be used here; "" when it can
+    family: Family | None  # the quantized model this target runs; None: the float graph
+
+
+def overrides_for(name: str, every: Mapping[str, Any], per_target: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile tables --set changes for target ``name`` (given by name or path): every target's, then its own."""
+    own = per_target.get(name) or per_target.get(load_target(name).name) or {}
+    return {**every, **own}
+
+
+def check_overrides_used(
+    every: Mapping[str, Any], per_target: Mapping[str, Any], profiles: list[TargetProfile]
+) -> None:
+    """A --set of a profile table that no target of the build has is a mistake, not a no-op."""
+    for table in every:
+        if table != "backend_options" and not any(getattr(p, table) is not None for p in profiles):
+            raise ConfigError(
+                f"--set {table}.*: none of the targets ({', '.join(p.name for p in profiles)}) has a [{table}] table",
+                hint=f"{table}.* changes {table.upper()} profiles; check the key or the --target names",
+            )
+    for name in per_target:
+        if not any(name in (p.name, p.source.split(" with --set")[0]) for p in profiles):
+            raise ConfigError(
+                f"--set targets.{name}.*: {name} is not a target of this build",
+                hint=f"targets here: {', '.join(p.name for p in profiles)}",
+            )
+
+
+def plan_target(
+    name: str,
+    model_layers: list[Layer],
+    quant_enabled: bool,
+    graph_given: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> TargetPlan:
+    """One target's profile, merged settings and backend. ``graph_given``: the model is an ONNX file, whose
+    graph the target compiles as it is (:func:`check_onnx_file` decides which targets take it). ``overrides``:
+    profile tables changed from the command line (:func:`edgekit.core.targets.with_overrides`)."""
+    profile = with_overrides(load_target(name), overrides or {})
+    family = family_for(profile)
+    number_format: str = profile.precision
+    if family == "fixed" and not quant_enabled:
+        # An FPGA target without --quant takes the float model (hls4ml's float path): fixed-point types sized
+        # from measured ranges, held to agreement with the float model instead of exactness with brevitas.
+        family, number_format = None, FLOAT_ON_FIXED
+    layers = [format_gates_layer(number_format), profile.settings_layer(), *model_layers]
+    if number_format == FLOAT_ON_FIXED:  # the profile's exactness gate has no quantized reference to compare
+        layers.insert(2, Layer(f"{profile.source} (float path)", {"gates": {"max_abs_diff_vs_quantized": None}}))
+    settings = merge_settings(layers)
+    try:
+        backend = get_backend(profile.backend)
+        reason = backend.unavailable_reason()
+    except BackendUnavailable as err:
+        return TargetPlan(profile, settings, None, err.message, family)
+    if reason:
+        return TargetPlan(profile, settings, None, reason, family)
+    if family is None and profile.family == "fpga" and not backend.float_path and not graph_given:
+        raise ConfigError(
+            f"target {name} builds logic for a quantized model only, and quantization is off",
+            hint="add --quant (e.g. --quant w6a8)",
+        )
+    try:
+        backend.check_target(profile)
+    except BackendUnavailable as err:  # a program the backend needs for this profile is missing
+        return TargetPlan(profile, settings, None, f"{err.message}; {err.hint}", family)
+    return TargetPlan(profile, settings, backend, "", family)
+
+
+def plan_quantization_for(
+    source: ModelSource, settings: Settings, plans: list[TargetPlan], input_shape: tuple[int, ...]
+) -> dict[str, QuantPlan]:
+    """One plan per quantizer family the targets need, checked against every target's legality rules."""
+    families = sorted({p.family for p in plans if p.family is not None})
+    if not settings.quant.enabled:
+        int8 = [p.profile.name for p in plans if p.family == "int8"]
+        if int8:
+            raise ConfigError(
+                f"target(s) {', '.join(int8)} run an INT8 graph, but quantization is off",
+                hint="add --quant int8 (8-bit weights and activations)",
+            )
+        return {}
+    if not families:
+        say("note: --quant has no effect here: no target in this build runs a quantized graph")
+        return {}
+    missing = [m for m in ("brevitas", "qonnx") if not _installed(m)]
+    if missing:
+        raise BackendUnavailable(
+            f"quantization needs {' and '.join(missing)}, which are not installed",
+            hint="pip install 'edgekit[quant]'",
+        )
+    info = analyze(instantiate(source), input_shape)
+    quant_plans: dict[str, QuantPlan] = {
+        f: replace(plan_quantization(settings.quant, f, info.layers, info.nonnegative), host_head=info.softmax_head)
+        for f in families
+    }
+    cut = settings.quant.deploy_until
+    if cut:
+        relus = [name for name, kind in info.layers if kind == "relu"]
+        if cut not in relus:
+            raise ConfigError(
+                f"quant.deploy_until = {cut!r} is not a ReLU of the model",
+                hint=f"name the ReLU whose values the quantized artifacts should output: {', '.join(relus) or 'none'}",
+            )
+        quant_plans = {f: replace(plan, host_tail=cut) for f, plan in quant_plans.items()}
+        from edgekit.model.brevitas_model import build_quant_model, split_quant_model
+
+        twin = build_quant_model(instantiate(source), next(iter(quant_plans.values())), input_shape)
+        split_quant_model(twin, cut, "tail")  # ConfigError when a later layer reads a value from before the cut
+        say(
+            f"note: quant.deploy_until = {cut}: the quantized artifacts compute the model up to {cut} and output "
+            "its values; edgekit runs the rest of the quantized model on the host to score them"
+        )
+    if info.softmax_head:
+        say(
+            f"note: the model ends in a {info.softmax_head}: the quantized artifacts output the logits before it, "
+            f"and edgekit applies the {info.softmax_head} on the host wherever they meet the float model"
+        )
+    if "fixed" in quant_plans and any(layer.accumulator_bits for layer in quant_plans["fixed"].layers):
+        say(
+            "note: accumulator_bits is recorded in the plan, but hls4ml sizes every accumulator so that no sum "
+            "overflows, and edgekit does not narrow them yet"
+        )
+    # with quant.deploy_until, the targets' rules meet only what the artifacts compute
+    deployed = layers_up_to(instantiate(source), cut) if cut else None
+
+    def ours(names: frozenset[str]) -> list[str]:
+        return sorted(names if deployed is None else names & deployed)
+
+    problems = [
+        f"{p.profile.name}: {problem}"
+        for p in plans
+        if p.family is not None
+        for problem in legality_problems(quant_plans[p.family], p.profile)
+    ]
+    for p in plans:
+        if p.family != "fixed":
+            continue
+        if p.profile.backend == "rtl":
+            problems += [
+                f"{p.profile.name}: {name}: a torch.cat: the RTL path has no concatenation yet (the INT8 target "
+                "takes it, and hls4ml a join of flat features)"
+                for name in ours(info.concats)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: an element-wise product (a * b): the RTL path has no multiplier of "
+                "two activations yet (the hls4ml and INT8 targets take it)"
+                for name in ours(info.products)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: a grouped (depthwise) convolution: the RTL path has no grouped "
+                "convolution yet (the hls4ml targets take depthwise ones)"
+                for name in ours(info.grouped)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: a sigmoid, tanh, LeakyReLU, hard sigmoid or clamp (a table activation): "
+                "the RTL path has no table activation yet (the hls4ml and INT8 targets take it)"
+                for name in ours(info.tables)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: an Upsample: the RTL path has no Resize yet (the hls4ml and INT8 "
+                "targets take a nearest Upsample by whole factors)"
+                for name in ours(info.upsamples)
+            ]
+        else:  # hls4ml builds a depthwise convolution (a depth multiplier of 1) and no other grouping
+            problems += [
+                f"{p.profile.name}: {name}: a torch.cat of feature maps: qonnx's channels-last conversion leaves "
+                "the join between transposes, which hls4ml cannot build; join flat features (after a flatten), or "
+                "use the INT8 target"
+                for name in ours(info.concat_maps)
+            ]
+            if info.input_users and len(input_shape) > 1:
+                problems.append(
+                    f"{p.profile.name}: the model's input feeds {len(info.input_users)} layers "
+                    f"({', '.join(info.input_users)}): qonnx's channels-last conversion then leaves a transpose "
+                    "before the input quantizer, which hls4ml cannot read; start the model with one layer that "
+                    "the branches share (a stem convolution), or use the INT8 target"
+                )
+            problems += [
+                f"{p.profile.name}: {name}: a product of feature maps (a * b of rank > 2, nn.Hardswish on a "
+                "convolution's output): qonnx's channels-last conversion leaves a transpose on one operand, and "
+                "the clean graph does not run; multiply flat features (after a flatten), or use the INT8 target"
+                for name in ours(info.product_maps)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: a product of tensors of different shapes (broadcast, like a * s of "
+                "shape (N, C, 1, 1)): hls4ml's Merge multiplies tensors of one shape; use the INT8 target"
+                for name in ours(info.broadcast_products - info.product_maps)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "
+                "groups == in_channels == out_channels (use a depthwise convolution and a 1x1 one)"
+                for name in ours(info.grouped - info.depthwise)
+            ]
+            problems += [
+                f"{p.profile.name}: {name}: a 1-D pooling: hls4ml 1.3.0's ONNX reader cannot build it (its "
+                "Pooling1D handler leaves pad_left unset and reads channels and width swapped); pool in 2-D over "
+                "a (C, 1, W) map, or use the INT8 or RTL target"
+                for name in ours(info.pools_1d)
+            ]
+            stream = p.profile.fpga is not None and p.profile.fpga.io_type == "io_stream"
+            kernels = HLS4ML_STREAM_CLAMPS if stream else tuple(HLS4ML_CLAMPS)
+            problems += [
+                f"{p.profile.name}: {name}: a clamp to [{low:g}, {high:g}]: hls4ml has no "
+                f"{'io_stream ' if stream else ''}kernel for it ({HLS4ML_CLAMP_NOTE}); use one of those bounds, or "
+                "the INT8 target"
+                for name, low, high in info.clamps
+                if ours(frozenset({name})) and (low, high) not in kernels
+            ]
+    if problems:
+        raise ConfigError(
+            "the quantization settings do not fit the target(s):\n  " + "\n  ".join(problems),
+            hint="change --quant or [quant] (per layer in [quant.layers.NAME]), or choose another target",
+        )
+    return quant_plans
+
+
+def planned_multiplies(source: ModelSource, settings: Settings, input_shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """Per weighted layer, its multiplications (weights x output positions) left by the planned pruning.
+
+    Structured pruning is counted as removing its fraction of each layer's weights, which is an upper bound
+    (removing channels thins the next layer's inputs too).
+    """
+    from edgekit.model.sparsity import layer_report
+
+    prune = settings.prune
+    kept = {"none": 1.0, "2:4": 0.5}.get(prune.method, 1.0 - prune.sparsity)
+    rows = layer_report(instantiate(source), input_shape)["layers"]
+    return [(row["layer"], math.ceil(row["macs"] * (1.0 if row["layer"] in prune.exclude else kept))) for row in rows]
+
+
+def window_copies(source: ModelSource, input_shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """Per convolution, output positions x kernel positions x input channels: the input elements an im2col
+    (hls4ml io_parallel's fill_buffer) copies one by one."""
+    import torch
+    from torch import nn
+
+    model = instantiate(source).eval()
+    counts: dict[str, int] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+
+            def record(mod: nn.Module, args: object, out: torch.Tensor, name: str = name) -> None:
+                assert isinstance(mod, (nn.Conv1d, nn.Conv2d))
+                counts[name] = math.prod(out.shape[2:]) * math.prod(mod.kernel_size) * mod.in_channels
+
+            hooks.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return list(counts.items())
+
+
+def _check_hls4ml_size(
+    source: ModelSource, plans: list[TargetPlan], quant_plans: dict[str, QuantPlan], input_shape: tuple[int, ...]
+) -> None:
+    parallel = [
+        p
+        for p in plans
+        if p.backend is not None and p.profile.backend == "hls4ml" and p.profile.fpga is not None
+        and p.profile.fpga.io_type == "io_parallel"
+    ]  # fmt: skip
+    if not parallel:
+        return
+    from edgekit.backends.hls4ml.backend import size_problems
+
+    copies = window_copies(source, input_shape)
+    deployed = {layer.name for layer in quant_plans["fixed"].deployed()} if "fixed" in quant_plans else set()
+    problems = [
+        problem
+        for p in parallel  # a quantized build deploys its layers up to quant.deploy_until, the float path all
+        for problem in size_problems(p.profile, [row for row in copies if p.family != "fixed" or row[0] in deployed])
+    ]
+    if problems:
+        raise ConfigError(
+            "the model's convolutions are too large for the target(s):\n  " + "\n  ".join(problems),
+            hint="build it with io_stream (fpga-xczu7ev-stream: line buffers instead of copied windows) or try its "
+            "tiny variant (--tiny); to build it anyway, raise backend_options.max_window_copies and "
+            "backend_options.build_timeout_s in a copy of the profile and pass its path (-t ./my-fpga.toml)",
+        )
+
+
+def check_logic_size(
+    source: ModelSource,
+    settings: Settings,
+    plans: list[TargetPlan],
+    quant_plans: dict[str, QuantPlan],
+    input_shape: tuple[int, ...],
+) -> None:
+    """A target refuses a model it could not build in time (ConfigError): the RTL path, which builds every
+    multiplication as logic, and hls4ml io_parallel, whose code grows with the convolutions' windows."""
+    _check_hls4ml_size(source, plans, quant_plans, input_shape)
+    rtl = [p for p in plans if p.backend is not None and p.family == "fixed" and p.profile.backend == "rtl"]
+    if not rtl:
+        return
+    from edgekit.backends.rtl.backend import size_problems
+
+    deployed = {layer.name for layer in quant_plans["fixed"].deployed()}
+    multiplies = [row for row in planned_multiplies(source, settings, input_shape) if row[0] in deployed]
+    problems = [problem for p in rtl for problem in size_problems(p.profile, multiplies)]
+    if problems:
+        prune = settings.prune
+        amount = "" if prune.method == "2:4" else f" {prune.sparsity}"
+        counted = "" if prune.method == "none" else f" (counted after the planned pruning, {prune.method}{amount})"
+        raise ConfigError(
+            f"the model is too large for the target(s){counted}:\n  " + "\n  ".join(problems),
+            hint="build it with hls4ml, which shares multipliers between outputs (fpga-xczu7ev-stream: io_stream, "
+            "reuse 16), prune it harder (--prune 0.9) or try its tiny variant (--tiny); to build it anyway, raise "
+            "backend_options.max_multiplies in a copy of the profile and pass its path (-t ./my-rtl.toml)",
+        )
+
+
+def check_synthesis(settings: Settings, plans: list[TargetPlan]) -> None:
+    """With ``--synth``, every FPGA target's vendor HLS tool must be on PATH (BackendUnavailable otherwise)."""
+    if not settings.synth.enabled:
+        return
+    from edgekit.backends.hls4ml.synth import synth_command
+
+    fpga = [p for p in plans if p.profile.family == "fpga" and p.backend is not None]
+    if not fpga:
+        say("note: --synth has no effect here: no FPGA target in this build")
+    for plan in fpga:
+        synth_command(plan.profile)
+
+
+# A latency batch is built in memory by repeating golden samples and runs through copies (torch, numpy,
+# float64 for the emulators) and the model's activations: refused when even this many copies of its input
+# do not fit in the memory the machine has free.
+BATCH_MEMORY_COPIES = 8
+
+
+def _available_memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def check_memory(settings: Settings, plans: list[TargetPlan], input_shape: tuple[int, ...]) -> None:
+    """A latency batch size the machine cannot hold is refused before any work (ConfigError)."""
+    available = _available_memory_bytes()
+    if available is None:
+        return
+    sample_bytes = 4 * math.prod(input_shape)
+    for where, chosen in [("the build", settings)] + [(f"target {p.profile.name}", p.settings) for p in plans]:
+        batch = max(chosen.latency.batch_sizes)
+        need = batch * sample_bytes * BATCH_MEMORY_COPIES
+        if need > available:
+            raise ConfigError(
+                f"latency.batch_sizes for {where}: a batch of {batch:,} samples of shape {input_shape} takes "
+                f"{batch * sample_bytes / 2**30:.2f} GiB for its inputs alone and about {need / 2**30:.1f} GiB "
+                f"with the copies a run makes, but this machine has {available / 2**30:.1f} GiB available",
+                hint=f"use batch sizes up to about {available // (sample_bytes * BATCH_MEMORY_COPIES):,}, "
+                "e.g. --set latency.batch_sizes=[1,1024]",
+            )
+
+
+def check_recurrent(source: ModelSource, plans: list[TargetPlan]) -> None:
+    """hls4ml's float path refuses recurrent layers before any work: its kernels do not compute torch's."""
+    fpga = [p.profile.name for p in plans if p.profile.family == "fpga" and p.family is None]
+    if not fpga:
+        return
+    from torch import nn
+
+    recurrent = [
+        f"{name} ({type(m).__name__})" for name, m in instantiate(source).named_modules() if isinstance(m, nn.RNNBase)
+    ]
+    if recurrent:
+        raise ConfigError(
+            f"{', '.join(fpga)}: {', '.join(recurrent)}: hls4ml 1.3.0's recurrent kernels do not compute what torch "
+            "computes (a one-step LSTM and GRU came out tenths away from torch even with 32-bit types), so the "
+            "FPGA targets refuse recurrent layers",
+            hint="use a CPU or GPU target (cpu-onnxruntime, cpu-inductor), or a 1-D convolution over time",
+        )
+
+
+def check_pruning(source: ModelSource, settings: Settings) -> None:
+    """Layer names in ``prune.exclude`` exist, and Torch-Pruning is there for structured pruning."""
+    cfg = settings.prune
+    if cfg.method == "none":
+        return
+    if cfg.method == "structured" and not _installed("torch_pruning"):
+        raise BackendUnavailable(
+            "structured pruning needs Torch-Pruning, which is not installed", hint="pip install 'edgekit[quant]'"
+        )
+    if cfg.sparsity == 0 and cfg.method != "2:4":
+        raise ConfigError(f"--prune {cfg.method} with sparsity 0 prunes nothing", hint="give a sparsity, e.g. 0.5")
+    weighted = [name for name, kind in analyze(instantiate(source)).layers if kind in WEIGHTED]
+    unknown = sorted(set(cfg.exclude) - set(weighted))
+    if unknown:
+        raise ConfigError(
+            f"prune.exclude names layer(s) the model does not have: {', '.join(unknown)}",
+            hint=f"weighted layers of this model: {', '.join(weighted)}",
+        )
+
+
+def check_onnx_file(
+    quant_nodes: int, settings: Settings, plans: list[TargetPlan], inexact: tuple[str, ...] = ()
+) -> list[TargetPlan]:
+    """An ONNX file is compiled as it is, for the targets that compile its kind of graph; others are refused.
+
+    A float file goes to the float ONNX targets, a QONNX file to the FPGA targets, which are then held to
+    exactness against qonnx's run of the file (the plans returned carry that gate).
+    """
+    if settings.quant.enabled:
+        raise ConfigError(
+            "an ONNX file is compiled as it is: --quant quantizes a PyTorch model, and this file has none",
+            hint="drop --quant (a file with QuantizeLinear/DequantizeLinear nodes runs as it is on cpu-onnxruntime), "
+            "or compile the PyTorch model with --quant",
+        )
+    if settings.prune.method != "none":
+        raise ConfigError(
+            "an ONNX file is compiled as it is: --prune fine-tunes a PyTorch model, and this file has none",
+            hint="prune the PyTorch model (edgekit compile mynets:build --prune 0.8), or drop --prune",
+        )
+    for plan in plans:
+        name = plan.profile.name
+        if quant_nodes:  # QONNX: what hls4ml and the RTL path read; nothing else runs Quant nodes
+            if plan.profile.family != "fpga":
+                raise ConfigError(
+                    f"{name}: a QONNX file (Quant nodes) is compiled for the FPGA targets only; {name} cannot run "
+                    "Quant nodes",
+                    hint="build it for fpga-xcvu13p, fpga-xczu7ev-stream or fpga-xcvu13p-rtl; for a CPU or GPU "
+                    "target export the model as QCDQ (QuantizeLinear/DequantizeLinear) or float ONNX",
+                )
+            _refuse_inexact(f"{name} cannot compute this QONNX file exactly", inexact)
+            continue
+        if plan.profile.family == "fpga":
+            raise ConfigError(
+                f"{name}: a float ONNX file is not compiled for FPGA targets: they take a quantized graph (a QONNX "
+                "file, or a PyTorch model with --quant) or a float PyTorch model (hls4ml's PyTorch frontend)",
+                hint="export the model as QONNX (brevitas' export_qonnx with power-of-two scales), or compile the "
+                "PyTorch model for the FPGA target; the file builds for cpu-onnxruntime and the gpu-tensorrt targets",
+            )
+        if plan.family is not None:  # an INT8 target: it runs edgekit's own QCDQ export
+            raise ConfigError(
+                f"{name} runs the INT8 graph edgekit exports from a quantized PyTorch model; an ONNX file has none",
+                hint="compile the file for cpu-onnxruntime (a QCDQ file runs there as it is), or the PyTorch model "
+                f"with --quant int8 for {name}",
+            )
+        if plan.backend is not None and plan.backend.float_graph == "torch":
+            raise ConfigError(
+                f"{name} compiles the PyTorch model itself (torch.export); an ONNX file has none",
+                hint="use cpu-onnxruntime (or a gpu-tensorrt target) for the file, or compile the PyTorch model",
+            )
+
+    if not quant_nodes:
+        return plans
+    return _held_exact(plans, plans, "a QONNX file: exact against qonnx's run of it")
+
+
+def _refuse_inexact(what: str, problems: tuple[str, ...]) -> None:
+    """Refuse, naming the first problems, a graph the fixed-point targets cannot compute exactly."""
+    if not problems:
+        return
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    raise ConfigError(
+        f"{what}: {shown}",
+        hint="use power-of-two scales (brevitas' *FixedPoint quantizers, e.g. Int8WeightPerTensorFixedPoint, "
+        "Int8ActPerTensorFixedPoint), zero points 0, ROUND, and quantized biases (bias_quant=Int32Bias)",
+    )
+
+
+def _held_exact(plans: list[TargetPlan], chosen: list[TargetPlan], why: str) -> list[TargetPlan]:
+    """``chosen`` plans gated exact against the build's reference (a file's run, a brevitas model's forward)."""
+    gates = {"max_abs_diff_vs_float": 0.0, "max_abs_diff_vs_quantized": None}  # the reference is not a twin
+    exact = Layer(why, {"gates": gates})
+    return [
+        replace(p, settings=merge_settings([Layer("target", to_plain(p.settings)), exact]), family=None)
+        if p in chosen
+        else p
+        for p in plans
+    ]
+
+
+def brevitas_layers(model: Any) -> list[str]:
+    """The model's layers that are already brevitas quantized layers (``QuantLinear 'fc1'``)."""
+    return [
+        f"{type(m).__name__} {name!r}"
+        for name, m in model.named_modules()
+        if name and type(m).__module__.startswith("brevitas.nn")
+    ]
+
+
+def check_brevitas_model(
+    source: ModelSource, settings: Settings, plans: list[TargetPlan], input_shape: tuple[int, ...]
+) -> list[TargetPlan]:
+    """A model of brevitas layers is taken as the quantized model it is, for the targets that can take it.
+
+    The FPGA targets compile its QONNX export and are held exact to its own forward (the returned plans carry
+    that gate); the float ONNX targets build its fake-quantization graph. ``--quant`` (it is quantized
+    already), pruning, the INT8 targets and the Inductor targets are refused with the reason, and so is a
+    quantizer fixed point cannot compute exactly (from an export of the untrained model), before any work.
+    """
+    found = brevitas_layers(instantiate(source))
+    if not found:
+        return plans
+    shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+    what = f"the model is already quantized with brevitas ({shown})"
+    if settings.quant.enabled:
+        raise ConfigError(
+            f"{what}: --quant would quantize it again",
+            hint="drop --quant: its own quantizers are used as they are (edgekit quantizes float networks)",
+        )
+    if settings.prune.method != "none":
+        raise ConfigError(f"{what}: pruning a brevitas model is not supported", hint="prune the float network")
+    for plan in plans:
+        name = plan.profile.name
+        if plan.family is not None and plan.backend is not None and plan.backend.name != "onnxruntime":
+            raise ConfigError(
+                f"{what}: {name} is not taken for a brevitas model yet; its own quantizers go to the FPGA targets "
+                "(QONNX), cpu-onnxruntime-int8 (QCDQ) and the float ONNX targets",
+                hint="build it for fpga-xcvu13p, fpga-xcvu13p-rtl or cpu-onnxruntime-int8",
+            )
+        torch_only = plan.backend is not None and plan.backend.float_graph == "torch"
+        if torch_only and plan.profile.family != "fpga":
+            raise ConfigError(
+                f"{what}: {name} compiles float PyTorch models (torch.export)", hint="use cpu-onnxruntime"
+            )
+    exacting = [p for p in plans if p.profile.family == "fpga" or p.family is not None]
+    if exacting:
+        from edgekit.stages.export_brevitas import untrained_quant_problems
+
+        int8 = any(p.family == "int8" for p in exacting)
+        problems = untrained_quant_problems(source, input_shape, int8)
+        _refuse_inexact(f"{what}: {exacting[0].profile.name} cannot compute its quantizers exactly", problems)
+    say(f"  note: {what}: its own quantizers are used as they are")
+    return _held_exact(plans, exacting, "a brevitas model: exact against its own forward")
