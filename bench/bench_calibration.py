@@ -29,7 +29,8 @@ from pathlib import Path
 from edgekit.backends.hls4ml.estimate import CALIBRATION, PUBLISHED
 from edgekit.core.progress import configure
 from edgekit.core.targets import targets_dir
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 TARGET = "fpga-xcvu13p"
 RESOURCES = ("lut", "ff", "dsp", "latency_ns")

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.core.progress import configure
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 # (model, label, quant, prune, targets, goal on retained accuracy, goal on MACs removed)
 CASES: list[tuple[str, str, str | None, str | None, tuple[str, ...], float, float | None]] = [

@@ -34,7 +34,8 @@ from edgekit.backends.hls4ml.backend import PROJECT, Hls4mlBackend
 from edgekit.backends.hls4ml.emulator import EmulatorPool
 from edgekit.core.progress import configure
 from edgekit.core.targets import load_target
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 TARGET = "fpga-xcvu13p"
 

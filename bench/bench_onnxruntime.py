@@ -26,7 +26,8 @@ from edgekit.core.progress import configure
 from edgekit.core.schema import build
 from edgekit.core.targets import load_target
 from edgekit.model.torch_model import TorchRunner, load_float_model
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 
 def bench_model(name: str, out: Path, rounds: int, cfg: LatencySettings) -> list[dict[str, object]]:

@@ -39,7 +39,8 @@ from typing import Any
 
 from edgekit.core.progress import configure
 from edgekit.core.targets import targets_dir
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 # (weight/activation bits, pruning); the first point is the w6a8
 POINTS: list[tuple[str, str | None]] = [

@@ -30,7 +30,8 @@ from typing import Any
 from bench_rtl import bench_profile
 
 from edgekit.core.progress import configure
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 POINTS: list[tuple[str, str | None]] = [("w6a8", None), ("w6a8", "0.75")]
 HLS_TARGETS = ("fpga-xcvu13p", "fpga-xcvu13p-da")

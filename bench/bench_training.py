@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from edgekit.core.progress import configure
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 MODELS = ("jet_tagger", "lenet_digits", "tpc_autoencoder")
 GOAL_S = 60.0

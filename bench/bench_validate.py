@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 
 from edgekit.core.progress import configure
-from edgekit.pipeline.compile import CompileRequest, compile_model, validate_build
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.reopen import validate_build
+from edgekit.pipeline.request import CompileRequest
 
 TARGETS = ("cpu-onnxruntime", "cpu-onnxruntime-int8", "cpu-inductor", "fpga-xcvu13p", "fpga-xcvu13p-rtl")
 GOAL_S = 60.0

@@ -88,7 +88,7 @@ def compile(  # the verb users look for; it shadows the builtin only inside this
     force: bool = False,
     quiet: bool = False,
 ) -> Any:
-    """Build and validate ``model`` for each of ``targets``; returns a :class:`~edgekit.pipeline.compile.BuildResult`.
+    """Build and validate ``model`` for each of ``targets``; returns a :class:`~edgekit.pipeline.request.BuildResult`.
 
     ``model``: an ``nn.Module`` (trained further from its current weights by the recipe's trainer; set
     ``settings={"train": {"epochs": 0}}`` to take it as trained), a function that returns one (called with
@@ -111,7 +111,8 @@ def compile(  # the verb users look for; it shadows the builtin only inside this
     """
     from edgekit.core.progress import silenced
     from edgekit.model.objects import spec_for
-    from edgekit.pipeline.compile import CompileRequest, compile_model
+    from edgekit.pipeline.compile import compile_model
+    from edgekit.pipeline.request import CompileRequest
 
     spec = spec_for(model)
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="edgekit-build-"))
@@ -198,7 +199,7 @@ def load(build_dir: str | Path, target: str | None = None) -> Deployed:
     """
     from edgekit.backends import get_backend
     from edgekit.core.errors import BackendUnavailable
-    from edgekit.pipeline.compile import open_build
+    from edgekit.pipeline.reopen import open_build
 
     opened = open_build(Path(build_dir))
     compiled = list(opened.compiled)

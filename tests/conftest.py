@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.core.progress import configure
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 REPO = Path(__file__).resolve().parent.parent
 

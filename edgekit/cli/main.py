@@ -188,7 +188,8 @@ def _print_json(data: Any) -> None:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from edgekit.pipeline.compile import CompileRequest, compile_model
+    from edgekit.pipeline.compile import compile_model
+    from edgekit.pipeline.request import CompileRequest
 
     request = CompileRequest(
         model=args.model,
@@ -209,7 +210,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from edgekit.pipeline.compile import validate_build
+    from edgekit.pipeline.reopen import validate_build
 
     started = time.perf_counter()
     result = validate_build(args.build_dir, tuple(args.overrides))
@@ -217,7 +218,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from edgekit.pipeline.compile import render_reports
+    from edgekit.pipeline.reopen import render_reports
 
     markdown, html = render_reports(args.build_dir, tuple(args.compare))
     if args.json:

@@ -190,7 +190,7 @@ def reuse_overrides(spec: SweepSpec, point: SweepPoint) -> tuple[str, ...]:
 
 
 def _request(spec: SweepSpec, point: SweepPoint, out: Path) -> Any:
-    from edgekit.pipeline.compile import CompileRequest
+    from edgekit.pipeline.request import CompileRequest
 
     return CompileRequest(
         spec.model, spec.targets, out=out, recipe=spec.recipe, tiny=spec.tiny, quant=point.quant, prune=point.prune,
@@ -204,7 +204,7 @@ def check_points(spec: SweepSpec, points: Sequence[SweepPoint]) -> None:
     The same checks as ``edgekit compile`` with that point's ``--quant``, ``--prune`` and ``--set``: bit
     widths out of range, a sparsity a pruner refuses, a precision a target cannot take exactly.
     """
-    from edgekit.pipeline.compile import plan_build
+    from edgekit.pipeline.plan import plan_build
 
     with silenced():
         for point in points:

@@ -26,8 +26,8 @@ _EXPORTS = {
     "Mismatch": "edgekit.hil.check",
     "hil_targets": "edgekit.hil.check",
     "run_target": "edgekit.hil.check",
-    "OpenedBuild": "edgekit.pipeline.compile",
-    "open_build": "edgekit.pipeline.compile",
+    "OpenedBuild": "edgekit.pipeline.reopen",
+    "open_build": "edgekit.pipeline.reopen",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -33,7 +33,7 @@ from edgekit.hil.device_run import (
     OUTPUTS_FILE,
 )
 from edgekit.hil.devices import Device, job_tempdir
-from edgekit.pipeline.compile import OpenedBuild
+from edgekit.pipeline.reopen import OpenedBuild
 from edgekit.stages.validate import score_outputs, target_resources
 
 __all__ = ["HilResult", "Mismatch", "hil_targets", "run_target"]

@@ -43,7 +43,7 @@ def register(model: Any) -> str:
 
 
 def object_spec(model: Any) -> str:
-    """The model spec of ``model`` for a :class:`~edgekit.pipeline.compile.CompileRequest`."""
+    """The model spec of ``model`` for a :class:`~edgekit.pipeline.request.CompileRequest`."""
     return OBJECT_PREFIX + register(model)
 
 

@@ -6,17 +6,34 @@ import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekit import __version__
 from edgekit.core.builddir import atomic_write_text
 from edgekit.core.errors import InputError
 from edgekit.core.jsonio import dumps
 from edgekit.core.provenance import LIBRARIES, code_sha256, versions
+from edgekit.core.results import ValidationReport
+from edgekit.core.schema import to_plain
+from edgekit.model.reconstruction import compression_summary
+from edgekit.pipeline.request import exit_code_for
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_SCHEMA_VERSION", "environment", "read_manifest", "write_manifest"]
+if TYPE_CHECKING:
+    from edgekit.pipeline.compile import Made
+    from edgekit.pipeline.plan import BuildPlan
+
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_SCHEMA_VERSION",
+    "assemble_manifest",
+    "environment",
+    "read_manifest",
+    "write_manifest",
+]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
@@ -79,3 +96,48 @@ def read_manifest(root: Path) -> dict[str, Any]:
         if key not in manifest:
             raise InputError(f"{path} is incomplete: no {key!r} section", hint="re-run edgekit compile")
     return manifest
+
+
+def assemble_manifest(
+    planned: BuildPlan, made: Made, report: ValidationReport, float_module: Any, started: float
+) -> dict[str, Any]:
+    """``manifest.json``: the request, the model, the environment, the settings, every stage and artifact."""
+    spec, plans, root = planned.spec, planned.plans, planned.root
+    model = {
+        "name": spec.name, "source": to_plain(planned.source), "code_sha256": spec.code_sha256,
+        "recipe": spec.recipe.source, "recipe_sha256": spec.recipe.content_sha256,
+        "input_shape": list(spec.recipe.input_shape), "classes": list(made.float_model.classes),
+        "metric": spec.recipe.metric, "task": spec.recipe.task, "n_parameters": made.float_model.n_parameters,
+        "compression": compression_summary(spec.recipe, float_module, made.quantized) if float_module else {},
+    }  # fmt: skip
+    targets = {
+        p.profile.name: {"profile": to_plain(p.profile), "unavailable": p.unavailable or None,
+                         "quant_family": p.family, "graph": to_plain(made.graphs[p.profile.name].graph)}
+        for p in plans
+    }  # fmt: skip
+    artifacts = {
+        "float_model": to_plain(made.float_model), "pruned": to_plain(made.base_model) if made.pruned else None,
+        "exported": to_plain(made.graph), "quantized": {f: to_plain(q) for f, q in made.quantized.items()},
+        "quant_exports": {f: to_plain(e) for f, e in made.quant_exports.items()},
+        "compiled": {name: to_plain(a) for name, a in made.compiled.items()},
+        "synthesis": {name: to_plain(r) for name, r in made.synthesis.items()},
+    }  # fmt: skip
+    return {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "edgekit_version": __version__,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "request": to_plain(planned.request),
+        "model": model,
+        "environment": environment(r.versions for r in made.records if r.name != "validate"),
+        "settings": {
+            "model": to_plain(planned.settings),
+            "targets": {p.profile.name: to_plain(p.settings) for p in plans},
+        },
+        "targets": targets,
+        "stages": [to_plain(r) for r in made.records],
+        "artifacts": artifacts,
+        "pruning": json.loads((root / "pruned" / "prune.json").read_text()) if made.pruned else None,
+        "validation": to_plain(report),
+        "exit_code": exit_code_for(report),
+        "total_wall_s": time.perf_counter() - started,
+    }

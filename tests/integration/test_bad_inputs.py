@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edgekit.cli.main import main
-from edgekit.pipeline.compile import BuildResult
+from edgekit.pipeline.request import BuildResult
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from edgekit.core import provenance
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 TARGETS = ("cpu-onnxruntime", "cpu-onnxruntime-int8")
 

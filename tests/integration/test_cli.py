@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.pipeline.compile import BuildResult
+from edgekit.pipeline.request import BuildResult
 
 REPO = Path(__file__).resolve().parents[2]
 

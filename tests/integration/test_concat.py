@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.backends.onnxruntime import QCDQ_DISABLED_OPTIMIZERS
 from edgekit.core.errors import ConfigError
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 

@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 pytest.importorskip("hls4ml", reason="the FPGA targets need the fpga extra: pip install 'edgekit[fpga]'")
@@ -198,7 +199,7 @@ HARDSWISH_CNN = Path(__file__).resolve().parents[1] / "fixtures" / "user_models"
 
 def test_hard_swish_on_feature_maps_is_exact_on_int8_and_refused_for_hls4ml_before_any_work(tmp_path: Path) -> None:
     from edgekit.core.errors import ConfigError
-    from edgekit.pipeline.compile import plan_build
+    from edgekit.pipeline.plan import plan_build
 
     result = compile_model(CompileRequest(str(HARDSWISH_CNN), ("cpu-onnxruntime-int8",), out=tmp_path / "b",
                                           tiny=True, quant="w8a8"))  # fmt: skip

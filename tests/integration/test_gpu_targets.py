@@ -12,7 +12,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None

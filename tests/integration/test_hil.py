@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from edgekit.core.errors import DeviceError, InputError
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 pytest.importorskip("brevitas", reason="the INT8 target needs the quant extra: pip install 'edgekit[quant]'")
 REPO = Path(__file__).resolve().parents[2]
@@ -260,7 +261,7 @@ def test_results_from_a_device_are_checked_before_anything_is_read(tmp_path: Pat
 def test_the_device_side_runs_without_torch(jet: BuildResult, tmp_path: Path) -> None:
     """What a remote needs is edgekit's runtime part: the device runner imports neither torch nor scikit-learn."""
     from edgekit.hil.check import _write_job
-    from edgekit.pipeline.compile import open_build
+    from edgekit.pipeline.reopen import open_build
 
     job = tmp_path / "job"
     job.mkdir()

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 pytest.importorskip("hls4ml", reason="FPGA tests need the fpga extra: pip install 'edgekit[fpga]'")
 if shutil.which("g++") is None:
@@ -125,11 +126,11 @@ def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_pa
     found = first_divergence(reference, target)
     assert found is not None and found.reference_layer == "fc2" and found.kind == "weighted"
     # The pipeline's step that runs when an FPGA target is not exact says the same in the report.
-    from edgekit.pipeline.compile import _localize
+    from edgekit.pipeline.verify import localize
 
     (result,) = jet_fpga.report.targets
     planted_graph = ExportedGraph("planted.onnx", "qonnx-clean", "input", "logits", 17, "test")
-    located = _localize(
+    located = localize(
         result, load_target("fpga-xcvu13p"), planted_graph, planted, quantized, root, base, root / "pruned", x
     )
     assert located.divergence.startswith("first diverging layer: fc2 (target layer Dense_MatMul_1")
@@ -139,7 +140,7 @@ def test_a_planted_fault_is_localized_to_its_layer(jet_fpga: BuildResult, tmp_pa
 
 
 def test_emulator_runs_in_workers_after_the_build_moves(jet_fpga: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline.compile import validate_build
+    from edgekit.pipeline.reopen import validate_build
 
     moved = tmp_path / "moved"
     shutil.copytree(jet_fpga.build_dir, moved)

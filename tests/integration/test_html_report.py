@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 from edgekit.report.plots import bar_chart
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from process_tree import new_tag, tagged, wait_for, wait_until_gone
 
-from edgekit.pipeline.compile import BuildResult
+from edgekit.pipeline.request import BuildResult
 
 pytest.importorskip("hls4ml", reason="the FPGA target needs the fpga extra: pip install 'edgekit[fpga]'")
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 pytest.importorskip("brevitas", reason="quantized targets need the quant extra: pip install 'edgekit[quant]'")
 TARGET = "cpu-onnxruntime-int8"
@@ -75,18 +76,19 @@ def test_the_unchanged_artifact_traces_exactly_like_brevitas(jet_int8: BuildResu
 
 
 def test_a_fault_planted_in_the_artifact_is_named_and_fails_the_gate(jet_int8: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline.compile import _check_target, _golden, _quant_golden, exit_code_for
     from edgekit.pipeline.planning import plan_target
+    from edgekit.pipeline.request import exit_code_for
+    from edgekit.pipeline.verify import check_target, golden_set, quant_golden_set
 
     root = tmp_path / "copy"
     shutil.copytree(jet_int8.build_dir, root)
     artifact, float_model, quantized, graph = _inputs(jet_int8)
     _flip_second_layer_weight(root / "targets" / TARGET / artifact.path)
     float_dir = root / "float"
-    golden = _quant_golden(_golden(float_model, float_dir, "roc_auc"), root, quantized, float_model, float_dir)
+    golden = quant_golden_set(golden_set(float_model, float_dir, "roc_auc"), root, quantized, float_model, float_dir)
     plan = plan_target(TARGET, [], True)
     reference_metric = jet_int8.report.reference.metric
-    (result,) = _check_target(
+    (result,) = check_target(
         plan.profile, plan.settings, artifact, root, golden, reference_metric, graph, quantized, float_model,
         root / "float",
     )  # fmt: skip

@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from edgekit.core.errors import InputError
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model, validate_build
+from edgekit.pipeline.compile import compile_model
 from edgekit.pipeline.manifest import MANIFEST_SCHEMA_VERSION
+from edgekit.pipeline.reopen import validate_build
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 
 def test_build_directory_layout_and_manifest(tiny_jet_build: BuildResult) -> None:

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from edgekit.core.errors import ConfigError
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 pytest.importorskip("torch_pruning", reason="pruning tests need the quant extra: pip install 'edgekit[quant]'")
 

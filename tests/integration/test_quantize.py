@@ -13,7 +13,8 @@ import onnxruntime as ort
 import pytest
 
 from edgekit.core.errors import ConfigError
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 pytest.importorskip("brevitas", reason="quantization tests need the quant extra: pip install 'edgekit[quant]'")
 from qonnx.core.modelwrapper import ModelWrapper

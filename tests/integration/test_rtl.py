@@ -13,7 +13,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 pytestmark = pytest.mark.rtl
 
@@ -237,7 +238,7 @@ def test_a_planted_fault_is_localized_in_the_rtl_trace(jet_rtl: BuildResult, tmp
 
 
 def test_revalidation_after_a_move_and_a_cached_rebuild(jet_rtl: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline.compile import validate_build
+    from edgekit.pipeline.reopen import validate_build
 
     moved = tmp_path / "moved"
     shutil.copytree(jet_rtl.build_dir, moved)

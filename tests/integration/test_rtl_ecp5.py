@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 pytestmark = pytest.mark.rtl
 
@@ -109,7 +110,7 @@ def test_the_ecp5_script_runs_the_flow_edgekit_ran(jet_ecp5: BuildResult, tmp_pa
 
 
 def test_a_clock_the_design_does_not_reach_fails_its_gate(jet_ecp5: BuildResult, tmp_path: Path) -> None:
-    from edgekit.pipeline.compile import validate_build
+    from edgekit.pipeline.reopen import validate_build
 
     moved = tmp_path / "moved"
     shutil.copytree(jet_ecp5.build_dir, moved)

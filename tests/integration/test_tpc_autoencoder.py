@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.pipeline.compile import BuildResult, CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import BuildResult, CompileRequest
 
 pytest.importorskip("hls4ml", reason="the default FPGA target needs the fpga extra: pip install 'edgekit[fpga]'")
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "tpc_autoencoder"

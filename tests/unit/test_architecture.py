@@ -124,9 +124,12 @@ def test_every_package_imports_only_what_its_docstring_allows() -> None:
                 problems.append(f"{own} imports {imported} ({package} may import {sorted(ALLOWED[package])})")
             elif package == "stages" == target and imported not in (own, "edgekit.stages"):
                 problems.append(f"{own} imports {imported}: a stage never imports another stage")
-            elif package == "backends" == target and imported not in SHARED_BACKEND_MODULES:
-                if _backend_unit(imported) != _backend_unit(own):
-                    problems.append(f"{own} imports {imported}: a backend never imports another backend")
+            elif (
+                package == "backends" == target
+                and imported not in SHARED_BACKEND_MODULES
+                and _backend_unit(imported) != _backend_unit(own)
+            ):
+                problems.append(f"{own} imports {imported}: a backend never imports another backend")
     assert not problems, "\n".join(problems)
 
 

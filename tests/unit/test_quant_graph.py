@@ -218,7 +218,8 @@ def test_grouped_convolutions_hls4ml_cannot_build_are_refused_before_any_work(tm
         "                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))\n"
     )
     folder = _model_folder(tmp_path / "dscnn", dscnn, "[1, 8, 8]")
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     def plan(*targets: str):  # type: ignore[no-untyped-def]
         return plan_build(CompileRequest(str(folder), targets, out=tmp_path / "b", quant="w8a8"))
@@ -240,7 +241,8 @@ def test_the_rtl_path_refuses_a_table_activation_before_any_work(tmp_path) -> No
         "from torch import nn\ndef build():\n    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))\n"
     )
     folder = _model_folder(tmp_path / "tagger", tagger, "[4]")
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     table = r"fpga-xcvu13p-rtl: 1: a sigmoid, tanh, LeakyReLU, hard sigmoid or clamp \(a table activation\)"
     with pytest.raises(ConfigError, match=table):
@@ -311,7 +313,8 @@ def test_the_fpga_float_path_refuses_recurrent_layers_before_any_work(tmp_path) 
         "    return Net()\n"
     )
     folder = _model_folder(tmp_path / "rnn", rnn, "[6, 4]")
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     with pytest.raises(ConfigError, match=r"fpga-xcvu13p: gru \(GRU\): hls4ml 1.3.0's recurrent kernels"):
         plan_build(CompileRequest(str(folder), ("cpu-onnxruntime", "fpga-xcvu13p"), out=tmp_path / "b"))
@@ -322,7 +325,8 @@ def test_the_rtl_path_refuses_a_model_too_large_to_unroll_before_any_work(tmp_pa
     import dataclasses
 
     from edgekit.core.targets import targets_dir
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     tagger = (
         "from torch import nn\ndef build():\n    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 5))"
@@ -350,8 +354,9 @@ def test_hls4ml_io_parallel_refuses_convolutions_too_large_to_compile_before_any
     import dataclasses
 
     from edgekit.core.targets import targets_dir
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
     from edgekit.pipeline.planning import window_copies
+    from edgekit.pipeline.request import CompileRequest
 
     # A CIFAR-sized stem at full resolution: 32x32 positions x 3x3 kernel x (3 + 16 + 16) input channels.
     cnn = (
@@ -384,7 +389,8 @@ def test_hls4ml_io_parallel_refuses_convolutions_too_large_to_compile_before_any
 def test_element_wise_products_are_planned_per_target_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     # A squeeze-and-excitation block: the feature map times a per-channel gate of shape (N, C, 1, 1).
     se = (
@@ -421,7 +427,8 @@ def test_element_wise_products_are_planned_per_target_before_any_work(tmp_path) 
 def test_an_image_input_that_feeds_two_branches_is_refused_for_hls4ml_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     two = (
         "import torch\nfrom torch import nn\n"
@@ -469,7 +476,8 @@ def build(skip=False):
 
 
 def test_deploy_until_cuts_the_quantized_model_at_a_relu_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     folder = _model_folder(tmp_path / "ae", AUTOENCODER, "[8]")
 
@@ -495,7 +503,8 @@ def test_deploy_until_cuts_the_quantized_model_at_a_relu_before_any_work(tmp_pat
 
 
 def test_a_latent_layer_the_model_lacks_is_refused_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     folder = tmp_path / "ae"
     folder.mkdir()
@@ -573,7 +582,8 @@ def test_a_clamp_without_two_increasing_constant_bounds_is_refused_with_the_reas
 
 
 def test_hls4ml_refuses_a_clamp_it_has_no_kernel_for_before_any_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     def plan(model: str, *targets: str):  # type: ignore[no-untyped-def]
         tagger = f"import torch\nfrom torch import nn\ndef build():\n    return {model}\n"

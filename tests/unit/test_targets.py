@@ -118,7 +118,8 @@ def test_shipped_profiles_found_from_checkout_or_package() -> None:
 
 def test_set_changes_a_profiles_tables_checked_like_the_file() -> None:
     """--set fpga.clock_period_ns=4 and --set backend_options.* reach the profile, strictly, and its hash."""
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     base = load_target("fpga-xcvu13p")
     flags = ("fpga.clock_period_ns=4", "train.epochs=1", "targets.fpga-xcvu13p.backend_options.build_timeout_s=60")
@@ -149,7 +150,8 @@ def test_set_changes_a_profiles_tables_checked_like_the_file() -> None:
     ],
 )
 def test_a_profile_set_no_target_can_take_is_refused(flags: tuple[str, ...], message: str) -> None:
-    from edgekit.pipeline.compile import CompileRequest, plan_build
+    from edgekit.pipeline.plan import plan_build
+    from edgekit.pipeline.request import CompileRequest
 
     with pytest.raises(ConfigError, match=message) as err:
         plan_build(CompileRequest("jet_tagger", ("fpga-xcvu13p",), tiny=True, quant="w6a8", overrides=flags))

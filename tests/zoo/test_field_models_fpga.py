@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.pipeline.compile import CompileRequest, compile_model, plan_build
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.plan import plan_build
 from edgekit.pipeline.planning import window_copies
+from edgekit.pipeline.request import CompileRequest
 
 # The field's models on both hls4ml io types at the FPGA's usual width (6-bit weights): each variant is the
 # one a user deploys there. io_parallel unrolls every convolution, so ResNet-8 gets an 8x8 first map.

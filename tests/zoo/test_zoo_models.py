@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.model.zoo import list_models, load_recipe, models_dir
-from edgekit.pipeline.compile import CompileRequest, compile_model
+from edgekit.pipeline.compile import compile_model
+from edgekit.pipeline.request import CompileRequest
 
 ZOO = [r.name for r in list_models()]
 
