@@ -47,7 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_compile(sub)
+    _add_validate_and_report(sub)
+    _add_sweep_and_search(sub)
+    _add_listings(sub)
+    return parser
 
+
+def _add_compile(sub: Any) -> None:
     c = sub.add_parser(
         "compile",
         help="train/load, export, compile and validate a model for one or more targets",
@@ -98,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="rebuild every stage, ignoring cached outputs")
     _add_output_flags(c)
 
+
+def _add_validate_and_report(sub: Any) -> None:
     v = sub.add_parser(
         "validate",
         help="re-validate an existing build directory",
@@ -119,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--compare", type=Path, nargs="+", default=[], metavar="OTHER", help="builds to plot beside it")
     _add_output_flags(rp)
 
+
+def _add_sweep_and_search(sub: Any) -> None:
     s = sub.add_parser(
         "sweep",
         help="build and validate every point of a grid (bits, sparsity, reuse) on Ray",
@@ -162,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_trial_flags(r, "trial")
     _add_output_flags(r)
 
+
+def _add_listings(sub: Any) -> None:
     t = sub.add_parser("targets", help="list target profiles, or show one")
     t.add_argument("name", nargs="?", help="a profile name or TOML path to show in full")
     t.add_argument("--json", action="store_true")
@@ -178,7 +191,6 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="which toolchains are present and what each enables")
     d.add_argument("--json", action="store_true")
-    return parser
 
 
 def _print_json(data: Any) -> None:

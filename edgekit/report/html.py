@@ -208,6 +208,16 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compa
             )
         )
     figures += _latency_plots(ok)
+    figures += _comparison_plots(manifest, report, root, compare)
+    figures += _fpga_plots(manifest)
+    return "".join(figures)
+
+
+def _comparison_plots(
+    manifest: dict[str, Any], report: ValidationReport, root: Path, compare: Sequence[Path]
+) -> list[str]:
+    """Quantized metric by bit width beside the named builds, and each departing target's per-layer errors."""
+    figures = []
     bits = _bit_width_points(root, manifest, compare)
     if len(bits) >= 2:
         figures.append(
@@ -228,6 +238,12 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compa
                     caption=r.divergence or "every traced layer, in forward order",
                 )
             )  # fmt: skip
+    return figures
+
+
+def _fpga_plots(manifest: dict[str, Any]) -> list[str]:
+    """Utilization of the part, latency of one inference, and LUTs per layer, for the FPGA targets."""
+    figures: list[str] = []
     resources = _resource_rows(manifest)
     if resources:
         bars = []
@@ -273,7 +289,7 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compa
                     caption="edgekit's analytical estimate, pruned weights counted as free",
                 )
             )
-    return "".join(figures)
+    return figures
 
 
 def write_html_report(

@@ -219,88 +219,106 @@ def _rtl_section(compiled: dict[str, Any], targets: dict[str, Any]) -> list[str]
         if "da4ml_estimate" not in info:
             continue
         capacity = targets[target]["profile"]["fpga"]["resources"]
-
-        def share(used: float, kind: str, capacity: dict[str, int] = capacity) -> str:
-            return f"{used:,.0f} ({used / capacity[kind]:.2%})" if capacity.get(kind) else f"{used:,.0f}"
-
-        est, syn, route = info["da4ml_estimate"], info.get("synthesis"), info.get("route")
-        check = info["self_check"]
-        clock_mhz = 1000 / info["clock_period_ns"]
-        head = (
-            f"da4ml {info['da4ml']} Verilog for {info['part']} at {clock_mhz:.0f} MHz: {info['latency_cycles']} "
-            f"pipeline stages (at most {info['adder_levels_per_stage']} adder levels each), a new sample every cycle. "
-        )
-        if route:
-            met = "met" if route["timing_met"] else "**not met**"
-            head += (
-                f"Placed and routed by nextpnr-ecp5 {route['nextpnr']} ({route['router']}, seed {route['seed']}, "
-                f"{route['wall_s']:.0f} s): **Fmax {route['fmax_mhz']:.1f} MHz**, timing {met} at "
-                f"{route['constraint_mhz']:g} MHz; latency **{info['latency_ns']:.0f} ns** at the achieved clock "
-                f"({info['latency_ns_at_constraint']:.0f} ns at the constraint)."
-            )
-        else:
-            head += (
-                f"Latency **{info['latency_ns']:.0f} ns** at the profile's clock; no timing analysis (open tools "
-                f"have no timing models for this family: the depth follows adder_levels_per_ns)."
-            )
         lines += [
             f"## RTL: {target}",
             "",
-            head + f" Ports: {info['n_inputs']} inputs ({info['input_bits']} bits, {info['input_format']}), "
+            _rtl_head(info) + f" Ports: {info['n_inputs']} inputs ({info['input_bits']} bits, {info['input_format']}), "
             f"{info['n_outputs']} outputs ({info['output_bits']} bits).",
             "",
-            "| source | LUT | FF | DSP | carry | mux | BRAM |",
-            "|---|---|---|---|---|---|---|",
-            f"| {est['label']} | {share(est['lut'], 'lut')} | {share(est['ff'], 'ff')} | 0 | - | - | - |",
-        ]
-        if syn:
-            command = "synth_ecp5" if syn["family"] == "ecp5" else f"synth_xilinx -family {syn['family']}"
-            version = f" {syn['yosys']}" if syn.get("yosys") else ""
-            lut_note = " LUT4 + 2 per carry cell" if syn["family"] == "ecp5" else ""
-            luts = syn["lut"] + (2 * syn["carry"] if syn["family"] == "ecp5" else 0)
-            lines.append(
-                f"| {syn['label']} (yosys{version} {command}, {syn['wall_s']:.0f} s{';' if lut_note else ''}"
-                f"{lut_note}) | {share(luts, 'lut')} | {share(syn['ff'], 'ff')} | {syn['dsp']} | {syn['carry']:,} "
-                f"| {syn['mux']:,} | {syn['bram']} |"
-            )
-        else:
-            lines.append("| yosys | not run (synthesis = false) | | | | | |")
-        if route:
-            used = route["used"]
-            carry = f"{syn['carry']:,}" if syn else "-"  # every CCU2C of the netlist is placed (two LUT4 slots)
-            lines.append(
-                f"| {route['label']} (LUT4 slots, carry chains included; I/O {used['io']} of "
-                f"{route['available']['io']}) | {share(used['lut'], 'lut')} | {share(used['ff'], 'ff')} "
-                f"| {used['dsp']} | {carry} | - | {used['bram_18k']} |"
-            )
-        for name, h in hls.items():
-            lines.append(
-                f"| hls4ml estimate of {name} ({h['method']}) | {h['lut']:,} | {h['ff']:,} | {h['dsp']:,} | - | - "
-                f"| {h['bram_18k']} |"
-            )
-        tops = info.get("tops") or {"core": info["top"], "valid": f"{info['top']}_stream"}
-        faces = f"the core `{tops['core']}`, with a valid handshake `{tops['valid']}`" + (
-            f", as AXI4-Stream `{tops['axi_stream']}`" if "axi_stream" in tops else ""
-        )
-        implemented = info.get("implemented_top", tops["core"])
-        scripts = ", ".join(f"`rtl/{f}`" for f in info.get("project_files", []))
-        lines += [
+            *_rtl_table(info, capacity, hls),
             "",
-            f"- Verilog: `targets/{target}/rtl/src/` ({len(info['sources'])} files: {faces}); the figures above "
-            f"are of `{implemented}`"
-            + (f" (project script and constraints: {scripts})" if scripts else "")
-            + f"; testbenches and vectors: `vectors/{target}/` (`design.f` lists the design files)",
-            f"- emulation validated as the target: {info['emulation']}; da4ml's logic equalled edgekit's exact "
-            f"replay of the graph on {check['samples']} inputs ({check['inputs']})",
+            *_rtl_notes(target, info),
+            "",
         ]
-        path = (route or {}).get("critical_path")
-        if path:
-            lines.append(
-                f"- critical path (post-route): {path['delay_ns']:.2f} ns = {path['logic_ns']:.2f} ns logic + "
-                f"{path['routing_ns']:.2f} ns routing through {path['cells']} cells, from `{path['start']}` to "
-                f"`{path['end']}`; Verilog: {', '.join(f'`{s}`' for s in path['sources'][:4]) or 'not named'}"
-            )
-        lines.append("")
+    return lines
+
+
+def _rtl_head(info: dict[str, Any]) -> str:
+    """The pipeline, and the achieved clock and latency (routed) or the profile's (not routed)."""
+    route = info.get("route")
+    clock_mhz = 1000 / info["clock_period_ns"]
+    head = (
+        f"da4ml {info['da4ml']} Verilog for {info['part']} at {clock_mhz:.0f} MHz: {info['latency_cycles']} "
+        f"pipeline stages (at most {info['adder_levels_per_stage']} adder levels each), a new sample every cycle. "
+    )
+    if route:
+        met = "met" if route["timing_met"] else "**not met**"
+        return head + (
+            f"Placed and routed by nextpnr-ecp5 {route['nextpnr']} ({route['router']}, seed {route['seed']}, "
+            f"{route['wall_s']:.0f} s): **Fmax {route['fmax_mhz']:.1f} MHz**, timing {met} at "
+            f"{route['constraint_mhz']:g} MHz; latency **{info['latency_ns']:.0f} ns** at the achieved clock "
+            f"({info['latency_ns_at_constraint']:.0f} ns at the constraint)."
+        )
+    return head + (
+        f"Latency **{info['latency_ns']:.0f} ns** at the profile's clock; no timing analysis (open tools "
+        f"have no timing models for this family: the depth follows adder_levels_per_ns)."
+    )
+
+
+def _rtl_table(info: dict[str, Any], capacity: dict[str, int], hls: dict[str, Any]) -> list[str]:
+    """One row per source of figures: da4ml's estimate, yosys, nextpnr, and the hls4ml estimates beside them."""
+
+    def share(used: float, kind: str) -> str:
+        return f"{used:,.0f} ({used / capacity[kind]:.2%})" if capacity.get(kind) else f"{used:,.0f}"
+
+    est, syn, route = info["da4ml_estimate"], info.get("synthesis"), info.get("route")
+    lines = [
+        "| source | LUT | FF | DSP | carry | mux | BRAM |",
+        "|---|---|---|---|---|---|---|",
+        f"| {est['label']} | {share(est['lut'], 'lut')} | {share(est['ff'], 'ff')} | 0 | - | - | - |",
+    ]
+    if syn:
+        command = "synth_ecp5" if syn["family"] == "ecp5" else f"synth_xilinx -family {syn['family']}"
+        version = f" {syn['yosys']}" if syn.get("yosys") else ""
+        lut_note = " LUT4 + 2 per carry cell" if syn["family"] == "ecp5" else ""
+        luts = syn["lut"] + (2 * syn["carry"] if syn["family"] == "ecp5" else 0)
+        lines.append(
+            f"| {syn['label']} (yosys{version} {command}, {syn['wall_s']:.0f} s{';' if lut_note else ''}"
+            f"{lut_note}) | {share(luts, 'lut')} | {share(syn['ff'], 'ff')} | {syn['dsp']} | {syn['carry']:,} "
+            f"| {syn['mux']:,} | {syn['bram']} |"
+        )
+    else:
+        lines.append("| yosys | not run (synthesis = false) | | | | | |")
+    if route:
+        used = route["used"]
+        carry = f"{syn['carry']:,}" if syn else "-"  # every CCU2C of the netlist is placed (two LUT4 slots)
+        lines.append(
+            f"| {route['label']} (LUT4 slots, carry chains included; I/O {used['io']} of "
+            f"{route['available']['io']}) | {share(used['lut'], 'lut')} | {share(used['ff'], 'ff')} "
+            f"| {used['dsp']} | {carry} | - | {used['bram_18k']} |"
+        )
+    for name, h in hls.items():
+        lines.append(
+            f"| hls4ml estimate of {name} ({h['method']}) | {h['lut']:,} | {h['ff']:,} | {h['dsp']:,} | - | - "
+            f"| {h['bram_18k']} |"
+        )
+    return lines
+
+
+def _rtl_notes(target: str, info: dict[str, Any]) -> list[str]:
+    """Where the Verilog, scripts and testbenches are, the self-check, and the critical path when routed."""
+    check = info["self_check"]
+    tops = info.get("tops") or {"core": info["top"], "valid": f"{info['top']}_stream"}
+    faces = f"the core `{tops['core']}`, with a valid handshake `{tops['valid']}`" + (
+        f", as AXI4-Stream `{tops['axi_stream']}`" if "axi_stream" in tops else ""
+    )
+    implemented = info.get("implemented_top", tops["core"])
+    scripts = ", ".join(f"`rtl/{f}`" for f in info.get("project_files", []))
+    lines = [
+        f"- Verilog: `targets/{target}/rtl/src/` ({len(info['sources'])} files: {faces}); the figures above "
+        f"are of `{implemented}`"
+        + (f" (project script and constraints: {scripts})" if scripts else "")
+        + f"; testbenches and vectors: `vectors/{target}/` (`design.f` lists the design files)",
+        f"- emulation validated as the target: {info['emulation']}; da4ml's logic equalled edgekit's exact "
+        f"replay of the graph on {check['samples']} inputs ({check['inputs']})",
+    ]
+    path = (info.get("route") or {}).get("critical_path")
+    if path:
+        lines.append(
+            f"- critical path (post-route): {path['delay_ns']:.2f} ns = {path['logic_ns']:.2f} ns logic + "
+            f"{path['routing_ns']:.2f} ns routing through {path['cells']} cells, from `{path['start']}` to "
+            f"`{path['end']}`; Verilog: {', '.join(f'`{s}`' for s in path['sources'][:4]) or 'not named'}"
+        )
     return lines
 
 
