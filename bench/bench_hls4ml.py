@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.backends.hls4ml.backend import PROJECT, Hls4mlBackend
+from edgekit.backends.hls4ml.convert import qonnx_config
 from edgekit.backends.hls4ml.emulator import EmulatorPool
+from edgekit.backends.hls4ml.project import PROJECT
 from edgekit.core.progress import configure
 from edgekit.core.targets import load_target
 from edgekit.pipeline.compile import compile_model
@@ -71,7 +72,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         started = time.perf_counter()
         model = ModelWrapper(str(graph))
-        config = Hls4mlBackend()._config(model, target)
+        config = qonnx_config(model, target)
         bare = hls4ml.converters.convert_from_onnx_model(
             model, output_dir=tmp, project_name=PROJECT, hls_config=config, backend=target.fpga.hls_backend,
             io_type=target.fpga.io_type, part=target.fpga.part, clock_period=target.fpga.clock_period_ns,

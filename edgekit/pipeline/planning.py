@@ -316,7 +316,7 @@ def _check_hls4ml_size(
     ]  # fmt: skip
     if not parallel:
         return
-    from edgekit.backends.hls4ml.backend import size_problems
+    from edgekit.backends.hls4ml.options import size_problems
 
     copies = window_copies(source, input_shape)
     deployed = {layer.name for layer in quant_plans["fixed"].deployed()} if "fixed" in quant_plans else set()

@@ -394,11 +394,11 @@ def test_a_collapsed_activation_scale_is_refused_by_name(jet_fpga: BuildResult, 
     from onnx import numpy_helper
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from edgekit.backends.hls4ml.backend import _check_activation_scales
+    from edgekit.backends.hls4ml.graph_prep import check_activation_scales
     from edgekit.core.errors import ConfigError
 
     model = onnx.load(str(jet_fpga.build_dir / "export-fixed" / "model.qonnx.clean.onnx"))
-    _check_activation_scales(ModelWrapper(model))  # the real build passes
+    check_activation_scales(ModelWrapper(model))  # the real build passes
     relu = next(n for n in model.graph.node if n.op_type == "Relu")
     quant = next(n for n in model.graph.node if n.op_type == "Quant" and n.input[0] == relu.output[0])
     scale = next(i for i in model.graph.initializer if i.name == quant.input[1])
@@ -406,7 +406,7 @@ def test_a_collapsed_activation_scale_is_refused_by_name(jet_fpga: BuildResult, 
     with pytest.raises(
         ConfigError, match=rf"activation quantizer {quant.name} after {relu.name} \(Relu\) has scale 1e-10"
     ):
-        _check_activation_scales(ModelWrapper(model))
+        check_activation_scales(ModelWrapper(model))
 
 
 def test_wider_than_8_bits_exports_qonnx_only_and_stays_exact(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_resource_strategy_puts_weights_in_bram(vu13p) -> None:  # type: ignore[
 def test_power_of_two_weights_are_shifts_not_multipliers(vu13p) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
 
-    from edgekit.backends.hls4ml.backend import _shift_weights
+    from edgekit.backends.hls4ml.layer_facts import _shift_weights
 
     # 6-bit weights on a 2^-3 grid: +-2^k (0.125, -0.5, 1, -2) and others (0.375, -0.75, 3.875)
     weights = np.array([[0.125, -0.5, 1.0, -2.0], [0.375, -0.75, 3.875, 0.0]])
@@ -112,7 +112,7 @@ def test_distributed_arithmetic_takes_da4ml_cost_and_depth(vu13p) -> None:  # ty
 
 
 def test_adder_depth_is_read_from_da4mls_code() -> None:
-    from edgekit.backends.hls4ml.backend import _adder_depth
+    from edgekit.backends.hls4ml.layer_facts import _adder_depth
 
     code = "ap_fixed<8,4> v0 = model_inp[0]; // 0.0\n  ap_fixed<9,5> v1 = v0 + v2; // 3.0\n  v9 = v1 - v3; // 7.5\n"
     assert _adder_depth(code) == 8

@@ -27,7 +27,7 @@ def _run(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_installed_template_is_compiled_side_by_side_and_still_links(tmp_path: Path) -> None:
-    from edgekit.backends.hls4ml.backend import _compile_side_by_side
+    from edgekit.backends.hls4ml.project import _compile_side_by_side
 
     template = _template()
     script = _compile_side_by_side(template)
@@ -39,7 +39,7 @@ def test_the_installed_template_is_compiled_side_by_side_and_still_links(tmp_pat
 
 
 def test_a_model_that_does_not_compile_fails_the_script(tmp_path: Path) -> None:
-    from edgekit.backends.hls4ml.backend import _compile_side_by_side
+    from edgekit.backends.hls4ml.project import _compile_side_by_side
 
     done = _run(_compile_side_by_side(_template()), _project(tmp_path, "this is not C++;\n"))
     assert done.returncode != 0
@@ -48,7 +48,7 @@ def test_a_model_that_does_not_compile_fails_the_script(tmp_path: Path) -> None:
 
 
 def test_a_script_of_another_form_is_left_as_it_is() -> None:
-    from edgekit.backends.hls4ml.backend import _compile_side_by_side
+    from edgekit.backends.hls4ml.project import _compile_side_by_side
 
     other = "#!/bin/bash\nset -e\nmake -j2 lib\n"
     assert _compile_side_by_side(other) == other
