@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check edgekit models tests bench hil
 	$(BIN)/ruff format --check edgekit models tests bench hil
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/docs-site
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
@@ -35,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_standardize.py
 
-# Run the notebooks at full size and refresh the figures the README shows (docs/figures/).
+# Run the notebooks at full size and refresh the figures the docs show (docs/figures/).
 notebooks: $(STAMP)
 	for nb in notebooks/*.ipynb; do \
 		EDGEKIT_NOTEBOOK_FIGURES=$(CURDIR)/docs/figures EDGEKIT_NOTEBOOK_OUT=$(CURDIR)/build/notebooks $(BIN)/jupyter-execute --timeout=-1 "$$nb" || exit 1; \

@@ -379,7 +379,7 @@ def _cmd_recipe(args: argparse.Namespace) -> int:
     print()
     print(schema_table())
     print()
-    print("Every key inside the setting tables, with its type and allowed values: the README's settings table.")
+    print("Every key inside the setting tables, with its type and allowed values: docs/settings.md.")
     return 0
 
 

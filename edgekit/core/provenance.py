@@ -8,7 +8,7 @@ A cached stage is reused only when everything that decides its output is unchang
   of every edgekit module they import, found by reading their ``import`` statements, lazy ones included);
 * the user's code: the model and data files and every module of the user's they import, found the same way
   (:func:`user_code_sha256`); modules imported by a computed name (``importlib.import_module(name)``) are not
-  seen, which the README says;
+  seen, which docs/build-directory.md says;
 * the data itself: the arrays the loader returned (hashed in :mod:`edgekit.model.data`).
 """
 

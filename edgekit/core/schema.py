@@ -25,7 +25,7 @@ __all__ = ["build", "check_table", "deep_merge", "describe_type", "to_plain"]
 def _fix_hint(source: str) -> str:
     """Where a bad value came from, so the user knows what to change."""
     if source.startswith("command line --set"):
-        return "change that --set value; the README's settings table lists every key"
+        return "change that --set value; the settings table of docs/settings.md lists every key"
     if source == "--quant":
         return "--quant wNaM takes 2 to 16 bits for the weights (N) and the activations (M), e.g. --quant w6a8"
     if source == "--prune":

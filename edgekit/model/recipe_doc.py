@@ -1,7 +1,8 @@
 """The recipe schema as a table: every top-level key of ``recipe.toml``, its type, default and meaning.
 
-``edgekit recipe --schema`` prints it, the README shows it, and a test holds both to :class:`edgekit.model.zoo.Recipe`
-(a key added there without a line here fails it), so the documentation cannot fall behind the code.
+``edgekit recipe --schema`` prints it, docs/your-model.md shows it, and a test holds both to
+:class:`edgekit.model.zoo.Recipe` (a key added there without a line here fails it), so the documentation cannot
+fall behind the code.
 """
 
 from __future__ import annotations

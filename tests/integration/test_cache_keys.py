@@ -203,10 +203,10 @@ def test_the_user_code_hash_walks_the_users_imports(user_folder: Path) -> None:
 
 
 def test_a_dynamic_import_is_the_documented_gap(tmp_path: Path) -> None:
-    """What the walk cannot see (a module imported by a computed name) is said in the README."""
+    """What the walk cannot see (a module imported by a computed name) is said in the docs."""
     (tmp_path / "helper_x.py").write_text("VALUE = 1\n")
     (tmp_path / "dyn.py").write_text("import importlib\nhelper = importlib.import_module('helper_' + 'x')\n")
     files = provenance.user_code_files([tmp_path / "dyn.py"])
     assert [p.name for p in files] == ["dyn.py"]
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "build-directory.md").read_text()
     assert "computed name" in readme

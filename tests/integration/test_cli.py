@@ -106,9 +106,9 @@ def test_a_profile_set_from_the_command_line_is_built_recorded_and_cached_apart(
     assert stages["float"] and not stages["targets/cpu-onnxruntime"]  # another profile, another compile
 
 
-def _readme_module_factory_example() -> tuple[str, list[str]]:
-    """The README's ``mynets.py`` and the command under it, as a user would copy them."""
-    text = (REPO / "README.md").read_text()
+def _docs_module_factory_example() -> tuple[str, list[str]]:
+    """The docs' ``mynets.py`` (docs/command.md) and the command under it, as a user would copy them."""
+    text = (REPO / "docs" / "command.md").read_text()
     start = text.rindex("\n", 0, text.index("# mynets.py")) + 1
     code = text[start : text.index("```", start)]
     block = text.index("```", text.index("```", start) + 3)
@@ -116,9 +116,9 @@ def _readme_module_factory_example() -> tuple[str, list[str]]:
     return textwrap.dedent("\n".join(line[2:] for line in code.splitlines())), command.split()
 
 
-def test_readme_module_factory_example_runs_as_written(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_docs_module_factory_example_runs_as_written(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """From the folder holding mynets.py, no PYTHONPATH: the borrowed recipe's hidden=[16, 8] is not passed."""
-    code, command = _readme_module_factory_example()
+    code, command = _docs_module_factory_example()
     assert command[:2] == ["edgekit", "compile"]
     (tmp_path / "mynets.py").write_text(code)
     run = cli(*command[1:], "--json", "-q", cwd=tmp_path, env={"PYTHONPATH": ""})

@@ -126,5 +126,5 @@ def test_the_schema_names_every_recipe_key() -> None:
     assert dict((k, d) for k, _, d, _ in schema_rows())["metric"] == "'accuracy'"
 
 
-def test_the_readme_shows_the_schema_as_printed() -> None:
-    assert schema_table() in (REPO / "README.md").read_text()
+def test_the_docs_show_the_schema_as_printed() -> None:
+    assert schema_table() in (REPO / "docs" / "your-model.md").read_text()
