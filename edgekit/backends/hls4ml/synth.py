@@ -1,4 +1,4 @@
-"""Stage: vendor C synthesis of an hls4ml project (Vitis HLS or Vivado HLS), its report into the manifest.
+"""Vendor C synthesis of an hls4ml project (Vitis HLS or Vivado HLS), its report into the manifest.
 
 The compiled project is copied into its own folder first, so synthesis never
 changes the compile stage's files (and its cache). The tool runs through
@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.backends.hls4ml.project import PROJECT, PROJECT_DIR
 from edgekit.backends.hls4ml.reports import CsynthReport, parse_csynth_xml
 from edgekit.core.artifacts import CompiledArtifact
 from edgekit.core.config import SynthSettings
@@ -21,7 +22,6 @@ from edgekit.core.tools import run_tool
 
 __all__ = ["SynthesisResult", "synth_command", "synthesize"]
 
-PROJECT_DIR, TOP = "hls4ml_prj", "myproject"  # hls4ml's default project; a build names its own (info.project)
 # Options hls4ml's build_prj.tcl reads: C synthesis only.
 OPTIONS = {"reset": 1, "csim": 0, "synth": 1, "cosim": 0, "validation": 0, "export": 0, "vsynth": 0, "fifo_opt": 0}
 
@@ -63,6 +63,6 @@ def synthesize(
     assert target.fpga is not None
     flavour = target.fpga.hls_backend
     run_tool(command, cwd=project, timeout_s=cfg.timeout_s, log_path=log, name=f"{flavour} HLS C synthesis")
-    top = str(artifact.info.get("project", TOP))
+    top = str(artifact.info.get("project", PROJECT))  # a build names its own top; older builds hls4ml's
     report = parse_csynth_xml(project / f"{top}_prj" / "solution1" / "syn" / "report" / f"{top}_csynth.xml")
     return SynthesisResult(target.name, Path(command[0]).name, report, "synth.log")
