@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import fx, nn
@@ -26,21 +26,18 @@ from edgekit.core.artifacts import FloatModel, QuantizedModel
 from edgekit.core.errors import ConfigError
 from edgekit.core.precision import WEIGHTED, LayerPrecision, QuantPlan
 from edgekit.model.activation_table import exact_slope
-from edgekit.model.quant_graph import (
+from edgekit.model.avg_pooling import AvgPool, avg_pool_of
+from edgekit.model.node_kinds import (
     RESHAPES,
     TABLE_KINDS,
-    ancestors,
-    avg_pool_of,
-    batch_free_reshape,
     clamp_bounds,
-    fold_batchnorm,
     is_softmax,
     layer_name,
     negative_slope,
     node_kind,
-    shapes,
     softmax_head,
 )
+from edgekit.model.quant_graph import ancestors, batch_free_reshape, fold_batchnorm, shapes
 from edgekit.model.torch_model import load_float_model
 
 with warnings.catch_warnings():
@@ -264,6 +261,108 @@ def _sized_from_a_tensor(node: fx.Node) -> bool:
     return bool(found)
 
 
+def _replace_by_module(
+    gm: fx.GraphModule,
+    node: fx.Node,
+    target: str,
+    module: nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+) -> None:
+    """``node`` replaced by a call of ``module`` (added to ``gm`` as ``target``) on ``args``."""
+    gm.add_submodule(target, module)
+    with gm.graph.inserting_after(node):
+        new = gm.graph.call_module(target, args, kwargs)
+    node.replace_all_uses_with(new)
+    gm.graph.erase_node(node)
+
+
+def _quantize_input(gm: fx.GraphModule, node: fx.Node, plan: QuantPlan) -> None:
+    """A QuantIdentity after the input, read by every layer that read the input."""
+    layer = plan.layer("input")
+    gm.add_submodule("input_quant", qnn.QuantIdentity(**_act_kwargs(plan, layer)))
+    with gm.graph.inserting_after(node):
+        quant_node = gm.graph.call_module("input_quant", (node,))
+    node.replace_all_uses_with(quant_node, delete_user_cb=lambda user: user is not quant_node)
+
+
+def _quantize_activation(
+    gm: fx.GraphModule, node: fx.Node, kind: str, modules: dict[str, nn.Module], plan: QuantPlan
+) -> None:
+    """A ReLU as a QuantReLU, sigmoid, tanh, LeakyReLU, hard sigmoid or a clamp as a table activation."""
+    name = layer_name(node)
+    layer = plan.layer(name)
+    slope = negative_slope(node, modules) if kind == "leaky_relu" else 0.0
+    bounds = clamp_bounds(node, modules) if kind == "clamp" else None
+    relu = (
+        qnn.QuantReLU(**_act_kwargs(plan, layer))
+        if kind == "relu"
+        else _table_activation(plan, layer, slope, bounds or (0.0, 0.0))
+    )
+    if node.op == "call_module":
+        gm.add_submodule(name, relu)
+    else:
+        _replace_by_module(gm, node, f"{name}_quant", relu, (node.args[0],))
+
+
+def _quantize_concat(gm: fx.GraphModule, node: fx.Node, plan: QuantPlan) -> None:
+    tensors = node.args[0] if node.args else node.kwargs["tensors"]
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", node.kwargs.get("axis", 0))
+    module = ConcatRequant(**_act_kwargs(plan, plan.layer(node.name)))
+    _replace_by_module(
+        gm, node, f"{node.name}_quant", module, (tuple(cast("Sequence[fx.Node]", tensors)),), {"dim": dim}
+    )
+
+
+def _quantize_avg_pool(gm: fx.GraphModule, node: fx.Node, pool: AvgPool | str, plan: QuantPlan) -> None:
+    source = node.args[0]
+    assert isinstance(source, fx.Node)
+    assert not isinstance(pool, str), pool  # analyze() refused it before any work
+    name = layer_name(node)
+    target = name if node.op == "call_module" else f"{name}_quant"
+    _replace_by_module(
+        gm, node, target, AvgPoolRequant(pool.module(), **_act_kwargs(plan, plan.layer(name))), (source,)
+    )
+
+
+def _output_to_float(gm: fx.GraphModule, node: fx.Node) -> None:
+    gm.add_submodule("output_to_float", ToFloat())
+    with gm.graph.inserting_before(node):
+        new = gm.graph.call_module("output_to_float", (node.args[0],))
+    node.args = (new,)
+
+
+def _quantize_node(
+    gm: fx.GraphModule,
+    node: fx.Node,
+    kind: str | None,
+    modules: dict[str, nn.Module],
+    plan: QuantPlan,
+    pools: dict[str, AvgPool | str],
+) -> None:
+    """``node`` swapped for its quantized form by its kind (shapes and passthrough layers stay as they are)."""
+    if kind == "placeholder":
+        _quantize_input(gm, node, plan)
+    elif kind in WEIGHTED:
+        name = str(node.target)
+        gm.add_submodule(name, _weighted(modules[name], plan, plan.layer(name)))
+    elif kind == "relu" or kind in TABLE_KINDS:
+        assert kind is not None
+        _quantize_activation(gm, node, kind, modules, plan)
+    elif kind == "add":
+        residual_add = ResidualAdd(**_act_kwargs(plan, plan.layer(node.name)))
+        _replace_by_module(gm, node, f"{node.name}_quant", residual_add, tuple(node.args[:2]))
+    elif kind == "mul":
+        product = ElementwiseMul(**_act_kwargs(plan, plan.layer(node.name)))
+        _replace_by_module(gm, node, f"{node.name}_quant", product, tuple(node.args[:2]))
+    elif kind == "cat":
+        _quantize_concat(gm, node, plan)
+    elif kind == "avgpool":
+        _quantize_avg_pool(gm, node, pools[node.name], plan)
+    elif kind == "output":
+        _output_to_float(gm, node)
+
+
 def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int, ...]) -> fx.GraphModule:
     """The brevitas version of ``model`` (float weights copied in, quantizers not yet calibrated)."""
     gm = fold_batchnorm(model)
@@ -284,70 +383,7 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
             node.replace_all_uses_with(node.args[0])  # the twin outputs logits: the host applies the softmax
             graph.erase_node(node)
             continue
-        if kind == "placeholder":
-            layer = plan.layer("input")
-            gm.add_submodule("input_quant", qnn.QuantIdentity(**_act_kwargs(plan, layer)))
-            with graph.inserting_after(node):
-                quant_node = graph.call_module("input_quant", (node,))
-            node.replace_all_uses_with(quant_node, delete_user_cb=lambda user, q=quant_node: user is not q)
-        elif kind in WEIGHTED:
-            name = str(node.target)
-            gm.add_submodule(name, _weighted(modules[name], plan, plan.layer(name)))
-        elif kind == "relu" or kind in TABLE_KINDS:
-            name = layer_name(node)
-            layer = plan.layer(name)
-            slope = negative_slope(node, modules) if kind == "leaky_relu" else 0.0
-            bounds = clamp_bounds(node, modules) if kind == "clamp" else None
-            relu = (
-                qnn.QuantReLU(**_act_kwargs(plan, layer))
-                if kind == "relu"
-                else _table_activation(plan, layer, slope, bounds or (0.0, 0.0))
-            )
-            if node.op == "call_module":
-                gm.add_submodule(name, relu)
-            else:
-                gm.add_submodule(f"{name}_quant", relu)
-                with graph.inserting_after(node):
-                    new = graph.call_module(f"{name}_quant", (node.args[0],))
-                node.replace_all_uses_with(new)
-                graph.erase_node(node)
-        elif kind == "add":
-            gm.add_submodule(f"{node.name}_quant", ResidualAdd(**_act_kwargs(plan, plan.layer(node.name))))
-            with graph.inserting_after(node):
-                new = graph.call_module(f"{node.name}_quant", tuple(node.args[:2]))
-            node.replace_all_uses_with(new)
-            graph.erase_node(node)
-        elif kind == "mul":
-            gm.add_submodule(f"{node.name}_quant", ElementwiseMul(**_act_kwargs(plan, plan.layer(node.name))))
-            with graph.inserting_after(node):
-                new = graph.call_module(f"{node.name}_quant", tuple(node.args[:2]))
-            node.replace_all_uses_with(new)
-            graph.erase_node(node)
-        elif kind == "cat":
-            tensors = node.args[0] if node.args else node.kwargs["tensors"]
-            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", node.kwargs.get("axis", 0))
-            gm.add_submodule(f"{node.name}_quant", ConcatRequant(**_act_kwargs(plan, plan.layer(node.name))))
-            with graph.inserting_after(node):
-                new = graph.call_module(f"{node.name}_quant", (tuple(tensors),), {"dim": dim})
-            node.replace_all_uses_with(new)
-            graph.erase_node(node)
-        elif kind == "avgpool":
-            source = node.args[0]
-            assert isinstance(source, fx.Node)
-            pool = pools[node.name]
-            assert not isinstance(pool, str), pool  # analyze() refused it before any work
-            name = layer_name(node)
-            target = name if node.op == "call_module" else f"{name}_quant"
-            gm.add_submodule(target, AvgPoolRequant(pool.module(), **_act_kwargs(plan, plan.layer(name))))
-            with graph.inserting_after(node):
-                new = graph.call_module(target, (source,))
-            node.replace_all_uses_with(new)
-            graph.erase_node(node)
-        elif kind == "output":
-            gm.add_submodule("output_to_float", ToFloat())
-            with graph.inserting_before(node):
-                new = graph.call_module("output_to_float", (node.args[0],))
-            node.args = (new,)
+        _quantize_node(gm, node, kind, modules, plan, pools)
     graph.eliminate_dead_code()  # the size arithmetic a batch-free reshape no longer reads
     graph.lint()
     gm.recompile()

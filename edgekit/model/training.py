@@ -24,7 +24,7 @@ def logits_view(model: nn.Module) -> nn.Module:
     """
     from torch import fx
 
-    from edgekit.model.quant_graph import is_softmax, softmax_head
+    from edgekit.model.node_kinds import is_softmax, softmax_head
 
     try:
         traced = fx.symbolic_trace(model)

@@ -216,68 +216,75 @@ def generic_recipe(model: str) -> Recipe:
     )
 
 
-def resolve_model(spec: str, recipe: str | None = None, data: str | None = None) -> ModelSpec:
-    """``spec`` is a zoo name, a model folder, an ONNX file, or ``module:factory`` (with ``recipe`` or ``data``).
+def _recipe_or_generic(recipe: str | None, data: str | None, spec: str) -> Recipe | None:
+    """The recipe named, else the built-in one when a data file is given, else None."""
+    return _recipe_from(recipe) or (generic_recipe(spec) if data is not None else None)
 
-    >>> import edgekit
-    >>> spec = edgekit.resolve_model("jet_tagger")
-    >>> spec.name, tuple(spec.recipe.input_shape)
-    ('jet_tagger', (16,))
-    """
-    if spec.startswith(OBJECT_PREFIX):  # a model object handed to edgekit.compile
-        key = spec.removeprefix(OBJECT_PREFIX)
-        model = registered(key)
-        chosen = _recipe_from(recipe) or (generic_recipe(spec) if data is not None else None)
-        if chosen is None:
-            raise ConfigError(
-                f"the model object ({type(model).__name__}) comes with no data or recipe",
-                hint="pass data=(x_train, y_train, x_test, y_test), data='events.npz', or recipe='jet_tagger'",
-            )
-        name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(model).__name__).lower()
-        source = ModelSource("object", key, type(model).__name__)
-        return ModelSpec(name, source, chosen, key, borrowed_recipe=True)
-    if spec.lower().endswith(".onnx"):  # a file taken as it is; onnxruntime's run of it is the reference
-        path = Path(spec)
-        if not path.is_file():
-            raise InputError(f"ONNX file {spec} does not exist", hint=CWD_HINT.format(cwd=Path.cwd()))
-        chosen = _recipe_from(recipe) or (generic_recipe(spec) if data is not None else None)
-        if chosen is None:
-            raise ConfigError(
-                f"ONNX file {spec} comes with no data (its inputs and labels) or recipe",
-                hint="add --data FILE (.npz, .h5, .csv, ...), or --recipe jet_tagger (a zoo model whose data fits)",
-            )
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        source = ModelSource("onnx", str(path.resolve()), "")
-        return ModelSpec(path.stem, source, chosen, digest, borrowed_recipe=True)
-    folder = Path(spec)
-    if ":" in spec and not folder.exists():
-        module_name, _, factory = spec.partition(":")
-        if not module_name or not factory:
-            raise ConfigError(
-                f"model {spec!r} is not of the form module:factory", hint="e.g. mynets:build (mynets.py, def build)"
-            )
-        if module_name == "__main__":  # a notebook's or a script's own function: built here, kept as an object
-            fn = getattr(sys.modules["__main__"], factory, None)
-            if not callable(fn):
-                raise ConfigError(
-                    f"{spec!r}: this session's __main__ has no function {factory!r}",
-                    hint="define it in a cell (or the script) before compiling, or pass the model itself",
-                )
-            from edgekit.model.objects import spec_for
 
-            return resolve_model(spec_for(fn), recipe, data)
-        chosen = _recipe_from(recipe) or (generic_recipe(spec) if data is not None else None)
-        if chosen is None:
+def _object_model(spec: str, recipe: str | None, data: str | None) -> ModelSpec:
+    """A model object handed to edgekit.compile, registered under the key ``spec`` names."""
+    key = spec.removeprefix(OBJECT_PREFIX)
+    model = registered(key)
+    chosen = _recipe_or_generic(recipe, data, spec)
+    if chosen is None:
+        raise ConfigError(
+            f"the model object ({type(model).__name__}) comes with no data or recipe",
+            hint="pass data=(x_train, y_train, x_test, y_test), data='events.npz', or recipe='jet_tagger'",
+        )
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(model).__name__).lower()
+    source = ModelSource("object", key, type(model).__name__)
+    return ModelSpec(name, source, chosen, key, borrowed_recipe=True)
+
+
+def _onnx_model(spec: str, recipe: str | None, data: str | None) -> ModelSpec:
+    """An ONNX file taken as it is; onnxruntime's run of it is the reference."""
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"ONNX file {spec} does not exist", hint=CWD_HINT.format(cwd=Path.cwd()))
+    chosen = _recipe_or_generic(recipe, data, spec)
+    if chosen is None:
+        raise ConfigError(
+            f"ONNX file {spec} comes with no data (its inputs and labels) or recipe",
+            hint="add --data FILE (.npz, .h5, .csv, ...), or --recipe jet_tagger (a zoo model whose data fits)",
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = ModelSource("onnx", str(path.resolve()), "")
+    return ModelSpec(path.stem, source, chosen, digest, borrowed_recipe=True)
+
+
+def _module_model(spec: str, recipe: str | None, data: str | None) -> ModelSpec:
+    """``module:factory``: an importable module's function, or the function of this session's ``__main__``."""
+    module_name, _, factory = spec.partition(":")
+    if not module_name or not factory:
+        raise ConfigError(
+            f"model {spec!r} is not of the form module:factory", hint="e.g. mynets:build (mynets.py, def build)"
+        )
+    if module_name == "__main__":  # a notebook's or a script's own function: built here, kept as an object
+        fn = getattr(sys.modules["__main__"], factory, None)
+        if not callable(fn):
             raise ConfigError(
-                f"model {spec!r} comes with no recipe (data, training, metric)",
-                hint="add --data FILE (your inputs and labels), --recipe jet_tagger (a zoo model whose data fits) "
-                "or --recipe path/to/recipe.toml",
+                f"{spec!r}: this session's __main__ has no function {factory!r}",
+                hint="define it in a cell (or the script) before compiling, or pass the model itself",
             )
-        found = module_file(module_name)
-        code_hash = _user_code([found, *_data_files(chosen)]) if found else module_name
-        _import_module(module_name)
-        source = ModelSource("module", module_name, factory)
-        return ModelSpec(f"{module_name.rsplit('.', 1)[-1]}_{factory}", source, chosen, code_hash, borrowed_recipe=True)
+        from edgekit.model.objects import spec_for
+
+        return resolve_model(spec_for(fn), recipe, data)
+    chosen = _recipe_or_generic(recipe, data, spec)
+    if chosen is None:
+        raise ConfigError(
+            f"model {spec!r} comes with no recipe (data, training, metric)",
+            hint="add --data FILE (your inputs and labels), --recipe jet_tagger (a zoo model whose data fits) "
+            "or --recipe path/to/recipe.toml",
+        )
+    found = module_file(module_name)
+    code_hash = _user_code([found, *_data_files(chosen)]) if found else module_name
+    _import_module(module_name)
+    source = ModelSource("module", module_name, factory)
+    return ModelSpec(f"{module_name.rsplit('.', 1)[-1]}_{factory}", source, chosen, code_hash, borrowed_recipe=True)
+
+
+def _folder_recipe(spec: str, folder: Path) -> Path:
+    """The recipe.toml of a model folder, or of the zoo model ``spec`` names."""
     if folder.is_dir():
         recipe_path = folder / "recipe.toml"
         if not recipe_path.is_file():
@@ -298,6 +305,25 @@ def resolve_model(spec: str, recipe: str | None = None, data: str | None = None)
                 f"unknown model {spec!r}",
                 hint=f"zoo models: {known} (edgekit models); or a model folder, or module:factory",
             )
+    return recipe_path
+
+
+def resolve_model(spec: str, recipe: str | None = None, data: str | None = None) -> ModelSpec:
+    """``spec`` is a zoo name, a model folder, an ONNX file, or ``module:factory`` (with ``recipe`` or ``data``).
+
+    >>> import edgekit
+    >>> spec = edgekit.resolve_model("jet_tagger")
+    >>> spec.name, tuple(spec.recipe.input_shape)
+    ('jet_tagger', (16,))
+    """
+    if spec.startswith(OBJECT_PREFIX):  # a model object handed to edgekit.compile
+        return _object_model(spec, recipe, data)
+    if spec.lower().endswith(".onnx"):  # a file taken as it is; onnxruntime's run of it is the reference
+        return _onnx_model(spec, recipe, data)
+    folder = Path(spec)
+    if ":" in spec and not folder.exists():
+        return _module_model(spec, recipe, data)
+    recipe_path = _folder_recipe(spec, folder)
     chosen = _recipe_from(recipe) or load_recipe(recipe_path)
     file_name, _, factory = chosen.model.partition(":")
     model_file = recipe_path.parent / file_name

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekit.core.errors import ConfigError
-from edgekit.model.quant_graph import analyze, avg_pool_of, fold_batchnorm, shapes
+from edgekit.model.avg_pooling import avg_pool_of
+from edgekit.model.quant_graph import analyze, fold_batchnorm, shapes
 
 
 class Pool(nn.Module):
