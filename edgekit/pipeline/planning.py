@@ -347,7 +347,7 @@ def check_logic_size(
     rtl = [p for p in plans if p.backend is not None and p.family == "fixed" and p.profile.backend == "rtl"]
     if not rtl:
         return
-    from edgekit.backends.rtl.backend import size_problems
+    from edgekit.backends.rtl.options import size_problems
 
     deployed = {layer.name for layer in quant_plans["fixed"].deployed()}
     multiplies = [row for row in planned_multiplies(source, settings, input_shape) if row[0] in deployed]

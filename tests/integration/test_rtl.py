@@ -437,7 +437,8 @@ def test_the_project_script_and_constraints_read_the_design_they_name(
     design file of the chosen top and its constraints, which name only that top's ports; Verilator elaborates
     the same files with that top."""
     tkinter = pytest.importorskip("tkinter", reason="the Tcl checks need Python's Tcl (apt-get install python3-tk)")
-    from edgekit.backends.rtl.firmware import TopNames, design_sources, write_project_files
+    from edgekit.backends.rtl.firmware import TopNames, design_sources
+    from edgekit.backends.rtl.project_scripts import write_project_files
     from edgekit.backends.rtl.verilator import find_verilator, verilator_env
     from edgekit.core.tools import run_tool
 

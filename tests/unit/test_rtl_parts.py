@@ -38,7 +38,7 @@ def test_da4ml_logic_rounds_half_to_even_and_saturates_like_brevitas(fmt: FixedF
     pytest.importorskip("da4ml", reason="the RTL backend needs the rtl extra: pip install 'edgekit[rtl]'")
     from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
 
-    from edgekit.backends.rtl.backend import _Da4mlRounder
+    from edgekit.backends.rtl.lowering import _Da4mlRounder
 
     values = np.arange(-512, 512) / 32.0  # every signed 10-bit value with 5 fraction bits: ties included
     inp = FixedVariableArrayInput((len(values),), hwconf=HWConfig(1, -1, -1))
@@ -66,7 +66,7 @@ def test_saturation_after_a_deep_residual_sum_is_exact() -> None:
     from da4ml.trace import FixedVariableArrayInput, HWConfig, comb_trace
     from da4ml.trace.fixed_variable_array import to_raw_arr
 
-    from edgekit.backends.rtl.backend import _const_fraction, _Da4mlRounder, _exact_constant_fractions
+    from edgekit.backends.rtl.lowering import _const_fraction, _Da4mlRounder, _exact_constant_fractions
 
     rng = np.random.default_rng(0)
     hidden, wide, out = FixedFormat(False, 8, 4), FixedFormat(True, 8, 4), FixedFormat(False, 8, 5)
@@ -160,17 +160,18 @@ def test_a_corrupt_graph_file_is_an_input_error(tmp_path: Path) -> None:
 
 def test_a_design_wider_than_the_emulator_word_is_refused() -> None:
     pytest.importorskip("da4ml", reason="the RTL backend needs the rtl extra: pip install 'edgekit[rtl]'")
-    from edgekit.backends.rtl.backend import IoLayout, RtlOptions, _check_word_size
+    from edgekit.backends.rtl.io_layout import IoLayout, check_word_size
+    from edgekit.backends.rtl.options import RtlOptions
 
     layout = IoLayout(inputs=((1, 3, 4),) * 2, outputs=((1, 20, 8), (1, 2, 16)))  # padded: 1 + 20 + 16 = 37 bits
     with pytest.raises(ConfigError, match=r"widest output needs 37 bits .* 32-bit word the verilator emulation"):
-        _check_word_size(layout, RtlOptions(emulation="verilator"))
-    _check_word_size(layout, RtlOptions(emulation="interpreter"))  # float64 holds 52 bits
+        check_word_size(layout, RtlOptions(emulation="verilator"))
+    check_word_size(layout, RtlOptions(emulation="interpreter"))  # float64 holds 52 bits
 
 
 def test_bus_packing_puts_element_zero_in_the_low_bits() -> None:
     pytest.importorskip("da4ml", reason="the RTL backend needs the rtl extra: pip install 'edgekit[rtl]'")
-    from edgekit.backends.rtl.backend import IoLayout
+    from edgekit.backends.rtl.io_layout import IoLayout
 
     layout = IoLayout(inputs=((1, 2, 1), (0, 3, 0)), outputs=((1, 1, 2),))
     # -1.5 as signed 4-bit with 1 fraction bit = 0b1101; 5 as unsigned 3-bit = 0b101 -> 0b101_1101
