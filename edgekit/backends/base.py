@@ -12,7 +12,7 @@ Optional hooks (capability flag, then the method it enables):
 * ``float_path``: an FPGA backend that can build a float model (hls4ml's PyTorch frontend); False makes
   a build without ``--quant`` stop before any work (the RTL path builds quantized logic only).
 * ``float_graph``: the float graph it compiles, ``"onnx"`` (the ONNX export) or ``"torch"`` (the torch
-  model itself: AOTInductor).
+  model itself: AOTInductor, hls4ml's float path).
 * :meth:`Backend.secondary_runners`: emulators validated beside the target's own runner.
 * :meth:`Backend.resources`: resource and latency figures of a compiled artifact, for the budget gates.
 * ``traces_artifact`` / :meth:`Backend.trace_artifact`: every layer's output read from the compiled
@@ -20,23 +20,45 @@ Optional hooks (capability flag, then the method it enables):
 * ``traces_graph`` / :meth:`Backend.trace`: the same from a tracing copy built from the exported graph
   (hls4ml, the RTL path).
 * ``writes_vectors`` / :meth:`Backend.write_vectors`: testbench vectors of a bit-exact target.
+* :meth:`Backend.quant_problems`: the layers of a quantized model the backend cannot build exactly, each with
+  the reason, checked before any work (the number-format rules every FPGA or INT8 target shares are
+  :func:`edgekit.core.precision.legality_problems`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
+from edgekit.core.precision import QuantPlan
 from edgekit.core.runner import Runner, RunnerBase
 from edgekit.core.targets import TargetProfile
 
-__all__ = ["Backend", "BackendBase", "LayerTrace", "Runner", "RunnerBase", "missing_hooks"]
+if TYPE_CHECKING:  # the model package needs torch; a device running artifacts imports this module without it
+    from edgekit.model.quant_graph import GraphInfo
+
+__all__ = ["Backend", "BackendBase", "LayerTrace", "ModelFacts", "Runner", "RunnerBase", "missing_hooks"]
 
 # (layer name, layer kind, its outputs for the traced samples, flattened per sample)
 LayerTrace = list[tuple[str, str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the check before any work knows of a model: its graph's facts, its input shape (no batch axis), and
+    the layers a build deploys (None: all; with ``quant.deploy_until``, those up to the cut)."""
+
+    graph: GraphInfo
+    input_shape: tuple[int, ...]
+    deployed: frozenset[str] | None = None
+
+    def ours(self, names: frozenset[str]) -> list[str]:
+        """The ``names`` a build deploys, sorted: a layer after the cut runs on the host and meets no target rule."""
+        return sorted(names if self.deployed is None else names & self.deployed)
 
 
 @runtime_checkable
@@ -74,6 +96,9 @@ class Backend(Protocol):
     ) -> dict[str, Runner]:
         """Emulators validated beside the target's runner, by label (``target [label]`` in the report)."""
 
+    def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
+        """Every deployed layer of the quantized model this backend cannot build exactly, with the reason."""
+
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str] | None:
         """Resource and latency figures of ``artifact`` (``lut``, ``ff``, ``dsp``, ``bram_18k``, ``latency_ns``,
         ``fmax_mhz``) and their source; None when the backend has none."""
@@ -107,6 +132,9 @@ class BackendBase:
     ) -> dict[str, Runner]:
         return {}
 
+    def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
+        return []
+
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str] | None:
         return None
 
@@ -125,8 +153,8 @@ class BackendBase:
 
 
 _MEMBERS = ("name", "float_path", "float_graph", "traces_artifact", "traces_graph", "writes_vectors",
-            "unavailable_reason", "versions", "check_target", "compile", "load", "secondary_runners", "resources",
-            "trace_artifact", "trace", "write_vectors")  # fmt: skip
+            "unavailable_reason", "versions", "check_target", "compile", "load", "secondary_runners",
+            "quant_problems", "resources", "trace_artifact", "trace", "write_vectors")  # fmt: skip
 
 
 def missing_hooks(candidate: object) -> list[str]:

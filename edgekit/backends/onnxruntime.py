@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgekit.backends.base import BackendBase, RunnerBase
+from edgekit.backends.base import BackendBase, ModelFacts, RunnerBase
 from edgekit.core import provenance
 from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.core.errors import BackendUnavailable, ConfigError, InputError, ToolchainError
+from edgekit.core.precision import QuantPlan
 from edgekit.core.progress import say
 from edgekit.core.schema import build
 from edgekit.core.targets import TargetProfile
@@ -102,6 +103,15 @@ class OnnxRuntimeBackend(BackendBase):
 
     def versions(self) -> dict[str, str]:
         return provenance.versions(("onnxruntime", "onnx", "numpy"))
+
+    def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
+        """QCDQ's QuantizeLinear holds int8 or uint8: at most 8 bits of weights or activations."""
+        return [
+            f"{layer.name}: {bits}-bit {what}: QuantizeLinear holds at most 8 bits (int8/uint8)"
+            for layer in plan.deployed()
+            for what, bits in (("weights", layer.weight_bits), ("activations", layer.activation_bits))
+            if bits is not None and bits > 8
+        ]
 
     def check_target(self, target: TargetProfile) -> None:
         options = _options(target)

@@ -134,7 +134,11 @@ MAX_PRODUCT_BITS = 12
 
 
 def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
-    """Every layer the target cannot take exactly, with the reason; empty when all is well."""
+    """Every layer the target's number format cannot take exactly, with the reason; empty when all is well.
+
+    These are the rules of the format (fixed point through QONNX on the FPGA); what one backend cannot build
+    (TensorRT's 8-bit Q/DQ, QuantizeLinear's width, hls4ml's or the RTL path's layers) is that backend's
+    :meth:`~edgekit.backends.base.Backend.quant_problems`."""
     problems: list[str] = [
         f"{layer.name}: a product of {layer.activation_bits}-bit operands: the quantized model computes a * b in "
         f"float32, exact only for operands of up to {MAX_PRODUCT_BITS} bits (their product in its 24-bit significand)"
@@ -153,31 +157,4 @@ def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
             for layer in plan.deployed()
             if layer.weight_scaling == "per_channel"
         ]
-        reader = "edgekit's RTL path" if target.backend == "rtl" else "hls4ml 1.3.0's ONNX reader"
-        problems += [
-            f"{layer.name}: a transposed convolution: {reader} has no ConvTranspose; use "
-            "Upsample(scale_factor=2, mode='nearest') and a Conv, or a CPU target"
-            for layer in plan.deployed()
-            if layer.kind in ("conv_transpose1d", "conv_transpose2d")
-        ]
-        return problems
-    if target.precision != "int8":
-        return problems
-    if target.backend == "tensorrt":
-        for layer in plan.deployed():
-            if layer.weight_bits is not None and layer.weight_bits != 8:
-                problems.append(f"{layer.name}: {layer.weight_bits}-bit weights: TensorRT INT8 takes 8-bit weights")
-            if layer.activation_bits != 8:
-                problems.append(
-                    f"{layer.name}: {layer.activation_bits}-bit activations: TensorRT INT8 takes 8-bit activations"
-                )
-            if not layer.activation_signed:
-                problems.append(f"{layer.name}: unsigned activations: TensorRT's Q/DQ layers are signed INT8")
-    else:
-        for layer in plan.deployed():
-            for what, bits in (("weights", layer.weight_bits), ("activations", layer.activation_bits)):
-                if bits is not None and bits > 8:
-                    problems.append(
-                        f"{layer.name}: {bits}-bit {what}: QuantizeLinear holds at most 8 bits (int8/uint8)"
-                    )
     return problems

@@ -48,11 +48,9 @@ from edgekit.stages.validate import reference_from_outputs
 __all__ = ["Made", "compile_model"]
 
 
-def _takes_torch(plan: Any) -> bool:
-    """A float target that compiles the torch model itself: hls4ml's float path, AOTInductor."""
-    if plan.family is not None or plan.backend is None:
-        return False
-    return bool(plan.profile.family == "fpga" or plan.backend.float_graph == "torch")
+def _takes_torch(plan: TargetPlan) -> bool:
+    """A float target whose backend compiles the torch model itself (hls4ml's float path, AOTInductor)."""
+    return plan.family is None and plan.backend is not None and plan.backend.float_graph == "torch"
 
 
 def compile_model(request: CompileRequest) -> BuildResult:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.backends import Backend, get_backend
+from edgekit.backends.base import ModelFacts
 from edgekit.core.artifacts import ModelSource
 from edgekit.core.config import FLOAT_ON_FIXED, Layer, Settings, format_gates_layer, merge_settings
 from edgekit.core.errors import BackendUnavailable, ConfigError
@@ -22,8 +23,7 @@ from edgekit.core.precision import WEIGHTED, Family, QuantPlan, family_for, lega
 from edgekit.core.progress import say
 from edgekit.core.schema import to_plain
 from edgekit.core.targets import TargetProfile, load_target, with_overrides
-from edgekit.model.activation_table import HLS4ML_CLAMP_NOTE, HLS4ML_CLAMPS, HLS4ML_STREAM_CLAMPS
-from edgekit.model.quant_graph import analyze, layers_up_to
+from edgekit.model.quant_graph import GraphInfo, analyze, layers_up_to
 from edgekit.model.torch_model import instantiate
 
 __all__ = [
@@ -146,21 +146,38 @@ def plan_quantization_for(
     }
     cut = settings.quant.deploy_until
     if cut:
-        relus = [name for name, kind in info.layers if kind == "relu"]
-        if cut not in relus:
-            raise ConfigError(
-                f"quant.deploy_until = {cut!r} is not a ReLU of the model",
-                hint=f"name the ReLU whose values the quantized artifacts should output: {', '.join(relus) or 'none'}",
-            )
-        quant_plans = {f: replace(plan, host_tail=cut) for f, plan in quant_plans.items()}
-        from edgekit.model.brevitas_model import build_quant_model, split_quant_model
+        quant_plans = _cut_at(source, info, quant_plans, cut, input_shape)
+    _notes(info, quant_plans)
+    # with quant.deploy_until, the targets' rules meet only what the artifacts compute
+    deployed = layers_up_to(instantiate(source), cut) if cut else None
+    _check_targets_take(plans, quant_plans, ModelFacts(info, input_shape, deployed))
+    return quant_plans
 
-        twin = build_quant_model(instantiate(source), next(iter(quant_plans.values())), input_shape)
-        split_quant_model(twin, cut, "tail")  # ConfigError when a later layer reads a value from before the cut
-        say(
-            f"note: quant.deploy_until = {cut}: the quantized artifacts compute the model up to {cut} and output "
-            "its values; edgekit runs the rest of the quantized model on the host to score them"
+
+def _cut_at(
+    source: ModelSource, info: GraphInfo, quant_plans: dict[str, QuantPlan], cut: str, input_shape: tuple[int, ...]
+) -> dict[str, QuantPlan]:
+    """The plans with ``quant.deploy_until``: the artifacts end at that ReLU, the host runs the rest."""
+    relus = [name for name, kind in info.layers if kind == "relu"]
+    if cut not in relus:
+        raise ConfigError(
+            f"quant.deploy_until = {cut!r} is not a ReLU of the model",
+            hint=f"name the ReLU whose values the quantized artifacts should output: {', '.join(relus) or 'none'}",
         )
+    quant_plans = {f: replace(plan, host_tail=cut) for f, plan in quant_plans.items()}
+    from edgekit.model.brevitas_model import build_quant_model, split_quant_model
+
+    twin = build_quant_model(instantiate(source), next(iter(quant_plans.values())), input_shape)
+    split_quant_model(twin, cut, "tail")  # ConfigError when a later layer reads a value from before the cut
+    say(
+        f"note: quant.deploy_until = {cut}: the quantized artifacts compute the model up to {cut} and output "
+        "its values; edgekit runs the rest of the quantized model on the host to score them"
+    )
+    return quant_plans
+
+
+def _notes(info: GraphInfo, quant_plans: dict[str, QuantPlan]) -> None:
+    """What the plans leave to the host or do not honour yet, said before any work."""
     if info.softmax_head:
         say(
             f"note: the model ends in a {info.softmax_head}: the quantized artifacts output the logits before it, "
@@ -171,12 +188,10 @@ def plan_quantization_for(
             "note: accumulator_bits is recorded in the plan, but hls4ml sizes every accumulator so that no sum "
             "overflows, and edgekit does not narrow them yet"
         )
-    # with quant.deploy_until, the targets' rules meet only what the artifacts compute
-    deployed = layers_up_to(instantiate(source), cut) if cut else None
 
-    def ours(names: frozenset[str]) -> list[str]:
-        return sorted(names if deployed is None else names & deployed)
 
+def _check_targets_take(plans: list[TargetPlan], quant_plans: dict[str, QuantPlan], facts: ModelFacts) -> None:
+    """Every target's number-format rules and its backend's (ConfigError naming each layer a target cannot take)."""
     problems = [
         f"{p.profile.name}: {problem}"
         for p in plans
@@ -184,85 +199,21 @@ def plan_quantization_for(
         for problem in legality_problems(quant_plans[p.family], p.profile)
     ]
     for p in plans:
-        if p.family != "fixed":
+        if p.family is None:
             continue
-        if p.profile.backend == "rtl":
-            problems += [
-                f"{p.profile.name}: {name}: a torch.cat: the RTL path has no concatenation yet (the INT8 target "
-                "takes it, and hls4ml a join of flat features)"
-                for name in ours(info.concats)
-            ]
-            problems += [
-                f"{p.profile.name}: {name}: an element-wise product (a * b): the RTL path has no multiplier of "
-                "two activations yet (the hls4ml and INT8 targets take it)"
-                for name in ours(info.products)
-            ]
-            problems += [
-                f"{p.profile.name}: {name}: a grouped (depthwise) convolution: the RTL path has no grouped "
-                "convolution yet (the hls4ml targets take depthwise ones)"
-                for name in ours(info.grouped)
-            ]
-            problems += [
-                f"{p.profile.name}: {name}: a sigmoid, tanh, LeakyReLU, hard sigmoid or clamp (a table activation): "
-                "the RTL path has no table activation yet (the hls4ml and INT8 targets take it)"
-                for name in ours(info.tables)
-            ]
-            problems += [
-                f"{p.profile.name}: {name}: an Upsample: the RTL path has no Resize yet (the hls4ml and INT8 "
-                "targets take a nearest Upsample by whole factors)"
-                for name in ours(info.upsamples)
-            ]
-        else:  # hls4ml builds a depthwise convolution (a depth multiplier of 1) and no other grouping
-            problems += [
-                f"{p.profile.name}: {name}: a torch.cat of feature maps: qonnx's channels-last conversion leaves "
-                "the join between transposes, which hls4ml cannot build; join flat features (after a flatten), or "
-                "use the INT8 target"
-                for name in ours(info.concat_maps)
-            ]
-            if info.input_users and len(input_shape) > 1:
-                problems.append(
-                    f"{p.profile.name}: the model's input feeds {len(info.input_users)} layers "
-                    f"({', '.join(info.input_users)}): qonnx's channels-last conversion then leaves a transpose "
-                    "before the input quantizer, which hls4ml cannot read; start the model with one layer that "
-                    "the branches share (a stem convolution), or use the INT8 target"
-                )
-            problems += [
-                f"{p.profile.name}: {name}: a product of feature maps (a * b of rank > 2, nn.Hardswish on a "
-                "convolution's output): qonnx's channels-last conversion leaves a transpose on one operand, and "
-                "the clean graph does not run; multiply flat features (after a flatten), or use the INT8 target"
-                for name in ours(info.product_maps)
-            ]
-            problems += [
-                f"{p.profile.name}: {name}: a product of tensors of different shapes (broadcast, like a * s of "
-                "shape (N, C, 1, 1)): hls4ml's Merge multiplies tensors of one shape; use the INT8 target"
-                for name in ours(info.broadcast_products - info.product_maps)
-            ]
-            problems += [
-                f"{p.profile.name}: {name}: a grouped convolution that is not depthwise: hls4ml builds only "
-                "groups == in_channels == out_channels (use a depthwise convolution and a 1x1 one)"
-                for name in ours(info.grouped - info.depthwise)
-            ]
-            problems += [
-                f"{p.profile.name}: {name}: a 1-D pooling: hls4ml 1.3.0's ONNX reader cannot build it (its "
-                "Pooling1D handler leaves pad_left unset and reads channels and width swapped); pool in 2-D over "
-                "a (C, 1, W) map, or use the INT8 or RTL target"
-                for name in ours(info.pools_1d)
-            ]
-            stream = p.profile.fpga is not None and p.profile.fpga.io_type == "io_stream"
-            kernels = HLS4ML_STREAM_CLAMPS if stream else tuple(HLS4ML_CLAMPS)
-            problems += [
-                f"{p.profile.name}: {name}: a clamp to [{low:g}, {high:g}]: hls4ml has no "
-                f"{'io_stream ' if stream else ''}kernel for it ({HLS4ML_CLAMP_NOTE}); use one of those bounds, or "
-                "the INT8 target"
-                for name, low, high in info.clamps
-                if ours(frozenset({name})) and (low, high) not in kernels
-            ]
+        try:
+            backend = p.backend or get_backend(p.profile.backend)  # an unavailable backend still says what it takes
+        except BackendUnavailable:
+            continue
+        problems += [
+            f"{p.profile.name}: {problem}"
+            for problem in backend.quant_problems(quant_plans[p.family], facts, p.profile)
+        ]
     if problems:
         raise ConfigError(
             "the quantization settings do not fit the target(s):\n  " + "\n  ".join(problems),
             hint="change --quant or [quant] (per layer in [quant.layers.NAME]), or choose another target",
         )
-    return quant_plans
 
 
 def planned_multiplies(source: ModelSource, settings: Settings, input_shape: tuple[int, ...]) -> list[tuple[str, int]]:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends.base import BackendBase, RunnerBase
+from edgekit.backends.base import BackendBase, ModelFacts, RunnerBase
+from edgekit.backends.hls4ml import legality
 from edgekit.backends.hls4ml.convert import from_qonnx, from_torch, import_hls4ml, trace_worker
 from edgekit.backends.hls4ml.emulator import EmulatorPool
 from edgekit.backends.hls4ml.estimate import estimate
@@ -37,6 +38,7 @@ from edgekit.core import provenance
 from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.core.errors import BackendUnavailable, ConfigError, ToolchainError
 from edgekit.core.lifetime import worker_pool
+from edgekit.core.precision import QuantPlan
 from edgekit.core.schema import build, to_plain
 from edgekit.core.targets import TargetProfile
 
@@ -67,6 +69,7 @@ class HlsEmulatorRunner(RunnerBase):
 
 class Hls4mlBackend(BackendBase):
     name = "hls4ml"
+    float_graph = "torch"  # without --quant, hls4ml's PyTorch frontend converts the torch model itself
     traces_graph = True  # a tracing copy of the emulation, built in a worker process
 
     def unavailable_reason(self) -> str | None:
@@ -191,6 +194,9 @@ class Hls4mlBackend(BackendBase):
             raise ToolchainError(err.message, hint=err.hint, log_path=log) from err
         finally:
             pool.close()
+
+    def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
+        return legality.quant_problems(plan, model, target)
 
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str] | None:
         """The estimate's totals and latency, for the resource and latency budget gates."""

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends.base import BackendBase, Runner, RunnerBase
+from edgekit.backends.base import BackendBase, ModelFacts, Runner, RunnerBase
+from edgekit.backends.rtl import legality
 from edgekit.backends.rtl.firmware import TopNames, write_tops
 from edgekit.backends.rtl.fixed_graph import FixedGraph, NumpyRounder, read_fixed_graph
 from edgekit.backends.rtl.io_layout import IoLayout
@@ -35,6 +36,7 @@ from edgekit.core import provenance
 from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.core.errors import BackendUnavailable, ConfigError, ToolchainError
 from edgekit.core.jsonio import write_json
+from edgekit.core.precision import QuantPlan
 from edgekit.core.schema import build, to_plain
 from edgekit.core.targets import FpgaSpec, TargetProfile
 from edgekit.core.tools import available_cpus, require_program
@@ -249,6 +251,9 @@ class RtlBackend(BackendBase):
         }  # fmt: skip
         write_json(out_dir / "vectors.json", description)
         write_testbenches(out_dir, project, description)
+
+    def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
+        return legality.quant_problems(plan, model)
 
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str]:
         """The most real figures the build has: post-route (nextpnr), else yosys' mapped cells, else da4ml's

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends.base import BackendBase, RunnerBase
+from edgekit.backends.base import BackendBase, ModelFacts, RunnerBase
 from edgekit.backends.native_pool import run_isolated
 from edgekit.core import provenance
 from edgekit.core.artifacts import CompiledArtifact, ExportedGraph
 from edgekit.core.errors import BackendUnavailable, ConfigError, EdgekitError, InputError, ToolchainError
 from edgekit.core.jsonio import write_json
+from edgekit.core.precision import QuantPlan
 from edgekit.core.schema import build, to_plain
 from edgekit.core.targets import TargetProfile
 
@@ -368,6 +369,20 @@ class TensorRTBackend(BackendBase):
     def versions(self) -> dict[str, str]:
         # onnx and onnxruntime prepare and check the graph TensorRT builds from
         return {**provenance.versions(("onnx", "onnxruntime")), "tensorrt": str(_trt().__version__)}
+
+    def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
+        """TensorRT's explicit quantization takes signed 8-bit Q/DQ pairs only."""
+        problems = []
+        for layer in plan.deployed():
+            if layer.weight_bits is not None and layer.weight_bits != 8:
+                problems.append(f"{layer.name}: {layer.weight_bits}-bit weights: TensorRT INT8 takes 8-bit weights")
+            if layer.activation_bits != 8:
+                problems.append(
+                    f"{layer.name}: {layer.activation_bits}-bit activations: TensorRT INT8 takes 8-bit activations"
+                )
+            if not layer.activation_signed:
+                problems.append(f"{layer.name}: unsigned activations: TensorRT's Q/DQ layers are signed INT8")
+        return problems
 
     def check_target(self, target: TargetProfile) -> None:
         build_settings(target, (1,))

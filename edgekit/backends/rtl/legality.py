@@ -1,0 +1,45 @@
+"""What the RTL path cannot build from a quantized model yet, named per layer before any work."""
+
+from __future__ import annotations
+
+from edgekit.backends.base import ModelFacts
+from edgekit.core.precision import QuantPlan
+
+__all__ = ["quant_problems"]
+
+
+def quant_problems(plan: QuantPlan, model: ModelFacts) -> list[str]:
+    """The deployed layers da4ml's lowering has no logic for, each with the target that takes it instead."""
+    info = model.graph
+    problems = [
+        f"{layer.name}: a transposed convolution: edgekit's RTL path has no ConvTranspose; use "
+        "Upsample(scale_factor=2, mode='nearest') and a Conv, or a CPU target"
+        for layer in plan.deployed()
+        if layer.kind in ("conv_transpose1d", "conv_transpose2d")
+    ]
+    problems += [
+        f"{name}: a torch.cat: the RTL path has no concatenation yet (the INT8 target "
+        "takes it, and hls4ml a join of flat features)"
+        for name in model.ours(info.concats)
+    ]
+    problems += [
+        f"{name}: an element-wise product (a * b): the RTL path has no multiplier of "
+        "two activations yet (the hls4ml and INT8 targets take it)"
+        for name in model.ours(info.products)
+    ]
+    problems += [
+        f"{name}: a grouped (depthwise) convolution: the RTL path has no grouped "
+        "convolution yet (the hls4ml targets take depthwise ones)"
+        for name in model.ours(info.grouped)
+    ]
+    problems += [
+        f"{name}: a sigmoid, tanh, LeakyReLU, hard sigmoid or clamp (a table activation): "
+        "the RTL path has no table activation yet (the hls4ml and INT8 targets take it)"
+        for name in model.ours(info.tables)
+    ]
+    problems += [
+        f"{name}: an Upsample: the RTL path has no Resize yet (the hls4ml and INT8 "
+        "targets take a nearest Upsample by whole factors)"
+        for name in model.ours(info.upsamples)
+    ]
+    return problems
