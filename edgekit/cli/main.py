@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
+from edgekit.cli.listings import add_listings, cmd_doctor, cmd_models, cmd_ops, cmd_recipe, cmd_targets, print_json
 from edgekit.core.errors import EdgekitError
 from edgekit.core.tools import CPUS_ENV
 
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_compile(sub)
     _add_validate_and_report(sub)
     _add_sweep_and_search(sub)
-    _add_listings(sub)
+    add_listings(sub)
     return parser
 
 
@@ -174,31 +175,6 @@ def _add_sweep_and_search(sub: Any) -> None:
     _add_output_flags(r)
 
 
-def _add_listings(sub: Any) -> None:
-    t = sub.add_parser("targets", help="list target profiles, or show one")
-    t.add_argument("name", nargs="?", help="a profile name or TOML path to show in full")
-    t.add_argument("--json", action="store_true")
-
-    m = sub.add_parser("models", help="list the model zoo")
-    m.add_argument("--json", action="store_true")
-
-    o = sub.add_parser("ops", help="which layers each target family takes under --quant: exact, host or refused")
-    o.add_argument("--json", action="store_true")
-
-    rc = sub.add_parser("recipe", help="the recipe schema: every top-level key of recipe.toml, its type and default")
-    rc.add_argument("--schema", action="store_true", help="print the schema (the default, for now the only view)")
-    rc.add_argument("--json", action="store_true")
-
-    d = sub.add_parser("doctor", help="which toolchains are present and what each enables")
-    d.add_argument("--json", action="store_true")
-
-
-def _print_json(data: Any) -> None:
-    from edgekit.core.jsonio import dumps
-
-    print(dumps(data))
-
-
 def _cmd_compile(args: argparse.Namespace) -> int:
     from edgekit.pipeline.compile import compile_model
     from edgekit.pipeline.request import CompileRequest
@@ -234,7 +210,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     markdown, html = render_reports(args.build_dir, tuple(args.compare))
     if args.json:
-        _print_json({"report": str(markdown), "report_html": str(html), "compare": [str(p) for p in args.compare]})
+        print_json({"report": str(markdown), "report_html": str(html), "compare": [str(p) for p in args.compare]})
     else:
         print(f"{markdown}\n{html}")
     return 0
@@ -244,7 +220,7 @@ def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
     from edgekit.report.markdown import latency_table, problems, results_table
 
     if args.json:
-        _print_json(
+        print_json(
             {
                 "build_dir": str(result.build_dir),
                 "exit_code": result.exit_code,
@@ -274,131 +250,6 @@ def _show_result(result: Any, args: argparse.Namespace, wall_s: float) -> int:
     return int(result.exit_code)
 
 
-def _cmd_targets(args: argparse.Namespace) -> int:
-    from edgekit.backends import get_backend
-    from edgekit.core.targets import list_targets, load_target
-
-    if args.name:
-        profile = load_target(args.name)
-        if args.json:
-            _print_json(profile)
-        else:
-            print(Path(profile.source).read_text(), end="")
-        return 0
-    rows: list[dict[str, Any]] = []
-    for profile in list_targets():
-        try:
-            backend = get_backend(profile.backend)
-            reason = backend.unavailable_reason()
-            if reason is None:
-                backend.check_target(profile)  # a program this profile needs (Verilator, yosys) may be missing
-        except EdgekitError as err:
-            reason = err.message
-        rows.append(
-            {
-                "name": profile.name,
-                "family": profile.family,
-                "backend": profile.backend,
-                "precision": profile.precision,
-                "available": reason is None,
-                "reason": reason or "",
-                "description": profile.description,
-            }
-        )
-    if args.json:
-        _print_json(rows)
-        return 0
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        state = "available" if r["available"] else "unavailable"
-        kind = f"{r['family']:<4}  {r['backend']:<11}  {r['precision']:<5}"
-        print(f"{r['name']:<{width}}  {kind}  {state:<11}  {r['description']}")
-        if not r["available"]:
-            print(f"{'':<{width}}  -> {r['reason']}")
-    return 0
-
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    from edgekit.model.zoo import list_models
-
-    recipes = list_models()
-    if args.json:
-        _print_json(
-            [
-                {
-                    "name": r.name,
-                    "description": r.description,
-                    "input_shape": r.input_shape,
-                    "metric": r.metric,
-                    "default_targets": r.default_targets,
-                    "folder": r.folder,
-                }
-                for r in recipes
-            ]
-        )
-        return 0
-    width = max(len(r.name) for r in recipes)
-    for r in recipes:
-        print(f"{r.name:<{width}}  input {tuple(r.input_shape)!s:<10}  {r.metric:<8}  {r.description}")
-    return 0
-
-
-def _cmd_ops(args: argparse.Namespace) -> int:
-    from edgekit.pipeline.coverage import COLUMNS, HEADERS, OPS, details, rows
-    from edgekit.report.markdown import _table
-
-    if args.json:
-        _print_json(
-            [
-                {"layer": op.name, "forms": op.forms, "float": "float", **{c: op.status[c] for c in COLUMNS},
-                 "reasons": op.reasons, "evidence": op.evidence, "notes": op.notes}
-                for op in OPS
-            ]
-        )  # fmt: skip
-        return 0
-    targets = ", ".join(f"{HEADERS[c]}: {t}" for c, (t, _) in COLUMNS.items())
-    print(f"Layers under --quant, checked before any training ({targets}).")
-    print("exact: bit-exact against brevitas (gated in every build); host: the host applies it to exact logits;")
-    print("refused: the check stops the build with the reason; float: the float targets (cpu-onnxruntime, ...).")
-    print()
-    print(_table(["layer", "float targets", *(HEADERS[c] for c in COLUMNS)], rows(), right=set()))
-    print()
-    print("\n".join(details()))
-    print()
-    print("The forms each row covers, and the tests behind each exact column: edgekit ops --json")
-    return 0
-
-
-def _cmd_recipe(args: argparse.Namespace) -> int:
-    from edgekit.model.recipe_doc import schema_rows, schema_table
-
-    if args.json:
-        _print_json([{"key": k, "type": t, "default": d, "meaning": m} for k, t, d, m in schema_rows()])
-        return 0
-    print("recipe.toml: the top-level keys (tables hold settings; edgekit sets folder, source and content_sha256).")
-    print()
-    print(schema_table())
-    print()
-    print("Every key inside the setting tables, with its type and allowed values: docs/settings.md.")
-    return 0
-
-
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    from edgekit.core.toolchains import doctor
-
-    found = doctor()
-    if args.json:
-        _print_json(found)
-        return 0
-    width = max(len(t.name) for t in found)
-    for t in found:
-        state = f"{t.version}" if t.found else "missing"
-        print(f"{t.name:<{width}}  {state:<12}  {t.enables}")
-        if not t.found and t.hint:
-            print(f"{'':<{width}}  {'':<12}  -> {t.hint}")
-    return 0
-
-
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from edgekit.explore.api import sweep_grid
     from edgekit.explore.sweep import progress_tally, rebuild_command
@@ -414,7 +265,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = result.spec
     chosen = best_point(result.rows, args.best) if args.best else None
     if args.json:
-        _print_json({"root": str(result.root), "ran": result.ran, "reused": result.reused, "failed": result.failed,
+        print_json({"root": str(result.root), "ran": result.ran, "reused": result.reused, "failed": result.failed,
                      "wall_s": result.wall_s, "files": result.files, "rows": result.rows,
                      "best": chosen, "rebuild": rebuild_command(sweep, chosen) if chosen else None})  # fmt: skip
     else:
@@ -438,7 +289,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                               address=args.address)  # fmt: skip
     sweep = result.spec
     if args.json:
-        _print_json(result)
+        print_json(result)
         return 0 if result.chosen else 1
     print(f"\nfloat accuracy {result.float_accuracy:.4f}; goal: accuracy >= {result.target_accuracy:.4f} "
           f"({result.trials} trials run now{', in one Ray session' if result.ray_starts else ''})")  # fmt: skip
@@ -468,11 +319,11 @@ COMMANDS = {
     "validate": _cmd_validate,
     "report": _cmd_report,
     "sweep": _cmd_sweep,
-    "targets": _cmd_targets,
-    "models": _cmd_models,
-    "doctor": _cmd_doctor,
-    "ops": _cmd_ops,
-    "recipe": _cmd_recipe,
+    "targets": cmd_targets,
+    "models": cmd_models,
+    "doctor": cmd_doctor,
+    "ops": cmd_ops,
+    "recipe": cmd_recipe,
 }
 
 

@@ -23,13 +23,11 @@ from edgekit.core.targets import split_profile_overrides
 from edgekit.model.data import Dataset
 from edgekit.model.torch_model import instantiate
 from edgekit.model.zoo import GENERIC_RECIPE, ModelSpec, resolve_model
+from edgekit.pipeline.given_graphs import brevitas_layers, check_brevitas_model, check_onnx_file
 from edgekit.pipeline.planning import (
     TargetPlan,
-    brevitas_layers,
-    check_brevitas_model,
     check_logic_size,
     check_memory,
-    check_onnx_file,
     check_overrides_used,
     check_pruning,
     check_recurrent,

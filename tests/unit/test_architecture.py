@@ -139,3 +139,19 @@ def test_every_package_says_what_it_holds_and_may_import() -> None:
     for init in packages:
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and len(doc) > 80, f"{init.relative_to(PACKAGE)} has no docstring saying what it holds"
+
+
+def test_no_module_is_over_500_lines_and_no_function_over_80() -> None:
+    long_modules, long_functions = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0].startswith("_"):
+            continue
+        text = path.read_text()
+        if len(text.splitlines()) > 500:
+            long_modules.append(f"{path.relative_to(PACKAGE)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 80:
+                    long_functions.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: {length} lines")
+    assert not long_modules and not long_functions, long_modules + long_functions
