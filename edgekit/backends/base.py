@@ -20,6 +20,8 @@ Optional hooks (capability flag, then the method it enables):
 * ``traces_graph`` / :meth:`Backend.trace`: the same from a tracing copy built from the exported graph
   (hls4ml, the RTL path).
 * ``writes_vectors`` / :meth:`Backend.write_vectors`: testbench vectors of a bit-exact target.
+* :meth:`Backend.check_size`: refuse a model the backend could not build in time (ConfigError), by the
+  measures of :class:`ModelSize` (the RTL path's multiplications, hls4ml io_parallel's window copies).
 * :meth:`Backend.quant_problems`: the layers of a quantized model the backend cannot build exactly, each with
   the reason, checked before any work (the number-format rules every FPGA or INT8 target shares are
   :func:`edgekit.core.precision.legality_problems`).
@@ -27,7 +29,8 @@ Optional hooks (capability flag, then the method it enables):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -41,7 +44,7 @@ from edgekit.core.targets import TargetProfile
 if TYPE_CHECKING:  # the model package needs torch; a device running artifacts imports this module without it
     from edgekit.model.quant_graph import GraphInfo
 
-__all__ = ["Backend", "BackendBase", "LayerTrace", "ModelFacts", "Runner", "RunnerBase", "missing_hooks"]
+__all__ = ["Backend", "BackendBase", "LayerTrace", "ModelFacts", "ModelSize", "Runner", "RunnerBase", "missing_hooks"]
 
 # (layer name, layer kind, its outputs for the traced samples, flattened per sample)
 LayerTrace = list[tuple[str, str, np.ndarray]]
@@ -59,6 +62,34 @@ class ModelFacts:
     def ours(self, names: frozenset[str]) -> list[str]:
         """The ``names`` a build deploys, sorted: a layer after the cut runs on the host and meets no target rule."""
         return sorted(names if self.deployed is None else names & self.deployed)
+
+
+@dataclass
+class ModelSize:
+    """Size measures a backend may refuse a model by before any work, each a list of (layer, count) computed on
+    first use (a forward pass of the torch model). ``deployed``: the layers a quantized build deploys (up to
+    ``quant.deploy_until``); ``pruning``: how the planned pruning was counted ("" when there is none)."""
+
+    measure_multiplies: Callable[[], list[tuple[str, int]]]  # multiplications by the weights the pruning leaves
+    measure_window_copies: Callable[[], list[tuple[str, int]]]  # per convolution: positions x kernel x channels
+    deployed: frozenset[str]
+    pruning: str = ""
+    _measured: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+
+    def _rows(self, name: str, measure: Callable[[], list[tuple[str, int]]]) -> list[tuple[str, int]]:
+        if name not in self._measured:
+            self._measured[name] = measure()
+        return self._measured[name]
+
+    def multiplies(self) -> list[tuple[str, int]]:
+        """Per deployed weighted layer, its multiplications by non-zero weights after the planned pruning."""
+        return [row for row in self._rows("multiplies", self.measure_multiplies) if row[0] in self.deployed]
+
+    def window_copies(self, quantized: bool) -> list[tuple[str, int]]:
+        """Per convolution (deployed ones of a quantized build; all on a float path), the window elements an
+        im2col copies one by one."""
+        rows = self._rows("window_copies", self.measure_window_copies)
+        return [row for row in rows if not quantized or row[0] in self.deployed]
 
 
 @runtime_checkable
@@ -96,6 +127,9 @@ class Backend(Protocol):
     ) -> dict[str, Runner]:
         """Emulators validated beside the target's runner, by label (``target [label]`` in the report)."""
 
+    def check_size(self, target: TargetProfile, quantized: bool, size: ModelSize) -> None:
+        """Refuse (ConfigError) a model of this size that the backend could not build in time for ``target``."""
+
     def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
         """Every deployed layer of the quantized model this backend cannot build exactly, with the reason."""
 
@@ -132,6 +166,9 @@ class BackendBase:
     ) -> dict[str, Runner]:
         return {}
 
+    def check_size(self, target: TargetProfile, quantized: bool, size: ModelSize) -> None:
+        return None
+
     def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
         return []
 
@@ -154,7 +191,7 @@ class BackendBase:
 
 _MEMBERS = ("name", "float_path", "float_graph", "traces_artifact", "traces_graph", "writes_vectors",
             "unavailable_reason", "versions", "check_target", "compile", "load", "secondary_runners",
-            "quant_problems", "resources", "trace_artifact", "trace", "write_vectors")  # fmt: skip
+            "check_size", "quant_problems", "resources", "trace_artifact", "trace", "write_vectors")  # fmt: skip
 
 
 def missing_hooks(candidate: object) -> list[str]:

@@ -11,11 +11,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from edgekit.backends import Backend, get_backend
-from edgekit.backends.base import ModelFacts
+from edgekit.backends.base import ModelFacts, ModelSize
 from edgekit.core.artifacts import ModelSource
 from edgekit.core.config import FLOAT_ON_FIXED, Layer, Settings, format_gates_layer, merge_settings
 from edgekit.core.errors import BackendUnavailable, ConfigError
@@ -255,35 +256,6 @@ def window_copies(source: ModelSource, input_shape: tuple[int, ...]) -> list[tup
     return list(counts.items())
 
 
-def _check_hls4ml_size(
-    source: ModelSource, plans: list[TargetPlan], quant_plans: dict[str, QuantPlan], input_shape: tuple[int, ...]
-) -> None:
-    parallel = [
-        p
-        for p in plans
-        if p.backend is not None and p.profile.backend == "hls4ml" and p.profile.fpga is not None
-        and p.profile.fpga.io_type == "io_parallel"
-    ]  # fmt: skip
-    if not parallel:
-        return
-    from edgekit.backends.hls4ml.options import size_problems
-
-    copies = window_copies(source, input_shape)
-    deployed = {layer.name for layer in quant_plans["fixed"].deployed()} if "fixed" in quant_plans else set()
-    problems = [
-        problem
-        for p in parallel  # a quantized build deploys its layers up to quant.deploy_until, the float path all
-        for problem in size_problems(p.profile, [row for row in copies if p.family != "fixed" or row[0] in deployed])
-    ]
-    if problems:
-        raise ConfigError(
-            "the model's convolutions are too large for the target(s):\n  " + "\n  ".join(problems),
-            hint="build it with io_stream (fpga-xczu7ev-stream: line buffers instead of copied windows) or try its "
-            "tiny variant (--tiny); to build it anyway, raise backend_options.max_window_copies and "
-            "backend_options.build_timeout_s in a copy of the profile and pass its path (-t ./my-fpga.toml)",
-        )
-
-
 def check_logic_size(
     source: ModelSource,
     settings: Settings,
@@ -291,27 +263,19 @@ def check_logic_size(
     quant_plans: dict[str, QuantPlan],
     input_shape: tuple[int, ...],
 ) -> None:
-    """A target refuses a model it could not build in time (ConfigError): the RTL path, which builds every
-    multiplication as logic, and hls4ml io_parallel, whose code grows with the convolutions' windows."""
-    _check_hls4ml_size(source, plans, quant_plans, input_shape)
-    rtl = [p for p in plans if p.backend is not None and p.family == "fixed" and p.profile.backend == "rtl"]
-    if not rtl:
-        return
-    from edgekit.backends.rtl.options import size_problems
-
-    deployed = {layer.name for layer in quant_plans["fixed"].deployed()}
-    multiplies = [row for row in planned_multiplies(source, settings, input_shape) if row[0] in deployed]
-    problems = [problem for p in rtl for problem in size_problems(p.profile, multiplies)]
-    if problems:
-        prune = settings.prune
-        amount = "" if prune.method == "2:4" else f" {prune.sparsity}"
-        counted = "" if prune.method == "none" else f" (counted after the planned pruning, {prune.method}{amount})"
-        raise ConfigError(
-            f"the model is too large for the target(s){counted}:\n  " + "\n  ".join(problems),
-            hint="build it with hls4ml, which shares multipliers between outputs (fpga-xczu7ev-stream: io_stream, "
-            "reuse 16), prune it harder (--prune 0.9) or try its tiny variant (--tiny); to build it anyway, raise "
-            "backend_options.max_multiplies in a copy of the profile and pass its path (-t ./my-rtl.toml)",
-        )
+    """Each target's backend refuses a model it could not build in time (ConfigError): the RTL path, which builds
+    every multiplication as logic, and hls4ml io_parallel, whose code grows with the convolutions' windows."""
+    prune = settings.prune
+    amount = "" if prune.method == "2:4" else f" {prune.sparsity}"
+    size = ModelSize(
+        partial(planned_multiplies, source, settings, input_shape),
+        partial(window_copies, source, input_shape),
+        frozenset(layer.name for layer in quant_plans["fixed"].deployed()) if "fixed" in quant_plans else frozenset(),
+        "" if prune.method == "none" else f"{prune.method}{amount}",
+    )
+    for plan in plans:
+        if plan.backend is not None:
+            plan.backend.check_size(plan.profile, plan.family is not None, size)
 
 
 def check_synthesis(settings: Settings, plans: list[TargetPlan]) -> None:

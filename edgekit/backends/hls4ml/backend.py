@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends.base import BackendBase, ModelFacts, RunnerBase
+from edgekit.backends.base import BackendBase, ModelFacts, ModelSize, RunnerBase
 from edgekit.backends.hls4ml import legality
 from edgekit.backends.hls4ml.convert import from_qonnx, from_torch, import_hls4ml, trace_worker
 from edgekit.backends.hls4ml.emulator import EmulatorPool
 from edgekit.backends.hls4ml.estimate import estimate
 from edgekit.backends.hls4ml.layer_facts import layer_facts, layer_precisions
-from edgekit.backends.hls4ml.options import Hls4mlOptions, check_distributed_arithmetic
+from edgekit.backends.hls4ml.options import Hls4mlOptions, check_distributed_arithmetic, size_problems
 from edgekit.backends.hls4ml.precision import input_type
 from edgekit.backends.hls4ml.project import PROJECT, PROJECT_DIR, build_emulator, final_folder, portable_config
 from edgekit.backends.native_pool import without_main_script
@@ -197,6 +197,19 @@ class Hls4mlBackend(BackendBase):
 
     def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
         return legality.quant_problems(plan, model, target)
+
+    def check_size(self, target: TargetProfile, quantized: bool, size: ModelSize) -> None:
+        """io_parallel writes one C++ statement per copied window element: refused when g++ would take too long."""
+        if target.fpga is None or target.fpga.io_type != "io_parallel":
+            return
+        problems = size_problems(target, size.window_copies(quantized))
+        if problems:
+            raise ConfigError(
+                "the model's convolutions are too large for the target(s):\n  " + "\n  ".join(problems),
+                hint="build it with io_stream (fpga-xczu7ev-stream: line buffers instead of copied windows) or try "
+                "its tiny variant (--tiny); to build it anyway, raise backend_options.max_window_copies and "
+                "backend_options.build_timeout_s in a copy of the profile and pass its path (-t ./my-fpga.toml)",
+            )
 
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str] | None:
         """The estimate's totals and latency, for the resource and latency budget gates."""

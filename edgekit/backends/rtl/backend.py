@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends.base import BackendBase, ModelFacts, Runner, RunnerBase
+from edgekit.backends.base import BackendBase, ModelFacts, ModelSize, Runner, RunnerBase
 from edgekit.backends.rtl import legality
 from edgekit.backends.rtl.firmware import TopNames, write_tops
 from edgekit.backends.rtl.fixed_graph import FixedGraph, NumpyRounder, read_fixed_graph
 from edgekit.backends.rtl.io_layout import IoLayout
 from edgekit.backends.rtl.lowering import LoweredDesign, guarded, load_da4ml, lower, trace_logic
-from edgekit.backends.rtl.options import RtlOptions, latency_cutoff, target_options
+from edgekit.backends.rtl.options import RtlOptions, latency_cutoff, size_problems, target_options
 from edgekit.backends.rtl.project_scripts import write_project_files
 from edgekit.backends.rtl.testbenches import write_testbenches
 from edgekit.backends.rtl.tool_runs import run_tools
@@ -254,6 +254,20 @@ class RtlBackend(BackendBase):
 
     def quant_problems(self, plan: QuantPlan, model: ModelFacts, target: TargetProfile) -> list[str]:
         return legality.quant_problems(plan, model)
+
+    def check_size(self, target: TargetProfile, quantized: bool, size: ModelSize) -> None:
+        """Every multiplication by a non-zero weight is logic of its own: refused past max_multiplies."""
+        if not quantized:
+            return  # no float path: plan_target refuses it
+        problems = size_problems(target, size.multiplies())
+        if problems:
+            counted = f" (counted after the planned pruning, {size.pruning})" if size.pruning else ""
+            raise ConfigError(
+                f"the model is too large for the target(s){counted}:\n  " + "\n  ".join(problems),
+                hint="build it with hls4ml, which shares multipliers between outputs (fpga-xczu7ev-stream: io_stream, "
+                "reuse 16), prune it harder (--prune 0.9) or try its tiny variant (--tiny); to build it anyway, raise "
+                "backend_options.max_multiplies in a copy of the profile and pass its path (-t ./my-rtl.toml)",
+            )
 
     def resources(self, artifact: CompiledArtifact) -> tuple[dict[str, float], str]:
         """The most real figures the build has: post-route (nextpnr), else yosys' mapped cells, else da4ml's
