@@ -13,6 +13,8 @@ Optional hooks (capability flag, then the method it enables):
   a build without ``--quant`` stop before any work (the RTL path builds quantized logic only).
 * ``float_graph``: the float graph it compiles, ``"onnx"`` (the ONNX export) or ``"torch"`` (the torch
   model itself: AOTInductor, hls4ml's float path).
+* ``brevitas_int8``: an INT8 backend that compiles a brevitas network's own QCDQ export as it is (ONNX
+  Runtime); a brevitas model is refused for other INT8 targets before any work.
 * :meth:`Backend.secondary_runners`: emulators validated beside the target's own runner.
 * :meth:`Backend.resources`: resource and latency figures of a compiled artifact, for the budget gates.
 * ``traces_artifact`` / :meth:`Backend.trace_artifact`: every layer's output read from the compiled
@@ -96,6 +98,7 @@ class ModelSize:
 class Backend(Protocol):
     name: str
     float_path: bool
+    brevitas_int8: bool
     float_graph: Literal["onnx", "torch"]
     traces_artifact: bool
     traces_graph: bool
@@ -156,6 +159,7 @@ class BackendBase:
 
     name = "base"
     float_path = True
+    brevitas_int8 = False
     float_graph: Literal["onnx", "torch"] = "onnx"
     traces_artifact = False
     traces_graph = False
@@ -189,7 +193,7 @@ class BackendBase:
         raise NotImplementedError(f"backend {self.name} writes no test vectors (writes_vectors is False)")
 
 
-_MEMBERS = ("name", "float_path", "float_graph", "traces_artifact", "traces_graph", "writes_vectors",
+_MEMBERS = ("name", "float_path", "brevitas_int8", "float_graph", "traces_artifact", "traces_graph", "writes_vectors",
             "unavailable_reason", "versions", "check_target", "compile", "load", "secondary_runners",
             "check_size", "quant_problems", "resources", "trace_artifact", "trace", "write_vectors")  # fmt: skip
 

@@ -92,6 +92,7 @@ class OnnxRuntimeRunner(RunnerBase):
 
 class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
+    brevitas_int8 = True  # a brevitas network's QCDQ export runs as it is, held exact to its forward
     traces_artifact = True  # reads every activation quantizer (or ReLU) of the compiled file
 
     def unavailable_reason(self) -> str | None:

@@ -129,7 +129,7 @@ def check_brevitas_model(
         raise ConfigError(f"{what}: pruning a brevitas model is not supported", hint="prune the float network")
     for plan in plans:
         name = plan.profile.name
-        if plan.family is not None and plan.backend is not None and plan.backend.name != "onnxruntime":
+        if plan.family is not None and plan.backend is not None and not plan.backend.brevitas_int8:
             raise ConfigError(
                 f"{what}: {name} is not taken for a brevitas model yet; its own quantizers go to the FPGA targets "
                 "(QONNX), cpu-onnxruntime-int8 (QCDQ) and the float ONNX targets",
