@@ -80,13 +80,17 @@ class QuantizedModel:
 
     family: str
     plan: QuantPlan
-    method: str  # "qat" or "ptq"
+    method: str  # "qat", "ptq" or "learned"
     weights: str
     golden_quant_outputs: str
     held_out_metric: float
     wall_s: float
     # per brevitas module, its number formats as trained: {"fc1": {"weight": "fixed<6,0>"}, "relu1": {"output": ...}}
     formats: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # quant.method "learned": per weighted layer, the bits each output channel's weights need after QAT, and
+    # the resource term (bit operations relative to the uniform model) when QAT started and ended
+    learned_bits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    resource_ratio: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,10 @@ class QuantSettings:
     # Rounding is always half to even: the only mode QuantizeLinear has, and brevitas 0.13.4's floor
     # quantizers export to QONNX with different numbers (measured), so no other mode is offered.
     weight_overflow: Literal["saturate", "saturate_symmetric"] = "saturate_symmetric"
-    method: Literal["qat", "ptq"] = "qat"
+    # "learned": QAT that also learns each output channel's weight precision under a resource term
+    # (edgekit.model.learned_precision); weight_bits is then each layer's upper bound.
+    method: Literal["qat", "ptq", "learned"] = "qat"
+    resource_weight: float = field(default=0.5, metadata={"min": 0.0})  # the resource term's weight (learned)
     qat_epochs: int = field(default=6, metadata={"min": 0, "max": 10_000})
     qat_learning_rate: float = field(default=1e-3, metadata={"min": 0.0})
     calibration_samples: int = field(default=2048, metadata={"min": 1})

@@ -36,7 +36,7 @@ MEANINGS = {
     "latency": "[latency]: batch sizes and iteration limits of the latency measurement",
     "validation": "[validation]: max_samples, batch_size",
     "gates": "[gates]: pass/fail limits (min_metric, max_metric_drop_vs_float, agreement, FPGA budgets)",
-    "quant": "[quant]: precision, method (qat, ptq), per-layer precision under [quant.layers.NAME]",
+    "quant": "[quant]: precision, method (qat, ptq, learned), per-layer precision under [quant.layers.NAME]",
     "prune": "[prune]: method (unstructured, structured, 2:4), sparsity, steps, fine-tuning",
     "synth": "[synth]: vendor C synthesis (enabled, timeout_s)",
     "model_options": "keyword arguments of the model factory",

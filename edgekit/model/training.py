@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -68,11 +68,13 @@ def fit(
     desc: str,
     epochs: int | None = None,
     learning_rate: float | None = None,
+    regularizer: Callable[[], torch.Tensor] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place with the recipe's optimizer, batch size and a cosine schedule.
 
-    ``epochs`` and ``learning_rate`` override the recipe's (QAT and fine-tunes are shorter and gentler).
-    Returns the mean loss per epoch.
+    ``epochs`` and ``learning_rate`` override the recipe's (QAT and fine-tunes are shorter and gentler);
+    ``regularizer`` is added to every batch's loss (learned precision's resource term) and its value recorded
+    per epoch. Returns the mean loss per epoch.
     """
     n_epochs = cfg.epochs if epochs is None else epochs
     lr = cfg.learning_rate if learning_rate is None else learning_rate
@@ -92,7 +94,7 @@ def fit(
     history: list[dict[str, float]] = []
     trained = logits_view(model) if isinstance(loss_fn, nn.CrossEntropyLoss) else model
     with training_threads(cfg.threads):
-        _epochs(trained, xt, yt, cfg, opt, scheduler, loss_fn, generator, n_epochs, desc, history)
+        _epochs(trained, xt, yt, cfg, opt, scheduler, loss_fn, generator, n_epochs, desc, history, regularizer)
     model.eval()
     return history
 
@@ -109,6 +111,7 @@ def _epochs(
     n_epochs: int,
     desc: str,
     history: list[dict[str, float]],
+    regularizer: Callable[[], torch.Tensor] | None = None,
 ) -> None:
     for epoch in bar(range(n_epochs), desc=desc, total=n_epochs, unit="epoch"):
         model.train()
@@ -118,12 +121,17 @@ def _epochs(
             idx = order[i : i + cfg.batch_size]
             opt.zero_grad()
             loss = loss_fn(model(xt[idx]), yt[idx])
+            if regularizer is not None:
+                loss = loss + regularizer()
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
             count += len(idx)
         scheduler.step()
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1)})
+        if regularizer is not None:
+            with torch.no_grad():
+                history[-1]["regularizer"] = float(regularizer())
 
 
 def batched_outputs(model: nn.Module, x: np.ndarray, batch_size: int = 4096, threads: int = 1) -> np.ndarray:

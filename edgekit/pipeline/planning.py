@@ -139,6 +139,8 @@ def plan_quantization_for(
             f"quantization needs {' and '.join(missing)}, which are not installed",
             hint="pip install 'edgekit[quant]'",
         )
+    if settings.quant.method == "learned":
+        _check_learned(plans)
     info = analyze(instantiate(source), input_shape)
     quant_plans: dict[str, QuantPlan] = {
         f: replace(plan_quantization(settings.quant, f, info.layers, info.nonnegative), host_head=info.softmax_head)
@@ -152,6 +154,17 @@ def plan_quantization_for(
     deployed = layers_up_to(instantiate(source), cut) if cut else None
     _check_targets_take(plans, quant_plans, ModelFacts(info, input_shape, deployed))
     return quant_plans
+
+
+def _check_learned(plans: list[TargetPlan]) -> None:
+    """Learned precision is for the fixed-point (FPGA) targets in this version: INT8 targets are refused."""
+    int8 = [p.profile.name for p in plans if p.family == "int8"]
+    if int8:
+        raise ConfigError(
+            f'quant.method = "learned" learns fixed-point precision per channel for the FPGA targets; '
+            f"{', '.join(int8)} run INT8 (8-bit QuantizeLinear), where fewer bits in a channel buy nothing",
+            hint="build the INT8 target(s) with --quant int8 (method qat or ptq) in a build of their own",
+        )
 
 
 def _cut_at(

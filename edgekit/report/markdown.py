@@ -219,7 +219,33 @@ def _quantization_section(quantized: dict[str, Any], artifacts: dict[str, Any]) 
                 "`ufixed` unsigned), one step 2^(I-W); `I..J` varies per channel. A layer without an output "
                 "format hands its sum, unrounded, to the next quantizer (the last layer's is the model's output).",
             ]
+        lines += _learned_lines(q)
         lines.append("")
+    return lines
+
+
+def _learned_lines(q: dict[str, Any]) -> list[str]:
+    """quant.method "learned": the bits each layer's output channels ended with, and the resource term."""
+    learned = q.get("learned_bits") or {}
+    if not learned:
+        return []
+    ratio = q.get("resource_ratio") or []
+    lines = [
+        "",
+        "Learned precision: the bits each output channel's weights need after QAT (sign included, trailing zero "
+        "bits dropped: what the RTL path's constant multiplications see; hls4ml uses the layer's width)"
+        + (f"; bit operations {ratio[0]:.1%} of the uniform model's after the first epoch, {ratio[-1]:.1%} at the "
+           "end." if ratio else "."),
+        "",
+        "| layer | channels | bits: min | median | max | bits per channel |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, bits in learned.items():
+        ordered = sorted(bits)
+        counts = ", ".join(f"{b}: {ordered.count(b)}" for b in sorted(set(ordered)))
+        lines.append(
+            f"| {name} | {len(bits)} | {ordered[0]} | {ordered[len(ordered) // 2]} | {ordered[-1]} | {counts} |"
+        )
     return lines
 
 

@@ -24,6 +24,7 @@ from edgekit.core.precision import QuantPlan
 from edgekit.core.progress import bar, say
 from edgekit.model.brevitas_model import build_quant_model, rounded_slopes, split_quant_model
 from edgekit.model.data import Dataset
+from edgekit.model.learned_precision import attach_grids, bake_grids, channel_bits, resource_proxy
 from edgekit.model.sparsity import apply_masks, remove_masks, zero_masks
 from edgekit.model.torch_model import load_float_model
 from edgekit.model.training import batched_outputs, fit, seed_everything, training_threads
@@ -48,6 +49,39 @@ def _calibrate(model: nn.Module, x: np.ndarray, batch_size: int, bias_correction
                 model(batch)
 
 
+def _qat(
+    model: nn.Module, plan: QuantPlan, settings: Settings, data: Dataset, x_cal: np.ndarray, label: str
+) -> tuple[list[dict[str, float]], dict[str, list[int]]]:
+    """QAT from calibrated quantizers; with quant.method "learned", each channel's weight grid learned too."""
+    cfg = settings.quant
+    with training_threads(settings.train.threads):
+        _calibrate(model, x_cal, settings.train.batch_size, False, label)
+    # Pruned zeros stay zero through QAT: the same prune -> fine-tune masks, now on the quantized layers.
+    masks = zero_masks(model) if settings.prune.method in ("unstructured", "2:4") else {}
+    regularizer = None
+    if cfg.method == "learned":  # the masks go into the grids (one parametrization per weight)
+        attach_grids(model, masks)
+        input_bits = {layer.name: layer.activation_bits for layer in plan.layers}
+        start = float(resource_proxy(model, input_bits).detach()) or 1.0
+
+        def regularizer() -> torch.Tensor:
+            return cfg.resource_weight * resource_proxy(model, input_bits) / start
+    else:
+        apply_masks(model, masks)
+    history = fit(
+        model, data.x_train, data.y_train, settings.train, desc=f"QAT {label}", epochs=cfg.qat_epochs,
+        learning_rate=cfg.qat_learning_rate, regularizer=regularizer,
+    )  # fmt: skip
+    if cfg.method != "learned":
+        remove_masks(model)
+        return history, {}
+    bake_grids(model)
+    learned = channel_bits(model)
+    for name, bits in learned.items():
+        say(f"  learned precision: {name}: {min(bits)}-{max(bits)} bits per channel (median {int(np.median(bits))})")
+    return history, learned
+
+
 def quantize_model(
     spec: ModelSpec,
     float_model: FloatModel,
@@ -59,7 +93,7 @@ def quantize_model(
 ) -> QuantizedModel:
     started = time.perf_counter()
     cfg = settings.quant
-    x_train, y_train = data.x_train, data.y_train
+    x_train = data.x_train
     seed_everything(settings.train.seed)
     order = np.random.default_rng(settings.train.seed).permutation(len(x_train))
     x_cal = x_train[order[: cfg.calibration_samples]]
@@ -71,26 +105,13 @@ def quantize_model(
         for layer, requested, slope in rounded_slopes(model):
             say(f"  note: {layer}: LeakyReLU slope {requested:g} quantized to {slope!r}, so that every target "
                 "computes slope * x exactly")  # fmt: skip
+        learned: dict[str, list[int]] = {}
         if cfg.method == "ptq":
             with training_threads(settings.train.threads):
                 _calibrate(model, x_cal, settings.train.batch_size, cfg.bias_correction, label)
             history: list[dict[str, float]] = []
         else:
-            with training_threads(settings.train.threads):
-                _calibrate(model, x_cal, settings.train.batch_size, False, label)
-            # Pruned zeros stay zero through QAT: the same prune -> fine-tune masks, now on the quantized layers.
-            masks = zero_masks(model) if settings.prune.method in ("unstructured", "2:4") else {}
-            apply_masks(model, masks)
-            history = fit(
-                model,
-                x_train,
-                y_train,
-                settings.train,
-                desc=f"QAT {label}",
-                epochs=cfg.qat_epochs,
-                learning_rate=cfg.qat_learning_rate,
-            )
-            remove_masks(model)
+            history, learned = _qat(model, plan, settings, data, x_cal, label)
         golden_inputs = np.load(float_root / float_model.golden_inputs)
         golden_labels = np.load(float_root / float_model.golden_labels)
         outputs = batched_outputs(model, golden_inputs, threads=settings.train.threads)
@@ -103,7 +124,8 @@ def quantize_model(
     torch.save(model.state_dict(), out_dir / "quant_model.pt")
     np.save(out_dir / "golden_quant_outputs.npy", deployed)
     write_json(
-        out_dir / "quantize.json", {"plan": plan, "history": history, "held_out_metric": metric, "formats": formats}
+        out_dir / "quantize.json",
+        {"plan": plan, "history": history, "held_out_metric": metric, "formats": formats, "learned_bits": learned},
     )
     wall = time.perf_counter() - started
     say(f"  {cfg.method.upper()} {label} in {wall:.1f} s: held-out {spec.recipe.metric} {metric:.4f}")
@@ -116,4 +138,8 @@ def quantize_model(
         held_out_metric=metric,
         wall_s=wall,
         formats=formats,
+        learned_bits={name: tuple(bits) for name, bits in learned.items()},
+        resource_ratio=tuple(h["regularizer"] / cfg.resource_weight for h in history if "regularizer" in h)
+        if cfg.resource_weight
+        else (),
     )
