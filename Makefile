@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_standardize.py
+	$(BIN)/python bench/bench_learned.py
 
 # Run the notebooks at full size and refresh the figures the docs show (docs/figures/).
 notebooks: $(STAMP)
