@@ -42,9 +42,15 @@ __all__ = [
     "run_sweep",
 ]
 
-GRID_KEYS: dict[str, type] = {"weight_bits": int, "act_bits": int, "sparsity": float, "reuse": int}
+GRID_KEYS: dict[str, type] = {
+    "weight_bits": int,
+    "act_bits": int,
+    "sparsity": float,
+    "reuse": int,
+    "resource_weight": float,
+}
 _ALIASES = {"activation_bits": "act_bits"}
-GRID_HINT = "e.g. --grid weight_bits=4,6,8 act_bits=8 sparsity=0,0.5 reuse=1,4"
+GRID_HINT = "e.g. --grid weight_bits=4,6,8 act_bits=8 sparsity=0,0.5 reuse=1,4 resource_weight=0.05,0.5"
 POINT_FILE = "point.json"
 POINT_SCHEMA = 1
 
@@ -57,6 +63,8 @@ class SweepPoint:
     reuse: int | None = None
     # per-layer precision on top of the uniform one: (layer, "weight_bits" or "activation_bits", bits)
     layers: tuple[tuple[str, str, int], ...] = ()
+    # learned precision (quant.method = "learned") with this weight on the resource term; None: uniform QAT
+    resource_weight: float | None = None
 
     @property
     def name(self) -> str:
@@ -68,6 +76,8 @@ class SweepPoint:
         parts.append(f"s{self.sparsity:g}")
         if self.reuse is not None:
             parts.append(f"r{self.reuse}")
+        if self.resource_weight is not None:
+            parts.append(f"learned{self.resource_weight:g}")
         if self.layers:
             short = {"weight_bits": "w", "activation_bits": "a"}
             parts.append("+".join(f"{layer}.{short.get(kind, kind)}{bits}" for layer, kind, bits in self.layers))
@@ -77,6 +87,12 @@ class SweepPoint:
     def layer_overrides(self) -> tuple[str, ...]:
         # quoted: a nested module's path has dots (quant.layers."encoder.0.fc".weight_bits=4)
         return tuple(f'quant.layers."{layer}".{kind}={bits}' for layer, kind, bits in self.layers)
+
+    @property
+    def learned_overrides(self) -> tuple[str, ...]:
+        if self.resource_weight is None:
+            return ()
+        return ("quant.method=learned", f"quant.resource_weight={self.resource_weight!r}")
 
     @property
     def quant(self) -> str | None:
@@ -122,7 +138,9 @@ def parse_grid(items: Iterable[str]) -> dict[str, tuple[Any, ...]]:
             raise ConfigError(f"grid entry {item!r} has no values", hint=GRID_HINT)
         if key == "sparsity" and not all(0 <= v < 1 for v in parsed):
             raise ConfigError(f"grid entry {item!r}: a sparsity is a fraction in [0, 1)", hint=GRID_HINT)
-        if key != "sparsity" and not all(v >= 1 for v in parsed):
+        if key == "resource_weight" and not all(v >= 0 for v in parsed):
+            raise ConfigError(f"grid entry {item!r}: a resource weight is at least 0", hint=GRID_HINT)
+        if key not in ("sparsity", "resource_weight") and not all(v >= 1 for v in parsed):
             raise ConfigError(f"grid entry {item!r}: values must be at least 1", hint=GRID_HINT)
         grid[key] = tuple(dict.fromkeys(parsed))
     return grid
@@ -194,7 +212,8 @@ def _request(spec: SweepSpec, point: SweepPoint, out: Path) -> Any:
 
     return CompileRequest(
         spec.model, spec.targets, out=out, recipe=spec.recipe, tiny=spec.tiny, quant=point.quant, prune=point.prune,
-        overrides=(*spec.overrides, *point.layer_overrides, *reuse_overrides(spec, point)), data=spec.data,
+        overrides=(*spec.overrides, *point.layer_overrides, *point.learned_overrides, *reuse_overrides(spec, point)),
+        data=spec.data,
     )  # fmt: skip
 
 
@@ -392,7 +411,7 @@ def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
     """The ``edgekit compile`` command that builds this point on its own."""
     layers = tuple((str(a), str(b), int(c)) for a, b, c in row.get("layers") or ())
     point = SweepPoint(row.get("weight_bits"), row.get("act_bits"), float(row.get("sparsity") or 0.0), row.get("reuse"),
-                       layers)  # fmt: skip
+                       layers, row.get("resource_weight"))  # fmt: skip
     words = ["edgekit", "compile", spec.model]
     for requested in spec.targets:
         words += ["--target", requested]
@@ -408,7 +427,7 @@ def rebuild_command(spec: SweepSpec, row: Mapping[str, Any]) -> str:
         words += ["--recipe", spec.recipe]
     if spec.data:
         words += ["--data", spec.data]
-    for override in (*spec.overrides, *point.layer_overrides):
+    for override in (*spec.overrides, *point.layer_overrides, *point.learned_overrides):
         words += ["--set", override]
     return shlex.join(words)
 

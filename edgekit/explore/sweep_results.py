@@ -17,8 +17,9 @@ __all__ = ["best_point", "pareto_front", "parse_conditions", "sweep_markdown", "
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    first = ["point", "status", "weight_bits", "act_bits", "sparsity", "reuse", "metric_name", "metric", "accuracy",
-             "float_metric", "lut", "ff", "dsp", "fpga_latency_ns", "resource_source", "p50_us"]  # fmt: skip
+    first = ["point", "status", "weight_bits", "act_bits", "sparsity", "reuse", "resource_weight", "metric_name",
+             "metric", "accuracy", "float_metric", "lut", "ff", "dsp", "fpga_latency_ns", "resource_source",
+             "p50_us"]  # fmt: skip
     seen = [c for c in first if any(c in r for r in rows)]
     rest = sorted({k for r in rows for k in r} - set(seen) - {"error", "wall_s", "exit_code"})
     return [*seen, *rest, "exit_code", "wall_s", "error"]

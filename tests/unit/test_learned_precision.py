@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,3 +41,22 @@ def test_the_bits_get_the_surrogate_gradient_and_the_weights_the_straight_throug
 )
 def test_a_channel_needs_the_bits_of_its_codes_without_common_trailing_zeros(codes: list[int], bits: int) -> None:
     assert _bits(np.array(codes, dtype=np.int64)) == bits
+
+
+def test_the_resource_weight_is_a_sweep_axis_of_learned_points() -> None:
+    from edgekit.core.errors import ConfigError
+    from edgekit.explore.sweep import SweepSpec, _request, grid_points, parse_grid, rebuild_command
+
+    grid = parse_grid(["weight_bits=6", "resource_weight=0.05,0.5"])
+    assert grid == {"weight_bits": (6,), "resource_weight": (0.05, 0.5)}
+    low, high = grid_points(grid)
+    assert (low.name, high.name) == ("w6a6-s0-learned0.05", "w6a6-s0-learned0.5")
+    spec = SweepSpec("jet_tagger", ("fpga-xcvu13p-rtl",), "/tmp/sweep", tiny=True)
+    request = _request(spec, high, Path("/tmp/point"))
+    assert request.quant == "w6a6" and request.overrides == ("quant.method=learned", "quant.resource_weight=0.5")
+    row = {"weight_bits": 6, "act_bits": None, "sparsity": 0.0, "resource_weight": 0.05}
+    assert "--set quant.method=learned --set quant.resource_weight=0.05" in rebuild_command(spec, row)
+    uniform = grid_points(parse_grid(["weight_bits=6"]))[0]
+    assert uniform.learned_overrides == () and "learned" not in uniform.name
+    with pytest.raises(ConfigError):
+        parse_grid(["resource_weight=-1"])
