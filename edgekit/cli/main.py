@@ -145,8 +145,8 @@ def _add_sweep_and_search(sub: Any) -> None:
         nargs="+",
         default=[],
         metavar="KEY=V1,V2",
-        help="weight_bits, act_bits, sparsity, reuse, resource_weight (learned precision); e.g. --grid weight_bits=4,6,8 sparsity=0,0.5 "
-        "(default: the recipe's [sweep] grid)",
+        help="weight_bits, act_bits, sparsity, reuse, resource_weight (learned precision); e.g. --grid "
+        "weight_bits=4,6,8 sparsity=0,0.5 (default: the recipe's [sweep] grid)",
     )
     s.add_argument("-t", "--target", action="append", default=[], metavar="TARGET", help="repeatable")
     s.add_argument("-o", "--out", type=Path, help="sweep folder (default: build/sweep-MODEL)")
