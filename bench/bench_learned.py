@@ -1,6 +1,6 @@
 """Learned precision against uniform precision: the same jet tagger, the same upper bounds, the open RTL target.
 
-    python bench/bench_learned.py [--out build/bench-learned] [--tiny] [--resource-weight 0.5 ...] [--json]
+    python bench/bench_learned.py [--out build/bench-learned] [--tiny] [--resource-weight 0.05 0.5 ...] [--json]
 
 For each point (``w6a8`` dense, ``w6a8`` pruned 75%) the jet tagger is quantized twice from one trained float
 model: uniform QAT, and ``quant.method = "learned"`` (each output channel's weight bits learned under the
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="build folder (default: a temporary one)")
     parser.add_argument("--tiny", action="store_true", help="the tiny variant (seconds; a smoke test)")
-    parser.add_argument("--resource-weight", type=float, nargs="+", default=[0.5], help="learned points' weights")
+    parser.add_argument("--resource-weight", type=float, nargs="+", default=[0.05, 0.5], help="learned points' weights")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure(bars=False, messages=False)

@@ -210,7 +210,34 @@ def _plots(manifest: dict[str, Any], report: ValidationReport, root: Path, compa
     figures += _latency_plots(ok)
     figures += _comparison_plots(manifest, report, root, compare)
     figures += _fpga_plots(manifest)
+    figures += _learned_plots(manifest)
     return "".join(figures)
+
+
+def _learned_plots(manifest: dict[str, Any]) -> list[str]:
+    """quant.method "learned": per layer, how many output channels ended with each number of bits."""
+    figures = []
+    for family, quantized in (manifest["artifacts"].get("quantized") or {}).items():
+        learned = quantized.get("learned_bits") or {}
+        if not learned:
+            continue
+        bars = [
+            (f"{layer}: {bits} bit{'s' if bits != 1 else ''}", float(list(channels).count(bits)))
+            for layer, channels in learned.items()
+            for bits in sorted(set(channels))
+        ]
+        ratio = quantized.get("resource_ratio") or []
+        figures.append(
+            bar_chart(
+                f"plot-learned-bits-{family}",
+                f"learned precision ({family}): output channels per number of weight bits, per layer",
+                bars,
+                unit="channels",
+                caption="the bits each channel's weights need after QAT (sign included; 0: the channel has no weight "
+                "left)" + (f"; bit operations {ratio[-1]:.1%} of the uniform model's at the end" if ratio else ""),
+            )
+        )
+    return figures
 
 
 def _comparison_plots(

@@ -56,6 +56,7 @@ def test_the_resource_term_falls_and_channels_end_below_the_uniform_width(learne
     assert sum(bits) / len(bits) < 5.5
     report = (learned.build_dir / "report.md").read_text()
     assert "Learned precision" in report and "| fc1 | 16 |" in report
+    assert 'id="plot-learned-bits-fixed"' in (learned.build_dir / "report.html").read_text()
 
 
 def test_fewer_bits_are_fewer_luts_than_the_uniform_model(
