@@ -2,9 +2,9 @@
 
     python bench/bench_learned.py [--out build/bench-learned] [--tiny] [--resource-weight 0.05 0.5 ...] [--json]
 
-For each point (``w6a8`` dense, ``w6a8`` pruned 75%) the jet tagger is quantized twice from one trained float
-model: uniform QAT, and ``quant.method = "learned"`` (each output channel's weight bits learned under the
-resource term, ``quant.resource_weight`` per column of ``--resource-weight``), both built for
+For each point (``w6a8`` dense, ``w6a8`` pruned 75%) the jet tagger is quantized from one trained float model
+with uniform QAT, and with ``quant.method = "learned"`` (each output channel's weight bits learned under the
+resource term) at each ``--resource-weight``, every build for
 ``fpga-xcvu13p-rtl`` (yosys-mapped LUT and FF, da4ml's pipeline latency; validated through da4ml's interpreter
 to keep the bench to minutes) and checked bit for bit against brevitas on the held-out jets. It prints the
 accuracy, the LUT and FF counts, the latency and each learned build's LUT as a fraction of the uniform one,
