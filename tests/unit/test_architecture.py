@@ -155,3 +155,9 @@ def test_no_module_is_over_500_lines_and_no_function_over_80() -> None:
                 if length > 80:
                     long_functions.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: {length} lines")
     assert not long_modules and not long_functions, long_modules + long_functions
+
+
+def test_test_files_have_unique_names() -> None:
+    """pytest imports test modules by basename (no packages under tests/): two of one name fail collection."""
+    names = [p.name for p in (PACKAGE.parent / "tests").rglob("test_*.py")]
+    assert len(names) > 50 and len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
