@@ -25,7 +25,15 @@ from edgekit.core.errors import ConfigError
 from edgekit.core.schema import build, to_plain
 from edgekit.core.targets import TargetProfile
 
-__all__ = ["Family", "LayerPrecision", "QuantPlan", "family_for", "legality_problems", "plan_quantization"]
+__all__ = [
+    "Family",
+    "LayerPrecision",
+    "QuantPlan",
+    "family_for",
+    "legality_problems",
+    "plan_quantization",
+    "transposed_conv_problems",
+]
 
 Family = Literal["fixed", "int8"]
 
@@ -158,3 +166,13 @@ def legality_problems(plan: QuantPlan, target: TargetProfile) -> list[str]:
             if layer.weight_scaling == "per_channel"
         ]
     return problems
+
+
+def transposed_conv_problems(plan: QuantPlan, reader: str) -> list[str]:
+    """The deployed transposed convolutions a fixed-point ``reader`` (hls4ml's, the RTL path's) cannot build."""
+    return [
+        f"{layer.name}: a transposed convolution: {reader} has no ConvTranspose; use "
+        "Upsample(scale_factor=2, mode='nearest') and a Conv, or a CPU target"
+        for layer in plan.deployed()
+        if layer.kind in ("conv_transpose1d", "conv_transpose2d")
+    ]

@@ -6,7 +6,7 @@ Most are limits of the QONNX path: qonnx's channels-last conversion, hls4ml's ON
 from __future__ import annotations
 
 from edgekit.backends.base import ModelFacts
-from edgekit.core.precision import QuantPlan
+from edgekit.core.precision import QuantPlan, transposed_conv_problems
 from edgekit.core.targets import TargetProfile
 from edgekit.model.activation_table import HLS4ML_CLAMP_NOTE, HLS4ML_CLAMPS, HLS4ML_STREAM_CLAMPS
 
@@ -17,12 +17,7 @@ def quant_problems(plan: QuantPlan, model: ModelFacts, target: TargetProfile) ->
     """The deployed layers hls4ml cannot build (a depthwise convolution, a depth multiplier of 1, is the only
     grouping it takes), each with what to do instead."""
     info = model.graph
-    problems = [
-        f"{layer.name}: a transposed convolution: hls4ml 1.3.0's ONNX reader has no ConvTranspose; use "
-        "Upsample(scale_factor=2, mode='nearest') and a Conv, or a CPU target"
-        for layer in plan.deployed()
-        if layer.kind in ("conv_transpose1d", "conv_transpose2d")
-    ]
+    problems = transposed_conv_problems(plan, "hls4ml 1.3.0's ONNX reader")
     problems += [
         f"{name}: a torch.cat of feature maps: qonnx's channels-last conversion leaves "
         "the join between transposes, which hls4ml cannot build; join flat features (after a flatten), or "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgekit.backends.base import ModelFacts
-from edgekit.core.precision import QuantPlan
+from edgekit.core.precision import QuantPlan, transposed_conv_problems
 
 __all__ = ["quant_problems"]
 
@@ -11,12 +11,7 @@ __all__ = ["quant_problems"]
 def quant_problems(plan: QuantPlan, model: ModelFacts) -> list[str]:
     """The deployed layers da4ml's lowering has no logic for, each with the target that takes it instead."""
     info = model.graph
-    problems = [
-        f"{layer.name}: a transposed convolution: edgekit's RTL path has no ConvTranspose; use "
-        "Upsample(scale_factor=2, mode='nearest') and a Conv, or a CPU target"
-        for layer in plan.deployed()
-        if layer.kind in ("conv_transpose1d", "conv_transpose2d")
-    ]
+    problems = transposed_conv_problems(plan, "edgekit's RTL path")
     problems += [
         f"{name}: a torch.cat: the RTL path has no concatenation yet (the INT8 target "
         "takes it, and hls4ml a join of flat features)"
