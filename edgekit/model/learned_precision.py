@@ -65,13 +65,14 @@ def _weighted(model: nn.Module) -> list[tuple[str, Any]]:
 def attach_grids(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     """A :class:`ChannelGrid` on every weighted brevitas layer, starting at the finest grid its per-tensor
     quantizer has (its power-of-two scale), so training starts from the uniform-precision model."""
-    for name, module in _weighted(model):
+    layers = _weighted(model)
+    if not layers:
+        raise ValueError("learned precision found no weighted brevitas layer")
+    for name, module in layers:
         with torch.no_grad():
             scale = float(module.quant_weight().scale.max())
         grid = ChannelGrid(module.weight.detach(), round(-math.log2(scale)), masks.get(name))
         parametrize.register_parametrization(module, "weight", grid)
-    if not _weighted(model):
-        raise ValueError("learned precision found no weighted brevitas layer")
 
 
 def _grids(model: nn.Module) -> list[tuple[str, Any, ChannelGrid]]:
