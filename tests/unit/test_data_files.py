@@ -128,3 +128,14 @@ def test_the_schema_names_every_recipe_key() -> None:
 
 def test_the_docs_show_the_schema_as_printed() -> None:
     assert schema_table() in (REPO / "docs" / "your-model.md").read_text()
+
+
+def test_a_recipe_naming_the_loader_by_its_old_module_still_gets_it(tmp_path: Path) -> None:
+    """Recipes written before the package layout say ``edgekit.data_files:load``."""
+    from dataclasses import replace
+
+    from edgekit.model.zoo import BUILTIN_LOADER, data_loader, load_recipe, models_dir
+
+    recipe = load_recipe(models_dir() / "jet_tagger" / "recipe.toml")
+    old = data_loader(replace(recipe, data="edgekit.data_files:load", folder=str(tmp_path)))
+    assert old is load and data_loader(replace(recipe, data=BUILTIN_LOADER)) is load
