@@ -91,6 +91,8 @@ class QuantizedModel:
     # the resource term (bit operations relative to the uniform model) when QAT started and ended
     learned_bits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     resource_ratio: tuple[float, ...] = ()
+    # and per ReLU and the input, the activation width asked for and the one learned (the plan's now)
+    learned_activations: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,8 @@ class QuantSettings:
     # (edgekit.model.learned_precision); weight_bits is then each layer's upper bound.
     method: Literal["qat", "ptq", "learned"] = "qat"
     resource_weight: float = field(default=0.5, metadata={"min": 0.0})  # the resource term's weight (learned)
+    # learned: each ReLU's and the input's width learned too (in the first half of the QAT epochs)
+    learn_activations: bool = True
     qat_epochs: int = field(default=6, metadata={"min": 0, "max": 10_000})
     qat_learning_rate: float = field(default=1e-3, metadata={"min": 0.0})
     calibration_samples: int = field(default=2048, metadata={"min": 1})

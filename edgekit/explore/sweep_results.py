@@ -48,8 +48,12 @@ def write_results(root: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, st
     from edgekit.report.html import sweep_html
 
     metric = _ranking_metric(rows)
-    fronts = {cost: [str(r["point"]) for r in pareto_front(rows, metric, cost)] for cost in _cost_columns(rows)}
-    (root / "sweep.html").write_text(sweep_html([dict(r) for r in rows], fronts, metric))
+    fronts = {
+        cost: [str(r["point"]) for group in series_groups(rows).values() for r in pareto_front(group, metric, cost)]
+        for cost in _cost_columns(rows)
+    }
+    series = {str(r.get("point")): name for name, group in series_groups(rows).items() for r in group}
+    (root / "sweep.html").write_text(sweep_html([dict(r) for r in rows], fronts, metric, series))
     files["html"] = str(root / "sweep.html")
     return files
 
@@ -67,6 +71,16 @@ def _number(row: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
+
+
+def series_groups(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The points by how their precision was chosen: one width per layer, or learned (a resource weight);
+    one group when the sweep has no learned points."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        learned = math.isfinite(_number(r, "resource_weight"))
+        groups.setdefault("learned precision" if learned else "uniform precision", []).append(r)
+    return groups if len(groups) > 1 else {"": list(rows)}
 
 
 def _ranking_metric(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -107,10 +121,11 @@ def sweep_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
     for cost in _cost_columns(rows):
-        front = pareto_front(rows, metric, cost)
-        if front:
-            lines += ["", f"## Pareto front: {metric} against {cost}", ""]
-            lines += [f"- {r['point']}: {metric} {_fmt(r.get(metric))}, {cost} {_fmt(r.get(cost))}" for r in front]
+        for name, group in series_groups(rows).items():
+            front = pareto_front(group, metric, cost)
+            if front:
+                lines += ["", f"## Pareto front: {metric} against {cost}" + (f" ({name})" if name else ""), ""]
+                lines += [f"- {r['point']}: {metric} {_fmt(r.get(metric))}, {cost} {_fmt(r.get(cost))}" for r in front]
     failed = [r for r in rows if r.get("status") != "ok"]
     if failed:
         lines += ["", "## Failed points", ""] + [f"- {r.get('point')}: {r.get('error', '')}" for r in failed]

@@ -351,8 +351,11 @@ validated on {report.reference.n_samples} held-out samples. <b>{verdict}</b> (ex
     return path
 
 
-def sweep_html(rows: list[dict[str, Any]], fronts: dict[str, list[str]], metric: str) -> str:
-    """A self-contained page for a sweep: one scatter per cost column against ``metric``, and the table."""
+def sweep_html(
+    rows: list[dict[str, Any]], fronts: dict[str, list[str]], metric: str, series: dict[str, str] | None = None
+) -> str:
+    """A self-contained page for a sweep: one scatter per cost column against ``metric``, and the table;
+    ``series`` (point -> name) draws each group of points (uniform, learned) apart with its own front."""
     figures = []
     for cost, names in fronts.items():
         points = [
@@ -362,8 +365,9 @@ def sweep_html(rows: list[dict[str, Any]], fronts: dict[str, list[str]], metric:
             and isinstance(r.get(cost), (int, float))
             and isinstance(r.get(metric), (int, float))
         ]
+        groups = [series.get(label, "") for label, *_ in points] if series else None
         figures.append(
-            scatter_chart(f"plot-{cost.replace('.', '-')}", f"{metric} against {cost}", points, cost, metric)
+            scatter_chart(f"plot-{cost.replace('.', '-')}", f"{metric} against {cost}", points, cost, metric, groups)
         )
     columns = [c for c in ("point", "status", "metric", "accuracy", "lut", "dsp", "fpga_latency_ns", "p50_us", "error")
                if any(c in r for r in rows)]  # fmt: skip

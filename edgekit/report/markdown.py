@@ -246,6 +246,10 @@ def _learned_lines(q: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {len(bits)} | {ordered[0]} | {ordered[len(ordered) // 2]} | {ordered[-1]} | {counts} |"
         )
+    activations = q.get("learned_activations") or {}
+    if activations:
+        widths = ", ".join(f"{name} {start} -> {end}" for name, (start, end) in activations.items())
+        lines += ["", f"Learned activation widths (bits, asked for -> learned): {widths}."]
     return lines
 
 

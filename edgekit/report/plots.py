@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["bar_chart", "log_ticks", "nice_ticks", "number", "scatter_chart", "tick_labels"]
 
@@ -198,11 +198,46 @@ def bar_chart(
     )
 
 
+def _series_marks(
+    members: Sequence[tuple[str, float, float, bool]],
+    number_: int,
+    kind: str,
+    px: Callable[[float], float],
+    py: Callable[[float], float],
+) -> list[str]:
+    """One series of a scatter: its front joined, its points (circles, or squares for every second series;
+    off-front points of a named series lighter)."""
+    color = FRONT if not kind else COLORS[(2 * number_) % len(COLORS)]
+    parts = []
+    front = sorted((p for p in members if p[3]), key=lambda p: p[1])
+    if len(front) > 1:
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for _, x, y, _ in front)
+        parts.append(f"<polyline points='{path}' fill='none' stroke='{color}' stroke-width='1.5'/>")
+    for label, x, y, on_front in members:
+        title = f"<title>{_e(label)}: {_e(number(x))}, {_e(number(y))}</title>"
+        fill = color if (on_front or kind) else COLORS[0]
+        opacity = 1 if on_front or not kind else 0.45
+        r = 5 if on_front else 4
+        if number_ % 2:
+            parts.append(f"<rect x='{px(x) - r:.1f}' y='{py(y) - r:.1f}' width='{2 * r}' height='{2 * r}' "
+                         f"fill='{fill}' fill-opacity='{opacity}'>{title}</rect>")  # fmt: skip
+        else:
+            parts.append(f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='{r}' fill='{fill}' "
+                         f"fill-opacity='{opacity}'>{title}</circle>")  # fmt: skip
+    return parts
+
+
 def scatter_chart(
-    plot_id: str, title: str, points: Sequence[tuple[str, float, float, bool]], x_label: str, y_label: str
+    plot_id: str,
+    title: str,
+    points: Sequence[tuple[str, float, float, bool]],
+    x_label: str,
+    y_label: str,
+    series: Sequence[str] | None = None,
 ) -> str:
     """An SVG scatter plot as a ``<figure>``: (label, x, y, highlighted) points, highlighted ones joined (a Pareto
-    front); both axes with ticks, tick labels and light grid lines."""
+    front); both axes with ticks, tick labels and light grid lines. With ``series`` (a name per point), each
+    series has its own colour and marker, and its highlighted points (its own front) are joined in its colour."""
     width, height, left, bottom, pad = 640, 380, 84, 52, 16
     finite = [(lbl, x, y, h) for lbl, x, y, h in points if math.isfinite(x) and math.isfinite(y)]
     if not finite:
@@ -233,19 +268,20 @@ def scatter_chart(
     for tick, text in zip(y_ticks, tick_labels(y_ticks), strict=True):
         y = py(tick)
         parts += _tick((left, y, width - pad, y), (left - 5, y, left, y), (left - 8, y + 4), "end", text)
-    front = sorted((p for p in finite if p[3]), key=lambda p: p[1])
-    if len(front) > 1:
-        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for _, x, y, _ in front)
-        parts.append(f"<polyline points='{path}' fill='none' stroke='{FRONT}' stroke-width='1.5'/>")
-    for label, x, y, on_front in finite:
-        parts.append(
-            f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='{5 if on_front else 4}' "
-            f"fill='{FRONT if on_front else COLORS[0]}'><title>{_e(label)}: {_e(number(x))}, {_e(number(y))}</title>"
-            "</circle>"
-        )
+    names = list(series) if series is not None else []
+    kinds = [names[i] if names else "" for i, p in enumerate(points) if math.isfinite(p[1]) and math.isfinite(p[2])]
+    order = list(dict.fromkeys(kinds))
+    for number_, kind in enumerate(order):
+        members = [p for p, k in zip(finite, kinds, strict=True) if k == kind]
+        parts += _series_marks(members, number_, kind, px, py)
     svg = (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-size='12'>"
         f"{''.join(parts)}</svg>"
     )
-    caption = f"{_e(title)} (red: the Pareto front, joined; blue: the other points; hover a point for its name)"
+    if order and order[0]:
+        shapes = ("circles", "squares")
+        legend = "; ".join(f"{shapes[i % 2]}: {_e(kind)}" for i, kind in enumerate(order))
+        caption = f"{_e(title)} ({legend}; each series' own Pareto front solid and joined; hover a point for its name)"
+    else:
+        caption = f"{_e(title)} (red: the Pareto front, joined; blue: the other points; hover a point for its name)"
     return f"<figure id='{_e(plot_id)}'>{svg}<figcaption>{caption}</figcaption></figure>"

@@ -7,16 +7,19 @@ recipe's trainer at the quantization settings' epochs and learning rate.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
 from edgekit.core.artifacts import FloatModel, QuantizedModel
 from edgekit.core.config import Settings
+from edgekit.core.errors import ConfigError
 from edgekit.core.fixed_formats import fixed_point_formats
 from edgekit.core.jsonio import write_json
 from edgekit.core.metrics import task_metric
@@ -24,7 +27,16 @@ from edgekit.core.precision import QuantPlan
 from edgekit.core.progress import bar, say
 from edgekit.model.brevitas_model import build_quant_model, rounded_slopes, split_quant_model
 from edgekit.model.data import Dataset
-from edgekit.model.learned_precision import attach_grids, bake_grids, channel_bits, resource_proxy
+from edgekit.model.learned_precision import (
+    activation_modules,
+    attach_activation_grids,
+    attach_grids,
+    bake_activation_grids,
+    bake_grids,
+    channel_bits,
+    input_widths,
+    resource_proxy,
+)
 from edgekit.model.sparsity import apply_masks, remove_masks, zero_masks
 from edgekit.model.torch_model import load_float_model
 from edgekit.model.training import batched_outputs, fit, seed_everything, training_threads
@@ -50,36 +62,91 @@ def _calibrate(model: nn.Module, x: np.ndarray, batch_size: int, bias_correction
 
 
 def _qat(
-    model: nn.Module, plan: QuantPlan, settings: Settings, data: Dataset, x_cal: np.ndarray, label: str
-) -> tuple[list[dict[str, float]], dict[str, list[int]]]:
+    model: fx.GraphModule, plan: QuantPlan, settings: Settings, data: Dataset, x_cal: np.ndarray, label: str
+) -> tuple[list[dict[str, float]], QuantPlan, dict[str, list[int]]]:
     """QAT from calibrated quantizers; with quant.method "learned", each channel's weight grid learned too."""
     cfg = settings.quant
     with training_threads(settings.train.threads):
         _calibrate(model, x_cal, settings.train.batch_size, False, label)
     # Pruned zeros stay zero through QAT: the same prune -> fine-tune masks, now on the quantized layers.
     masks = zero_masks(model) if settings.prune.method in ("unstructured", "2:4") else {}
-    regularizer = None
-    if cfg.method == "learned":  # the masks go into the grids (one parametrization per weight)
-        attach_grids(model, masks)
-        input_bits = {layer.name: layer.activation_bits for layer in plan.layers}
-        start = float(resource_proxy(model, input_bits).detach()) or 1.0
-
-        def regularizer() -> torch.Tensor:
-            return cfg.resource_weight * resource_proxy(model, input_bits) / start
-    else:
-        apply_masks(model, masks)
-    history = fit(
-        model, data.x_train, data.y_train, settings.train, desc=f"QAT {label}", epochs=cfg.qat_epochs,
-        learning_rate=cfg.qat_learning_rate, regularizer=regularizer,
-    )  # fmt: skip
     if cfg.method != "learned":
+        apply_masks(model, masks)
+        history = fit(
+            model, data.x_train, data.y_train, settings.train, desc=f"QAT {label}", epochs=cfg.qat_epochs,
+            learning_rate=cfg.qat_learning_rate,
+        )  # fmt: skip
         remove_masks(model)
-        return history, {}
+        return history, plan, {}
+    return _learned_qat(model, plan, settings, data, label, masks)
+
+
+def _learned_qat(
+    model: fx.GraphModule, plan: QuantPlan, settings: Settings, data: Dataset, label: str, masks: Any
+) -> tuple[list[dict[str, float]], QuantPlan, dict[str, list[int]]]:
+    """QAT with each channel's weight grid learned; with quant.learn_activations, each ReLU's and the input's
+    width learned in the first half of the epochs, then set on its quantizer (and in the plan) for the rest."""
+    cfg = settings.quant
+    attach_grids(model, masks)  # the masks go into the grids (one parametrization per weight)
+    acts = activation_modules(model, [(layer.name, layer.kind) for layer in plan.layers])
+    act_grids = attach_activation_grids(model, acts.values()) if cfg.learn_activations else {}
+    widths = input_widths(model, act_grids)
+    start = float(resource_proxy(model, widths).detach()) or 1.0
+
+    def regularizer() -> torch.Tensor:
+        return cfg.resource_weight * resource_proxy(model, widths) / start
+
+    first = max(cfg.qat_epochs // 2, 1) if act_grids else cfg.qat_epochs
+    history = _fit_part(model, settings, data, f"QAT {label} (learning widths)", first, regularizer, [])
+    if act_grids:
+        plan = _set_activation_widths(model, plan, acts)
+        widths.clear()
+        widths.update(input_widths(model, {}))
+        if cfg.qat_epochs > first:
+            desc = f"QAT {label} (activation widths set)"
+            history = _fit_part(model, settings, data, desc, cfg.qat_epochs - first, regularizer, history)
     bake_grids(model)
     learned = channel_bits(model)
+    emptied = [name for name, bits in learned.items() if not any(bits)]
+    if emptied:
+        raise ConfigError(
+            f"learned precision removed every weight of {', '.join(emptied)} at quant.resource_weight "
+            f"{cfg.resource_weight:g}: the network would compute a constant",
+            hint="lower quant.resource_weight (0.05 to 0.5 keeps the jet tagger within about a point of float)",
+        )
     for name, bits in learned.items():
         say(f"  learned precision: {name}: {min(bits)}-{max(bits)} bits per channel (median {int(np.median(bits))})")
-    return history, learned
+    return history, plan, learned
+
+
+def _fit_part(
+    model: nn.Module,
+    settings: Settings,
+    data: Dataset,
+    desc: str,
+    epochs: int,
+    regularizer: Any,
+    history: list[dict[str, float]],
+) -> list[dict[str, float]]:
+    part = fit(
+        model, data.x_train, data.y_train, settings.train, desc=desc, epochs=epochs,
+        learning_rate=settings.quant.qat_learning_rate, regularizer=regularizer,
+    )  # fmt: skip
+    return history + [dict(h, epoch=len(history) + h["epoch"]) for h in part]
+
+
+def _set_activation_widths(model: fx.GraphModule, plan: QuantPlan, acts: dict[str, str]) -> QuantPlan:
+    """The learned activation widths baked into their quantizers and written into the plan."""
+    widths = bake_activation_grids(model)
+    by_module = {module: layer for layer, module in acts.items()}
+    learned = {by_module[module]: width for module, width in widths.items()}
+    for name, width in learned.items():
+        say(f"  learned precision: {name}: activations {plan.layer(name).activation_bits} -> {width} bits")
+    layers = tuple(
+        dataclasses.replace(layer, activation_bits=learned[layer.name]) if layer.name in learned else layer
+        for layer in plan.layers
+    )
+    return dataclasses.replace(plan, layers=layers)
 
 
 def quantize_model(
@@ -106,12 +173,13 @@ def quantize_model(
             say(f"  note: {layer}: LeakyReLU slope {requested:g} quantized to {slope!r}, so that every target "
                 "computes slope * x exactly")  # fmt: skip
         learned: dict[str, list[int]] = {}
+        asked_plan = plan
         if cfg.method == "ptq":
             with training_threads(settings.train.threads):
                 _calibrate(model, x_cal, settings.train.batch_size, cfg.bias_correction, label)
             history: list[dict[str, float]] = []
         else:
-            history, learned = _qat(model, plan, settings, data, x_cal, label)
+            history, plan, learned = _qat(model, plan, settings, data, x_cal, label)
         golden_inputs = np.load(float_root / float_model.golden_inputs)
         golden_labels = np.load(float_root / float_model.golden_labels)
         outputs = batched_outputs(model, golden_inputs, threads=settings.train.threads)
@@ -139,6 +207,11 @@ def quantize_model(
         wall_s=wall,
         formats=formats,
         learned_bits={name: tuple(bits) for name, bits in learned.items()},
+        learned_activations={
+            layer.name: (asked.activation_bits, layer.activation_bits)
+            for layer, asked in zip(plan.layers, asked_plan.layers, strict=True)
+            if learned and layer.kind in ("relu", "input") and cfg.learn_activations
+        },
         resource_ratio=tuple(h["regularizer"] / cfg.resource_weight for h in history if "regularizer" in h)
         if cfg.resource_weight
         else (),

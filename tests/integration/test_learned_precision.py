@@ -59,6 +59,39 @@ def test_the_resource_term_falls_and_channels_end_below_the_uniform_width(learne
     assert 'id="plot-learned-bits-fixed"' in (learned.build_dir / "report.html").read_text()
 
 
+def test_learned_activation_widths_reach_the_plan_and_every_target_stays_exact(
+    interpreter_rtl: Path, tmp_path: Path
+) -> None:
+    """A strong resource term narrows the ReLUs' and the input's widths in the first half of QAT; the widths
+    are the quantizers' own afterwards (the plan carries them), so the exported graph and both FPGA targets
+    compute them exactly; with quant.learn_activations = false they stay at 8 bits."""
+    # Adam moves a width by about the learning rate x SPEED per step: the few steps of tiny need a larger rate
+    strong = ("quant.method=learned", "quant.resource_weight=1", "quant.qat_epochs=4", "quant.qat_learning_rate=0.01")
+    result = _build(tmp_path / "strong", interpreter_rtl, strong)
+    assert result.exit_code == 0
+    for target in result.report.targets:
+        assert target.status == "ok" and target.max_abs_diff_vs_quantized == 0.0, target.target
+    plan = result.manifest["artifacts"]["quantized"]["fixed"]["plan"]
+    widths = {layer["name"]: layer["activation_bits"] for layer in plan["layers"] if layer["kind"] in ("relu", "input")}
+    assert set(widths) == {"input", "relu1", "relu2"} and min(widths.values()) < 8, widths
+    assert all(2 <= w <= 8 for w in widths.values())
+    kept = _build(tmp_path / "kept", interpreter_rtl, (*strong, "quant.learn_activations=false"))
+    plan = kept.manifest["artifacts"]["quantized"]["fixed"]["plan"]
+    assert {layer["activation_bits"] for layer in plan["layers"] if layer["kind"] in ("relu", "input")} == {8}
+
+
+def test_a_resource_weight_that_empties_a_layer_is_refused_with_the_way_out(
+    interpreter_rtl: Path, tmp_path: Path
+) -> None:
+    """Far too strong a term removes every weight of a layer (a network computing a constant, on which
+    hls4ml's emulation crashed): refused after QAT, naming the layers and the setting, nothing compiled."""
+    with pytest.raises(ConfigError) as err:
+        _build(tmp_path / "b", interpreter_rtl, ("quant.method=learned", "quant.resource_weight=20",
+                                                 "quant.qat_epochs=4", "quant.qat_learning_rate=0.01"))  # fmt: skip
+    assert "removed every weight of fc1" in err.value.message and "resource_weight" in (err.value.hint or "")
+    assert not (tmp_path / "b" / "targets" / "rtl-interpreter").exists()
+
+
 def test_fewer_bits_are_fewer_luts_than_the_uniform_model(
     learned: BuildResult, interpreter_rtl: Path, tmp_path: Path
 ) -> None:
