@@ -193,6 +193,8 @@ class QuantSettings:
     resource_weight: float = field(default=0.5, metadata={"min": 0.0})  # the resource term's weight (learned)
     # learned: each ReLU's and the input's width learned too (in the first half of the QAT epochs)
     learn_activations: bool = True
+    # learned: one fraction per output channel, or per weight (each constant of the RTL path its own width)
+    learned_granularity: Literal["channel", "weight"] = "channel"
     qat_epochs: int = field(default=6, metadata={"min": 0, "max": 10_000})
     qat_learning_rate: float = field(default=1e-3, metadata={"min": 0.0})
     calibration_samples: int = field(default=2048, metadata={"min": 1})

@@ -46,23 +46,27 @@ SPEED = 32.0
 
 
 class ChannelGrid(nn.Module):
-    """The parametrization of one layer's weight: channel ``c`` on the grid ``2**-f_c`` (``mask`` zeros stay)."""
+    """The parametrization of one layer's weight: channel ``c`` on the grid ``2**-f_c`` (``mask`` zeros stay);
+    with ``per_weight``, every weight on its own grid ``2**-f_w``."""
 
-    def __init__(self, weight: torch.Tensor, max_fraction: int, mask: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, weight: torch.Tensor, max_fraction: int, mask: torch.Tensor | None = None, per_weight: bool = False
+    ) -> None:
         super().__init__()
-        channels = weight.shape[0]
-        self.raw = nn.Parameter(torch.full((channels,), float(max_fraction) / SPEED))
+        shape = tuple(weight.shape) if per_weight else (weight.shape[0],)
+        self.raw = nn.Parameter(torch.full(shape, float(max_fraction) / SPEED))
         self.max_fraction = max_fraction
+        self.per_weight = per_weight
         self.mask: torch.Tensor
         self.register_buffer("mask", mask.to(weight.dtype) if mask is not None else torch.ones_like(weight))
 
     def fraction(self) -> torch.Tensor:
-        """The learned fractional bits per channel, continuous (what the resource term sees)."""
+        """The learned fractional bits per channel (or weight), continuous (what the resource term sees)."""
         return torch.clamp(self.raw * SPEED, -8.0, float(self.max_fraction))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         f = self.fraction()
-        shape = (-1,) + (1,) * (weight.dim() - 1)
+        shape = tuple(weight.shape) if self.per_weight else (-1,) + (1,) * (weight.dim() - 1)
         step = torch.pow(2.0, -torch.round(f).detach()).view(shape)
         w = weight * self.mask
         delta = (torch.round(w / step) * step - w).detach()
@@ -190,16 +194,17 @@ def _weighted(model: nn.Module) -> list[tuple[str, Any]]:
     return [(name, m) for name, m in model.named_modules() if hasattr(m, "quant_weight") and hasattr(m, "weight")]
 
 
-def attach_grids(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
-    """A :class:`ChannelGrid` on every weighted brevitas layer, starting at the finest grid its per-tensor
-    quantizer has (its power-of-two scale), so training starts from the uniform-precision model."""
+def attach_grids(model: nn.Module, masks: Mapping[str, torch.Tensor], per_weight: bool = False) -> None:
+    """A :class:`ChannelGrid` on every weighted brevitas layer (one fraction per output channel, or per weight),
+    starting at the finest grid its per-tensor quantizer has (its power-of-two scale), so training starts from
+    the uniform-precision model."""
     layers = _weighted(model)
     if not layers:
         raise ValueError("learned precision found no weighted brevitas layer")
     for name, module in layers:
         with torch.no_grad():
             scale = float(module.quant_weight().scale.max())
-        grid = ChannelGrid(module.weight.detach(), round(-math.log2(scale)), masks.get(name))
+        grid = ChannelGrid(module.weight.detach(), round(-math.log2(scale)), masks.get(name), per_weight)
         parametrize.register_parametrization(module, "weight", grid)
 
 
@@ -222,6 +227,12 @@ def resource_proxy(model: nn.Module, input_bits: Mapping[str, int | ActivationGr
         feed = input_bits.get(name, 8)
         width = feed.width() if isinstance(feed, ActivationGrid) else float(feed)
         original = module.parametrizations["weight"].original.detach() * grid.mask
+        if grid.per_weight:  # each non-zero weight: its own integer bits (and sign) + its learned fraction
+            magnitude = original.abs()
+            integer = torch.floor(torch.log2(magnitude.clamp_min(2.0**-16))) + 2.0
+            bits = torch.relu(grid.fraction() + integer) * (magnitude != 0)
+            total = total + bits.sum() * width
+            continue
         flat = original.reshape(original.shape[0], -1)
         nonzero = (flat != 0).sum(dim=1).to(torch.float32)
         peak = flat.abs().amax(dim=1).clamp_min(2.0**-16)

@@ -317,8 +317,8 @@ def run_quantization(
     for family, plan in quant_plans.items():
         q = settings.quant
         inputs = {"weights": weights_sha, "plan": plan, "method": q.method, "qat": (q.qat_epochs, q.qat_learning_rate),
-                  **({"resource_weight": q.resource_weight, "learn_activations": q.learn_activations}
-                     if q.method == "learned" else {}),
+                  **({"resource_weight": q.resource_weight, "learn_activations": q.learn_activations,
+                      "granularity": q.learned_granularity} if q.method == "learned" else {}),
                   "calibration": (q.calibration_samples, q.bias_correction), "train": settings.train,
                   "data": data.sha256, "code": spec.code_sha256}  # fmt: skip
         say(f"[quantize] {family} family, {q.method.upper()}")

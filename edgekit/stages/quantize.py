@@ -87,7 +87,8 @@ def _learned_qat(
     """QAT with each channel's weight grid learned; with quant.learn_activations, each ReLU's and the input's
     width learned in the first half of the epochs, then set on its quantizer (and in the plan) for the rest."""
     cfg = settings.quant
-    attach_grids(model, masks)  # the masks go into the grids (one parametrization per weight)
+    # the masks go into the grids (one parametrization per weight)
+    attach_grids(model, masks, per_weight=cfg.learned_granularity == "weight")
     acts = activation_modules(model, [(layer.name, layer.kind) for layer in plan.layers])
     act_grids = attach_activation_grids(model, acts.values()) if cfg.learn_activations else {}
     widths = input_widths(model, act_grids)

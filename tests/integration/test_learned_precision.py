@@ -80,6 +80,17 @@ def test_learned_activation_widths_reach_the_plan_and_every_target_stays_exact(
     assert {layer["activation_bits"] for layer in plan["layers"] if layer["kind"] in ("relu", "input")} == {8}
 
 
+def test_per_weight_precision_is_exact_on_both_fpga_paths(interpreter_rtl: Path, tmp_path: Path) -> None:
+    """quant.learned_granularity = "weight": every weight on its own grid; still a plain brevitas model after
+    QAT, so da4ml's logic and hls4ml's emulation equal its forward."""
+    result = _build(tmp_path / "b", interpreter_rtl, (*LEARNED, "quant.learned_granularity=weight"))
+    assert result.exit_code == 0
+    for target in result.report.targets:
+        assert target.status == "ok" and target.max_abs_diff_vs_quantized == 0.0, target.target
+    bits = [b for layer in result.manifest["artifacts"]["quantized"]["fixed"]["learned_bits"].values() for b in layer]
+    assert max(bits) <= 6 and min(bits) < 6
+
+
 def test_a_resource_weight_that_empties_a_layer_is_refused_with_the_way_out(
     interpreter_rtl: Path, tmp_path: Path
 ) -> None:

@@ -23,6 +23,29 @@ def test_each_channel_lies_on_its_own_grid_and_masked_weights_stay_zero() -> Non
     assert out.tolist() == [[0.5, -0.5, 0.0], [0.25, -0.75, 0.125]]
 
 
+def test_per_weight_grids_round_each_weight_on_its_own_grid_and_count_each_weights_bits() -> None:
+    """quant.learned_granularity = "weight": one fraction per weight; the resource term counts each non-zero
+    weight's own bits (its integer bits + sign + its fraction), zeros count nothing."""
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from edgekit.model.learned_precision import resource_proxy
+
+    weight = torch.tensor([[0.30, -0.70], [0.0, 1.40]])
+    grid = ChannelGrid(weight, max_fraction=4, per_weight=True)
+    assert tuple(grid.raw.shape) == (2, 2)
+    with torch.no_grad():
+        grid.raw.copy_(torch.tensor([[1.0, 3.0], [2.0, 0.0]]) / SPEED)
+    assert grid(weight).tolist() == [[0.5, -0.75], [0.0, 1.0]]
+    layer = nn.Linear(2, 2, bias=False)
+    layer.quant_weight = None  # what _weighted looks for on a brevitas layer
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+    parametrize.register_parametrization(layer, "weight", grid)
+    # bits: 0.30 -> floor(log2 .3) + 2 + 1 = 1, -0.70 -> 1 + 3 = 4, 0 -> 0, 1.40 -> 2 + 0 = 2; x 8 input bits
+    assert float(resource_proxy(layer, {"": 8}).detach()) == (1 + 4 + 0 + 2) * 8
+
+
 def test_the_bits_get_the_surrogate_gradient_and_the_weights_the_straight_through_one() -> None:
     weight = torch.tensor([[0.30, -0.70]], requires_grad=True)
     grid = ChannelGrid(weight.detach(), max_fraction=4)
