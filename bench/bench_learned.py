@@ -157,7 +157,8 @@ def main() -> None:
         for method, point, quant, prune, overrides in _points(args, per_layer):
             print(f"building {method}: {point} ...", flush=True)
             out = root / f"{method}-{len(rows)}"
-            rows.append(build(out, [rtl], quant, prune, args.tiny, overrides, method, point) | {"out": str(out)})
+            row = build(out, [rtl], quant, prune, args.tiny, overrides, method, point)
+            rows.append(row | {"out": str(out), "request": (quant, prune, overrides)})
         goal = rows[0]["float_accuracy"] - BUDGET
         chosen = {}
         for row in rows:
@@ -168,10 +169,11 @@ def main() -> None:
         if not args.no_ecp5:
             for row in chosen.values():
                 print(f"routing {row['method']}: {row['point']} on the ECP5 ...", flush=True)
-                quant, prune, overrides = next((q, p, o) for m, pt, q, p, o in _points(args, per_layer)
-                                               if (m, pt) == (row["method"], row["point"]))  # fmt: skip
+                quant, prune, overrides = row.pop("request")
                 routed = build(Path(row["out"]), [rtl, ecp5], quant, prune, args.tiny, overrides, "", "")
                 row.update({k: v for k, v in routed.items() if k.startswith("ecp5_")})
+    for row in rows:
+        row.pop("request", None)
     _print(rows, chosen, goal, args, time.perf_counter() - started)
 
 

@@ -48,11 +48,12 @@ def write_results(root: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, st
     from edgekit.report.html import sweep_html
 
     metric = _ranking_metric(rows)
+    groups = series_groups(rows)
     fronts = {
-        cost: [str(r["point"]) for group in series_groups(rows).values() for r in pareto_front(group, metric, cost)]
+        cost: [str(r["point"]) for group in groups.values() for r in pareto_front(group, metric, cost)]
         for cost in _cost_columns(rows)
     }
-    series = {str(r.get("point")): name for name, group in series_groups(rows).items() for r in group}
+    series = {str(r.get("point")): name for name, group in groups.items() for r in group}
     (root / "sweep.html").write_text(sweep_html([dict(r) for r in rows], fronts, metric, series))
     files["html"] = str(root / "sweep.html")
     return files
@@ -120,8 +121,9 @@ def sweep_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
                if any(c in r for r in rows)]  # fmt: skip
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    groups = series_groups(rows)
     for cost in _cost_columns(rows):
-        for name, group in series_groups(rows).items():
+        for name, group in groups.items():
             front = pareto_front(group, metric, cost)
             if front:
                 lines += ["", f"## Pareto front: {metric} against {cost}" + (f" ({name})" if name else ""), ""]

@@ -56,7 +56,7 @@ with warnings.catch_warnings():
     from brevitas.quant.scaled_int import Int16Bias, Int32Bias
     from brevitas.quant_tensor import QuantTensor
 
-__all__ = ["build_quant_model", "load_quant_model", "split_quant_model"]
+__all__ = ["build_quant_model", "load_quant_model", "quantizer_of", "split_quant_model"]
 
 
 def _act_kwargs(plan: QuantPlan, layer: LayerPrecision, prefix: str = "") -> dict[str, Any]:
@@ -391,6 +391,14 @@ def build_quant_model(model: nn.Module, plan: QuantPlan, input_shape: tuple[int,
     return gm
 
 
+def quantizer_of(gm: fx.GraphModule, layer: str) -> str | None:
+    """The twin's module that quantizes the plan layer ``layer``: the input's QuantIdentity (``input_quant``),
+    a module activation replaced under its own name, or a functional one added as ``NAME_quant``."""
+    names = ("input_quant",) if layer == "input" else (layer, f"{layer}_quant")
+    modules = dict(gm.named_modules())
+    return next((name for name in names if name in modules), None)
+
+
 def split_quant_model(twin: fx.GraphModule, layer: str, part: str) -> fx.GraphModule:
     """The ``"head"`` of a twin (input to ``layer``'s output) or its ``"tail"`` (``layer`` to the output).
 
@@ -401,7 +409,8 @@ def split_quant_model(twin: fx.GraphModule, layer: str, part: str) -> fx.GraphMo
     """
     gm = copy.deepcopy(twin)
     graph = gm.graph
-    found = [n for n in graph.nodes if n.op == "call_module" and n.target in (layer, f"{layer}_quant")]
+    target = quantizer_of(gm, layer)
+    found = [n for n in graph.nodes if n.op == "call_module" and n.target == target]
     if len(found) != 1 or not isinstance(gm.get_submodule(str(found[0].target)), qnn.QuantReLU):
         raise ConfigError(
             f"quant.deploy_until = {layer!r} is not a ReLU of the model",

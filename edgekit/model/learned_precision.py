@@ -27,6 +27,8 @@ import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
 
+from edgekit.model.brevitas_model import quantizer_of
+
 __all__ = [
     "ActivationGrid",
     "ChannelGrid",
@@ -98,10 +100,14 @@ class ActivationGrid(nn.Module):
         return y + delta * torch.pow(2.0, -(f - f.detach()))
 
 
+def _is_act_quantizer(module: nn.Module | None) -> bool:
+    return module is not None and hasattr(module, "act_quant") and hasattr(module.act_quant, "bit_width")
+
+
 def _act_quantizer(module: nn.Module) -> Any:
     """The module's last activation quantizer (a QuantReLU, a QuantIdentity, or one inside a requantizing
     block), or None."""
-    found = [m for m in module.modules() if hasattr(m, "act_quant") and hasattr(m.act_quant, "bit_width")]
+    found = [m for m in module.modules() if _is_act_quantizer(m)]
     return found[-1] if found else None
 
 
@@ -148,15 +154,11 @@ def bake_activation_grids(model: fx.GraphModule) -> dict[str, int]:
 def activation_modules(model: fx.GraphModule, layers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Plan layer name -> module name of each ReLU's and the input's quantizer (the activations whose width
     learned precision learns); ``layers`` are the plan's (name, kind) pairs."""
-    modules = dict(model.named_modules())
     found: dict[str, str] = {}
     for name, kind in layers:
-        candidates = ("input_quant",) if kind == "input" else (name, f"{name}_quant") if kind == "relu" else ()
-        for candidate in candidates:
-            module = modules.get(candidate)
-            if module is not None and hasattr(module, "act_quant") and hasattr(module.act_quant, "bit_width"):
-                found[name] = candidate
-                break
+        module = quantizer_of(model, name) if kind in ("relu", "input") else None
+        if module is not None and _is_act_quantizer(model.get_submodule(module)):
+            found[name] = module
     return found
 
 

@@ -161,6 +161,7 @@ def test_learned_activation_widths_are_baked_into_the_quantizers_with_their_rang
     acts = activation_modules(model, [(layer.name, layer.kind) for layer in plan.layers])
     assert set(acts) == {"input", "relu"}
     relu = model.get_submodule(acts["relu"])
+    # exactly 4x at 2 bits fewer, for any calibrated range: the power-of-two threshold stays, over 2**bits
     scale = float(relu.act_quant.scale())
     grids = attach_activation_grids(model, acts.values())
     widths = input_widths(model, grids)
